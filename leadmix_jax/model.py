@@ -1,0 +1,261 @@
+"""LeadMix-MST in Flax NNX, a faithful port of the official PyTorch model.
+
+Input is channels-last ``(batch, time, num_leads)`` (z-scored ECG at 250 Hz),
+output one MI logit per example ``(batch,)``. The architecture, its quirks
+(double Q/K/V projection, input-independent lead tokens, bounded modulation)
+and parameter count follow ``spec/model.md``; official checkpoints load via
+:mod:`leadmix_jax.torch_import`.
+
+Dropout is functional: ``model(x, rng=key)`` trains with dropout, ``model(x)``
+evaluates without. The module holds only parameters, so a jitted train step
+is a pure function of ``nnx.split(model)``'s state.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from leadmix_jax import layers
+
+Array = jax.Array
+
+
+def _param(rngs: nnx.Rngs, init, shape) -> nnx.Param:
+    return nnx.Param(init(rngs.params(), shape, jnp.float32))
+
+
+def _zeros(shape) -> nnx.Param:
+    return nnx.Param(jnp.zeros(shape, jnp.float32))
+
+
+def _ones(shape) -> nnx.Param:
+    return nnx.Param(jnp.ones(shape, jnp.float32))
+
+
+def _cast(p: nnx.Param, dtype) -> Array:
+    return p[...].astype(dtype)
+
+
+class Dense(nnx.Module):
+    """Linear layer ``(..., in) -> (..., out)`` with PyTorch's default init."""
+
+    def __init__(self, din: int, dout: int, *, use_bias: bool = True, rngs: nnx.Rngs):
+        init = layers.torch_uniform(din)
+        self.kernel = _param(rngs, init, (din, dout))
+        self.bias = _param(rngs, init, (dout,)) if use_bias else None
+
+    def __call__(self, x: Array) -> Array:
+        y = x @ _cast(self.kernel, x.dtype)
+        return y + _cast(self.bias, x.dtype) if self.bias is not None else y
+
+
+class Norm(nnx.Module):
+    """Affine parameters of a GroupNorm or LayerNorm over ``num_features``."""
+
+    def __init__(self, num_features: int):
+        self.scale = _ones((num_features,))
+        self.bias = _zeros((num_features,))
+
+    def group(self, x: Array, groups: int) -> Array:
+        return layers.group_norm(x, self.scale[...], self.bias[...], groups)
+
+    def layer(self, x: Array) -> Array:
+        return layers.layer_norm(x, self.scale[...], self.bias[...])
+
+
+class ConvNorm(nnx.Module):
+    """Bias-free strided conv, GroupNorm(8), SiLU: the stem's first part and
+    every downsampling step of the body (``body.{1,2,3}`` etc.)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, *, groups: int, rngs: nnx.Rngs):
+        self.kernel = _param(rngs, layers.torch_uniform(cin * kernel), (kernel, cin, cout))
+        self.norm = Norm(cout)
+        self.groups = groups
+
+    def conv(self, x: Array, impl: str) -> Array:
+        k = self.kernel.shape[0]
+        return layers.strided_conv(x, _cast(self.kernel, x.dtype), 2, k // 2, impl)
+
+    def __call__(self, x: Array, impl: str, acts: dict | None = None, base: int = 0) -> Array:
+        y = self.conv(x, impl)
+        _record(acts, base, y)
+        y = self.norm.group(y, self.groups)
+        _record(acts, base + 1, y)
+        y = jax.nn.silu(y)
+        _record(acts, base + 2, y)
+        return y
+
+
+def _record(acts: dict | None, index: int, value: Array) -> None:
+    if acts is not None and index >= 0:
+        acts[f"body.{index}"] = value
+
+
+class TokenAttention(nnx.Module):
+    """The MHA of the lead tokens (``torch.nn.MultiheadAttention`` numerics).
+
+    Kernels use Flax's DenseGeneral layouts: ``query/key/value`` kernel
+    ``(C, heads, d)`` and bias ``(heads, d)``; ``out`` kernel ``(heads, d, C)``.
+    """
+
+    def __init__(self, dim: int, heads: int, *, rngs: nnx.Rngs):
+        if dim % heads:
+            raise ValueError(f"channels {dim} not divisible by heads {heads}")
+        d = dim // heads
+        # xavier-uniform over the whole stacked (3C, C) in-projection.
+        bound = math.sqrt(6.0 / (dim + 3 * dim))
+        xavier = lambda key, shape, dtype: jax.random.uniform(key, shape, dtype, -bound, bound)
+        self.query = _param(rngs, xavier, (dim, heads, d))
+        self.key = _param(rngs, xavier, (dim, heads, d))
+        self.value = _param(rngs, xavier, (dim, heads, d))
+        self.query_bias = _zeros((heads, d))
+        self.key_bias = _zeros((heads, d))
+        self.value_bias = _zeros((heads, d))
+        self.out = _param(rngs, layers.torch_uniform(dim), (heads, d, dim))
+        self.out_bias = _zeros((dim,))
+
+    def __call__(self, q: Array, k: Array, v: Array, rate: float, rng: Array | None) -> Array:
+        """q ``(N, C)`` (the same for every sample), k, v ``(B, N, C)`` -> ``(B, N, C)``."""
+        dt = k.dtype
+        qh = jnp.einsum("nc,chd->nhd", q, _cast(self.query, dt)) + _cast(self.query_bias, dt)
+        kh = jnp.einsum("bnc,chd->bnhd", k, _cast(self.key, dt)) + _cast(self.key_bias, dt)
+        vh = jnp.einsum("bnc,chd->bnhd", v, _cast(self.value, dt)) + _cast(self.value_bias, dt)
+        scores = jnp.einsum("nhd,bmhd->bhnm", qh, kh) / math.sqrt(qh.shape[-1])
+        probs = jax.nn.softmax(scores.astype(jnp.float32), axis=-1).astype(dt)
+        probs = layers.dropout(probs, rate, rng)
+        ctx = jnp.einsum("bhnm,bmhd->bnhd", probs, vh)
+        return jnp.einsum("bnhd,hdc->bnc", ctx, _cast(self.out, dt)) + _cast(self.out_bias, dt)
+
+
+class LeadMixBlock(nnx.Module):
+    """MS-DSC -> LTA -> LCM with a residual; ``(B, L, C) -> (B, L, C)``."""
+
+    def __init__(self, channels: int, num_leads: int, *, heads: int, dropout: float,
+                 groups: int, rngs: nnx.Rngs):
+        c, half, hidden = channels, channels // 2, max(1, channels // 8)
+        if c % 2:
+            raise ValueError(f"LeadMixBlock needs an even channel count, got {c}")
+        self.ms1_dw = _param(rngs, layers.torch_uniform(3), (3, 1, c))
+        self.ms1_pw = _param(rngs, layers.torch_uniform(c), (c, half))
+        self.ms2_dw = _param(rngs, layers.torch_uniform(3), (3, 1, c))
+        self.ms2_pw = _param(rngs, layers.torch_uniform(c), (c, half))
+        self.proj = _param(rngs, layers.torch_uniform(c), (c, c))
+        self.gn = Norm(c)
+        self.se_fc1 = Dense(c, hidden, rngs=rngs)
+        self.se_fc2 = Dense(hidden, c, rngs=rngs)
+        self.lead_embed = _param(rngs, jax.random.normal, (num_leads, c))
+        self.qkv = Dense(c, 3 * c, use_bias=False, rngs=rngs)
+        self.norm_tokens1 = Norm(c)
+        self.mha = TokenAttention(c, heads, rngs=rngs)
+        self.norm_tokens2 = Norm(c)
+        self.ffn1 = Dense(c, 2 * c, rngs=rngs)
+        self.ffn2 = Dense(2 * c, c, rngs=rngs)
+        self.rate = dropout
+        self.groups = groups
+
+    def __call__(self, x: Array, rng: Array | None, impl: str) -> Array:
+        dt = x.dtype
+        keys = jax.random.split(rng, 3) if rng is not None else (None,) * 3
+        # (a) MS-DSC: two dilated depthwise-separable branches, concat, proj.
+        b1 = layers.depthwise_conv(x, _cast(self.ms1_dw, dt), 1, impl) @ _cast(self.ms1_pw, dt)
+        b2 = layers.depthwise_conv(x, _cast(self.ms2_dw, dt), 2, impl) @ _cast(self.ms2_pw, dt)
+        y = jnp.concatenate([b1, b2], axis=-1) @ _cast(self.proj, dt)
+        y = jax.nn.silu(self.gn.group(y, self.groups))
+        gate = jax.nn.sigmoid(self.se_fc2(jax.nn.relu(self.se_fc1(y.mean(axis=1)))))
+        y = layers.dropout(y * gate[:, None, :], self.rate, keys[0])
+        # (b) LTA: learned lead tokens; the input enters only through g.
+        g = y.mean(axis=1)                                      # (B, C)
+        t0 = _cast(self.lead_embed, dt)                         # (N, C)
+        q, k, v = jnp.split(self.qkv(t0), 3, axis=-1)           # (N, C) each
+        k = k[None] + g[:, None, :]                             # (B, N, C)
+        v = v[None] + g[:, None, :]
+        ln1 = self.norm_tokens1.layer
+        t1 = t0 + self.mha(ln1(q), ln1(k), ln1(v), self.rate, keys[1])
+        h = jax.nn.silu(self.ffn1(self.norm_tokens2.layer(t1)))
+        t2 = t1 + self.ffn2(layers.dropout(h, self.rate, keys[2]))
+        # (c) LCM: bounded per-channel scale and shift from the tokens.
+        th = jnp.tanh(t2)
+        scale, shift = th.mean(axis=1), th.max(axis=1)          # (B, C)
+        y = y * (1 + 0.1 * scale[:, None, :]) + 0.1 * shift[:, None, :]
+        return x + y
+
+
+class LeadMixMST(nnx.Module):
+    """LeadMix-MST: ``(B, T, num_leads) -> (B,)`` MI logits.
+
+    Args:
+      num_leads: input channels (1-12).
+      base: channels after the stem (48 in the paper); doubled per stage.
+      depth: number of (block, downsample) stages.
+      heads: attention heads in every block.
+      dropout: rate of every dropout (block, attention, FFN, head).
+      dtype: compute dtype (``jnp.float32`` or ``jnp.bfloat16``); parameters
+        stay float32 and norms/softmax compute their statistics in float32.
+      depthwise_impl: ``'auto'``, ``'shifted'`` or ``'grouped'``: formulation of
+        the depthwise convs (:mod:`leadmix_jax.layers`); same numerics.
+      strided_impl: ``'auto'``, ``'im2col'`` or ``'lax'``: formulation of the
+        strided convs; same numerics.
+      norm_groups: GroupNorm groups (8 in the reference).
+      rngs: parameter initialisation keys.
+    """
+
+    def __init__(self, num_leads: int, *, base: int = 48, depth: int = 3, heads: int = 4,
+                 dropout: float = 0.1, dtype: Any = jnp.float32, depthwise_impl: str = "auto",
+                 strided_impl: str = "auto", norm_groups: int = 8, rngs: nnx.Rngs):
+        if not 1 <= num_leads:
+            raise ValueError(f"num_leads must be >= 1, got {num_leads}")
+        self.num_leads, self.depth = num_leads, depth
+        self.dtype, self.rate = dtype, dropout
+        self.depthwise_impl, self.strided_impl = depthwise_impl, strided_impl
+        self.stem = ConvNorm(num_leads, base, 7, groups=norm_groups, rngs=rngs)
+        blocks, downs = [], []
+        c = base
+        for _ in range(depth):
+            blocks.append(LeadMixBlock(c, num_leads, heads=heads, dropout=dropout,
+                                       groups=norm_groups, rngs=rngs))
+            downs.append(ConvNorm(c, 2 * c, 3, groups=norm_groups, rngs=rngs))
+            c *= 2
+        self.blocks = nnx.List(blocks)
+        self.downs = nnx.List(downs)
+        self.fc = Dense(c, 1, rngs=rngs)
+
+    def __call__(self, x: Array, *, rng: Array | None = None,
+                 return_activations: bool = False):
+        """Runs the model.
+
+        Args:
+          x: ``(B, T, num_leads)`` ECG windows (T = 2500 in the paper).
+          rng: dropout key; ``None`` evaluates (no dropout).
+          return_activations: also return a dict of stage outputs keyed like
+            the reference (``'stem'``, ``'body.0'`` ... ``'body.{4*depth-1}'``),
+            channels-last, for parity checks.
+
+        Returns:
+          ``(B,)`` float32 logits, or ``(logits, activations)``.
+        """
+        if x.ndim != 3 or x.shape[-1] != self.num_leads:
+            raise ValueError(f"expected input (batch, time, {self.num_leads}), got {x.shape}")
+        acts: dict | None = {} if return_activations else None
+        keys = list(jax.random.split(rng, self.depth + 1)) if rng is not None else [None] * (self.depth + 1)
+        h = self.stem(x.astype(self.dtype), self.strided_impl)
+        h = layers.max_pool(h)
+        if acts is not None:
+            acts["stem"] = h
+        for i, (block, down) in enumerate(zip(self.blocks, self.downs)):
+            h = block(h, keys[i], self.depthwise_impl)
+            _record(acts, 4 * i, h)
+            h = down(h, self.strided_impl, acts, 4 * i + 1)
+        pooled = layers.dropout(h.mean(axis=1), self.rate, keys[-1])
+        logits = self.fc(pooled)[:, 0].astype(jnp.float32)
+        return (logits, acts) if return_activations else logits
+
+
+def count_params(model: nnx.Module) -> int:
+    """Number of scalar parameters of an NNX module."""
+    state = nnx.state(model, nnx.Param)
+    return sum(int(x.size) for x in jax.tree.leaves(state))
