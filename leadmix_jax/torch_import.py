@@ -167,7 +167,7 @@ def _reference_shapes(cfg: dict, heads: int) -> dict[str, tuple]:
 
 def _flat_params(model: nnx.Module):
     state = nnx.state(model, nnx.Param)
-    return jax.tree_util.tree_flatten_with_path(state.to_pure_dict())[0]
+    return jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(state))[0]
 
 
 def _path_str(path) -> str:
@@ -189,7 +189,7 @@ def load_into(model: LeadMixMST, params: dict) -> LeadMixMST:
     """Replaces ``model``'s parameters in place by ``params`` (from
     :func:`params_from_torch`) and returns it."""
     state = nnx.state(model, nnx.Param)
-    state.replace_by_pure_dict(jax.tree.map(np.asarray, params))
+    nnx.replace_by_pure_dict(state, jax.tree.map(np.asarray, params))
     nnx.update(model, state)
     return model
 

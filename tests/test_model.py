@@ -1,0 +1,148 @@
+"""Tests of leadmix_jax.model and leadmix_jax.layers."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from leadmix_jax import layers
+from leadmix_jax.model import LeadMixMST, count_params
+
+
+@pytest.fixture(scope="module")
+def model3():
+    return LeadMixMST(3, rngs=nnx.Rngs(0))
+
+
+@pytest.mark.parametrize("num_leads", [1, 3, 6, 12])
+@pytest.mark.parametrize("length", [2500, 3000])
+def test_output_shape(num_leads, length):
+    model = LeadMixMST(num_leads, base=16, rngs=nnx.Rngs(1))
+    x = jax.random.normal(jax.random.key(0), (2, length, num_leads))
+    logits, acts = model(x, return_activations=True)
+    assert logits.shape == (2,) and logits.dtype == jnp.float32
+    assert np.all(np.isfinite(logits))
+    # Stem and stride-2 stages follow floor((L + 2p - k) / 2) + 1.
+    t = (length + 6 - 7) // 2 + 1
+    t = (t + 2 - 3) // 2 + 1
+    assert acts["stem"].shape == (2, t, 16)
+    for stage in range(3):
+        t = (t + 2 - 3) // 2 + 1
+        assert acts[f"body.{4 * stage + 3}"].shape == (2, t, 16 * 2 ** (stage + 1))
+
+
+def test_param_counts_match_reference():
+    shape_only = lambda *a, **k: nnx.eval_shape(lambda: LeadMixMST(*a, **k, rngs=nnx.Rngs(0)))
+    assert count_params(shape_only(3)) == 941_995
+    assert count_params(shape_only(12)) == 948_043
+    assert count_params(shape_only(12, base=16)) == 109_039
+
+
+def test_wrong_input_width_is_a_clear_error(model3):
+    with pytest.raises(ValueError, match=r"expected input \(batch, time, 3\)"):
+        model3(jnp.zeros((1, 2500, 12)))
+
+
+def test_dropout_only_in_training(model3):
+    x = jax.random.normal(jax.random.key(1), (4, 2500, 3))
+    eval1, eval2 = model3(x), model3(x)
+    np.testing.assert_array_equal(eval1, eval2)
+    train1 = model3(x, rng=jax.random.key(2))
+    train2 = model3(x, rng=jax.random.key(3))
+    train1_again = model3(x, rng=jax.random.key(2))
+    assert np.abs(train1 - eval1).max() > 1e-4
+    assert np.abs(train1 - train2).max() > 1e-4
+    np.testing.assert_array_equal(train1, train1_again)
+    no_dropout = LeadMixMST(3, dropout=0.0, rngs=nnx.Rngs(0))
+    np.testing.assert_allclose(no_dropout(x, rng=jax.random.key(2)), no_dropout(x), rtol=0, atol=0)
+
+
+def test_dropout_layer_statistics():
+    x = jnp.ones((200, 500))
+    y = layers.dropout(x, 0.1, jax.random.key(0))
+    kept = np.asarray(y != 0)
+    assert abs(kept.mean() - 0.9) < 0.005
+    np.testing.assert_allclose(np.asarray(y)[kept], 1 / 0.9, rtol=1e-6)
+    # Independent masks across the batch (PyTorch semantics, not broadcast).
+    assert not np.array_equal(kept[0], kept[1])
+
+
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_depthwise_formulations_agree(dilation):
+    x = jax.random.normal(jax.random.key(0), (2, 101, 8))
+    w = jax.random.normal(jax.random.key(1), (3, 1, 8))
+    a = layers.depthwise_conv(x, w, dilation, "shifted")
+    b = layers.depthwise_conv(x, w, dilation, "grouped")
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    # Hand value: output at t=0, channel 0, with zero padding on the left.
+    expected = w[1, 0, 0] * x[0, 0, 0] + w[2, 0, 0] * x[0, dilation, 0]
+    np.testing.assert_allclose(a[0, 0, 0], expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("length,kernel,pad", [(2500, 7, 3), (625, 3, 1), (313, 3, 1)])
+def test_strided_formulations_agree(length, kernel, pad):
+    x = jax.random.normal(jax.random.key(0), (2, length, 5))
+    w = jax.random.normal(jax.random.key(1), (kernel, 5, 4))
+    a = layers.strided_conv(x, w, 2, pad, "im2col")
+    b = layers.strided_conv(x, w, 2, pad, "lax")
+    assert a.shape == (2, (length + 2 * pad - kernel) // 2 + 1, 4)
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_unknown_formulation_is_rejected():
+    with pytest.raises(ValueError, match="Unknown depthwise conv implementation"):
+        layers.depthwise_conv(jnp.zeros((1, 5, 2)), jnp.zeros((3, 1, 2)), 1, "fft")
+
+
+def test_max_pool_pads_with_minus_inf():
+    x = -jnp.arange(1.0, 7.0).reshape(1, 6, 1)  # all negative: zero padding would win
+    np.testing.assert_array_equal(layers.max_pool(x)[0, :, 0], [-1.0, -2.0, -4.0])
+
+
+def test_group_norm_matches_definition():
+    x = jax.random.normal(jax.random.key(0), (2, 50, 16)) * 3 + 1
+    y = layers.group_norm(x, jnp.ones(16), jnp.zeros(16), groups=4, eps=1e-5)
+    g = np.asarray(x).reshape(2, 50, 4, 4)
+    ref = (g - g.mean(axis=(1, 3), keepdims=True)) / np.sqrt(g.var(axis=(1, 3), keepdims=True) + 1e-5)
+    np.testing.assert_allclose(y, ref.reshape(2, 50, 16), rtol=1e-4, atol=1e-5)
+
+
+def test_formulations_agree_on_the_whole_model():
+    x = jax.random.normal(jax.random.key(0), (2, 2500, 3))
+    fast = LeadMixMST(3, depthwise_impl="shifted", strided_impl="im2col", rngs=nnx.Rngs(0))
+    lib = LeadMixMST(3, depthwise_impl="grouped", strided_impl="lax", rngs=nnx.Rngs(0))
+    np.testing.assert_allclose(fast(x), lib(x), rtol=1e-5, atol=1e-5)
+
+
+def test_bfloat16_compute_keeps_float32_params():
+    x = jax.random.normal(jax.random.key(0), (2, 2500, 3))
+    f32 = LeadMixMST(3, rngs=nnx.Rngs(0))
+    bf16 = LeadMixMST(3, dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
+    params = jax.tree.leaves(nnx.state(bf16, nnx.Param))
+    assert all(p.dtype == jnp.float32 for p in params)
+    logits, acts = bf16(x, return_activations=True)
+    assert acts["body.0"].dtype == jnp.bfloat16 and logits.dtype == jnp.float32
+    np.testing.assert_allclose(logits, f32(x), atol=0.1)
+
+
+def test_jit_of_split_state_matches_eager(model3):
+    graphdef, state = nnx.split(model3)
+    x = jax.random.normal(jax.random.key(0), (2, 2500, 3))
+
+    @jax.jit
+    def forward(state, x):
+        return nnx.merge(graphdef, state)(x)
+
+    np.testing.assert_allclose(forward(state, x), model3(x), rtol=1e-5, atol=1e-6)
+
+
+def test_init_follows_pytorch_defaults(model3):
+    block = model3.blocks[0]
+    bound = 1 / np.sqrt(3)
+    assert np.abs(np.asarray(block.ms1_dw[...])).max() <= bound
+    assert np.abs(np.asarray(block.ms1_dw[...])).max() > 0.9 * bound
+    xavier = np.sqrt(6 / (48 + 144))
+    assert np.abs(np.asarray(block.mha.query[...])).max() <= xavier
+    np.testing.assert_array_equal(block.mha.query_bias[...], 0)
+    emb = np.asarray(model3.blocks[2].lead_embed[...])
+    assert 0.7 < emb.std() < 1.3  # N(0, 1)
