@@ -101,10 +101,18 @@ def strided_conv(x: Array, kernel: Array, stride: int, pad: int, impl: str = "au
 
 
 def max_pool(x: Array, window: int = 3, stride: int = 2, pad: int = 1) -> Array:
-    """Max-pool over time with ``-inf`` padding (PyTorch ``MaxPool1d``). ``(B, L, C)``."""
-    init = jnp.array(-jnp.inf, x.dtype)
-    return lax.reduce_window(x, init, lax.max, (1, window, 1), (1, stride, 1),
-                             ((0, 0), (pad, pad), (0, 0)))
+    """Max-pool over time with ``-inf`` padding (PyTorch ``MaxPool1d``). ``(B, L, C)``.
+
+    Written as the maximum of ``window`` strided slices: XLA:CPU runs the
+    backward pass of ``lax.reduce_window`` about 8x slower.
+    """
+    out_len = (x.shape[1] + 2 * pad - window) // stride + 1
+    xp = jnp.pad(x, ((0, 0), (pad, pad), (0, 0)), constant_values=-jnp.inf)
+    span = stride * (out_len - 1) + 1
+    out = xp[:, 0:span:stride]
+    for i in range(1, window):
+        out = jnp.maximum(out, xp[:, i:i + span:stride])
+    return out
 
 
 def group_norm(x: Array, scale: Array, bias: Array, groups: int, eps: float = 1e-5) -> Array:
