@@ -1,0 +1,385 @@
+"""grain input pipeline over the built TFDS datasets.
+
+Every built example holds a 10-s window of all 12 leads in canonical order
+(``ecg`` ``(2500, 12)``); this module selects the configured leads in the
+configured order, z-scores each lead with statistics of the training split,
+optionally augments, and batches with static shapes.
+
+* ArrayRecord builds (the default) are read with random access
+  (``as_data_source``): global shuffle, exact resumable iterator state.
+* TFRecord builds are read sequentially (grain's TFRecord reader and TFDS's
+  numpy deserializer) with a shuffle window.
+
+Multi-host: each process reads only its shard (``examples[process::count]``
+or every count-th file) and yields its *local* batch of
+``global_batch / process_count`` examples; the training loop assembles the
+global array with ``jax.make_array_from_process_local_data``. Evaluation
+visits every example exactly once: the last batch is padded and carries a
+``mask`` of zeros for the padding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import grain
+import numpy as np
+from etils import epath
+
+from leadmix_jax import leads as leads_lib
+
+# Fields kept from each example for evaluation reports (strings decoded).
+ID_FIELDS = ("record_id", "patient_id", "window")
+
+
+# ----------------------------------------------------------------------------
+# Locating built datasets.
+
+def builder_dir(data_dir: str, name: str) -> epath.Path:
+    """Folder of a built dataset: ``data_dir/<name>[/<config>]/<version>``.
+
+    Args:
+      data_dir: the ``--data_dir`` given to ``tfds build``.
+      name: ``'sph_mi'``, ``'sph_mi/paper'`` or ``'sph_mi/paper/1.0.0'``;
+        without a version the newest built one is taken.
+    """
+    path = epath.Path(data_dir) / name
+    if (path / "dataset_info.json").exists():
+        return path
+    if not path.exists():
+        raise FileNotFoundError(f"No built dataset {name!r} under {data_dir}: run `tfds build` first "
+                                f"(expected {path}/[<config>/]<version>/dataset_info.json).")
+    # <name>/<version> or <name>/<config>/<version>
+    found = [*path.glob("*/dataset_info.json"), *path.glob("*/*/dataset_info.json")]
+    found.sort(key=lambda p: _version_key(p.parent.name))
+    if not found:
+        raise FileNotFoundError(f"{path} holds no built dataset (no dataset_info.json below it).")
+    configs = {p.parent.parent for p in found if p.parent.parent != path}
+    if len(configs) > 1:
+        raise ValueError(f"{name!r} has several built configs {sorted(c.name for c in configs)}: "
+                         f"name one, e.g. '{name}/{sorted(c.name for c in configs)[0]}'.")
+    return found[-1].parent
+
+
+def _version_key(version: str) -> tuple:
+    return tuple(int(p) if p.isdigit() else 0 for p in version.split("."))
+
+
+def load_builder(data_dir: str, name: str):
+    """A read-only TFDS builder of a built dataset (no builder code imported)."""
+    import tensorflow_datasets as tfds
+    return tfds.builder_from_directory(str(builder_dir(data_dir, name)))
+
+
+def split_size(builder, split: str) -> int:
+    return builder.info.splits[split].num_examples
+
+
+def is_array_record(builder) -> bool:
+    return "array_record" in str(builder.info.file_format).lower()
+
+
+def _decode(value: Any) -> Any:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+# ----------------------------------------------------------------------------
+# Normalisation statistics.
+
+@dataclasses.dataclass(frozen=True)
+class NormStats:
+    """Per-lead mean and std (in the model's lead order), from a training split."""
+
+    leads: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    num_examples: int
+    source: str
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "NormStats":
+        return cls(tuple(d["leads"]), tuple(d["mean"]), tuple(d["std"]), int(d["num_examples"]), d["source"])
+
+
+def compute_norm_stats(builder, split: str, leads: Sequence[str], max_examples: int,
+                       source_name: str = "") -> NormStats:
+    """Per-lead mean/std over time and examples of (up to ``max_examples``
+    evenly spaced) examples of ``split``; float64 accumulation."""
+    idx = np.asarray(leads_lib.lead_indices(leads))
+    total = split_size(builder, split)
+    n = min(total, max_examples)
+    s = np.zeros(len(idx)); s2 = np.zeros(len(idx)); count = 0
+    for ex in _iterate_examples(builder, split, n, total):
+        x = np.asarray(ex["ecg"], np.float64)[:, idx]
+        s += x.sum(axis=0); s2 += np.square(x).sum(axis=0); count += x.shape[0]
+    if count == 0:
+        raise ValueError(f"split {split!r} of {source_name or builder.name} is empty: cannot normalise")
+    mean = s / count
+    std = np.sqrt(np.maximum(s2 / count - mean ** 2, 0.0))
+    std = np.where(std > 1e-6, std, 1.0)  # a constant lead would divide by zero
+    return NormStats(leads_lib.parse_leads(leads), tuple(mean.tolist()), tuple(std.tolist()),
+                     n, f"{source_name or builder.name}:{split}")
+
+
+def _iterate_examples(builder, split: str, n: int, total: int):
+    if is_array_record(builder):
+        source = builder.as_data_source(split)
+        for i in np.linspace(0, total - 1, n).astype(int) if n else []:
+            yield source[int(i)]
+    else:
+        for i, ex in enumerate(_tfrecord_examples(builder, split, 0, 1)):
+            if i >= n:
+                break
+            yield ex
+
+
+def load_or_compute_norm_stats(workdir: str, builder, split: str, leads: Sequence[str],
+                               max_examples: int, source_name: str) -> NormStats:
+    """Cached in ``workdir/norm_stats.json``; recomputed if the leads changed."""
+    path = epath.Path(workdir) / "norm_stats.json"
+    wanted = leads_lib.parse_leads(leads)
+    if path.exists():
+        stats = NormStats.from_json(json.loads(path.read_text()))
+        if stats.leads == wanted:
+            return stats
+    stats = compute_norm_stats(builder, split, wanted, max_examples, source_name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(stats.to_json(), indent=1))
+    return stats
+
+
+# ----------------------------------------------------------------------------
+# Transforms (module-level classes: grain pickles them into worker processes).
+
+class PrepareExample(grain.transforms.Map):
+    """Selects leads and z-scores: ``ecg`` (2500, 12) -> (2500, N) float32."""
+
+    def __init__(self, lead_idx: Sequence[int], mean: Sequence[float], std: Sequence[float],
+                 keep_ids: bool = False):
+        self.lead_idx = np.asarray(lead_idx)
+        self.mean = np.asarray(mean, np.float32)
+        self.inv_std = (1.0 / np.asarray(std, np.float64)).astype(np.float32)
+        self.keep_ids = keep_ids
+
+    def map(self, ex):
+        out = {"ecg": (np.asarray(ex["ecg"], np.float32)[:, self.lead_idx] - self.mean) * self.inv_std,
+               "label": np.float32(ex["label"])}
+        if self.keep_ids:
+            out.update({k: _decode(ex[k]) for k in ID_FIELDS})
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+    """Training augmentations, in z-scored units; 0 turns one off."""
+
+    scale: float = 0.0          # amplitude scaling per lead, U(1 - s, 1 + s)
+    noise: float = 0.0          # std of additive Gaussian noise
+    wander: float = 0.0         # amplitude of a 0.05-0.5 Hz baseline sinusoid
+    shift: int = 0              # circular time shift, up to +-shift samples
+    fs: float = 250.0
+
+    @property
+    def active(self) -> bool:
+        return bool(self.scale or self.noise or self.wander or self.shift)
+
+
+class Augment(grain.transforms.RandomMap):
+    """Random amplitude scaling, noise, baseline wander and time shift."""
+
+    def __init__(self, cfg: AugmentConfig):
+        self.cfg = cfg
+
+    def random_map(self, ex, rng: np.random.Generator):
+        x, c = ex["ecg"], self.cfg
+        t, n = x.shape
+        if c.shift:
+            x = np.roll(x, int(rng.integers(-c.shift, c.shift + 1)), axis=0)
+        if c.scale:
+            x = x * rng.uniform(1 - c.scale, 1 + c.scale, size=(1, n)).astype(np.float32)
+        if c.wander:
+            f = rng.uniform(0.05, 0.5, size=(1, n))
+            phase = rng.uniform(0, 2 * np.pi, size=(1, n))
+            x = x + (c.wander * np.sin(2 * np.pi * f * np.arange(t)[:, None] / c.fs + phase)).astype(np.float32)
+        if c.noise:
+            x = x + rng.normal(0, c.noise, size=x.shape).astype(np.float32)
+        return {**ex, "ecg": x.astype(np.float32)}
+
+
+class EvalLookup(grain.transforms.Map):
+    """Position -> example of this host's shard; padding positions are masked."""
+
+    def __init__(self, source, indices: np.ndarray, prepare: PrepareExample):
+        self.source, self.indices, self.prepare = source, indices, prepare
+
+    def map(self, position):
+        position = int(position)
+        real = position < len(self.indices)
+        index = int(self.indices[position if real else 0])
+        out = self.prepare.map(self.source[index])
+        if not real:
+            out = {k: _blank(v) for k, v in out.items()}
+        out["mask"] = np.float32(real)
+        out["index"] = np.int64(index if real else -1)
+        return out
+
+
+def _blank(v):
+    if isinstance(v, str):
+        return ""
+    return np.zeros_like(v)
+
+
+# ----------------------------------------------------------------------------
+# Datasets.
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """What the pipelines need from an experiment config."""
+
+    leads: tuple[str, ...]
+    global_batch: int
+    seed: int = 0
+    workers: int = 0
+    shuffle_window: int = 4096      # TFRecord only
+    augment: AugmentConfig = AugmentConfig()
+
+
+def _host() -> tuple[int, int]:
+    import jax
+    return jax.process_index(), jax.process_count()
+
+
+def local_batch_size(global_batch: int) -> int:
+    _, count = _host()
+    if global_batch % count:
+        raise ValueError(f"global batch {global_batch} is not divisible by {count} processes")
+    return global_batch // count
+
+
+def _finish(ds, workers: int):
+    """To an IterDataset with optional multiprocess prefetch."""
+    if isinstance(ds, grain.MapDataset):
+        ds = ds.to_iter_dataset()
+    if workers > 0:
+        ds = ds.mp_prefetch(grain.multiprocessing.MultiprocessingOptions(num_workers=workers))
+    return ds
+
+
+def train_dataset(builder, split: str, cfg: PipelineConfig, stats: NormStats):
+    """Endless, shuffled (reshuffled every epoch), batched training data of
+    this host: dicts with ``ecg`` ``(local_batch, T, N)`` float32 and ``label``
+    ``(local_batch,)`` float32. Iterators support ``get_state/set_state``."""
+    index, count = _host()
+    prepare = PrepareExample(leads_lib.lead_indices(cfg.leads), stats.mean, stats.std)
+    if is_array_record(builder):
+        ds = grain.MapDataset.source(builder.as_data_source(split))[index::count]
+        ds = ds.seed(cfg.seed).shuffle().repeat(None).map(prepare)
+    else:
+        ds = _tfrecord_dataset(builder, split, index, count).repeat(None)
+        ds = grain.experimental.WindowShuffleIterDataset(ds, window_size=cfg.shuffle_window, seed=cfg.seed)
+        ds = ds.map(prepare)
+    if cfg.augment.active:
+        ds = ds.seed(cfg.seed + 1).random_map(Augment(cfg.augment)) if isinstance(ds, grain.MapDataset) \
+            else ds.random_map(Augment(cfg.augment), seed=cfg.seed + 1)
+    ds = ds.batch(local_batch_size(cfg.global_batch), drop_remainder=True)
+    return _finish(ds, cfg.workers)
+
+
+def eval_dataset(builder, split: str, cfg: PipelineConfig, stats: NormStats):
+    """Every example of ``split`` exactly once, in order, as batches of
+    ``local_batch`` with ``mask`` (1 real, 0 padding), ``index`` (position in
+    the split, -1 for padding) and the id fields. All hosts yield the same
+    number of batches (:func:`num_eval_batches`)."""
+    index, count = _host()
+    local = local_batch_size(cfg.global_batch)
+    prepare = PrepareExample(leads_lib.lead_indices(cfg.leads), stats.mean, stats.std, keep_ids=True)
+    n_batches = num_eval_batches(builder, split, cfg.global_batch)
+    if is_array_record(builder):
+        indices = np.arange(split_size(builder, split))[index::count]
+        ds = grain.MapDataset.range(n_batches * local).map(
+            EvalLookup(builder.as_data_source(split), indices, prepare))
+        ds = ds.batch(local, drop_remainder=False)
+        return _finish(ds, cfg.workers)
+    ds = _tfrecord_dataset(builder, split, index, count).map(prepare)
+    return _PaddedBatches(ds, local, n_batches)
+
+
+def num_eval_batches(builder, split: str, global_batch: int) -> int:
+    """Batches every host yields for ``split`` (the largest host shard, rounded up)."""
+    _, count = _host()
+    if is_array_record(builder):
+        per_host = math.ceil(split_size(builder, split) / count)
+    else:
+        per_host = max(sum(_tfrecord_shard_lengths(builder, split)[h::count]) for h in range(count))
+    return max(1, math.ceil(per_host / (global_batch // count)))
+
+
+# ----------------------------------------------------------------------------
+# TFRecord builds.
+
+def _tfrecord_files(builder, split: str) -> list[str]:
+    info = builder.info.splits[split]
+    return [str(f) for f in info.filepaths]
+
+
+def _tfrecord_shard_lengths(builder, split: str) -> list[int]:
+    return list(builder.info.splits[split].shard_lengths)
+
+
+class _Deserialize(grain.transforms.Map):
+    def __init__(self, features):
+        self.features = features
+
+    def map(self, raw: bytes):
+        return self.features.deserialize_example_np(raw)
+
+
+def _tfrecord_dataset(builder, split: str, index: int, count: int):
+    """Sequential IterDataset of this host's files (every count-th shard)."""
+    files = _tfrecord_files(builder, split)[index::count]
+    if not files:
+        raise ValueError(f"host {index} of {count} has no TFRecord shard of {split!r}; "
+                         "rebuild with more shards or use ArrayRecord")
+    per_file = grain.MapDataset.source(files).map(grain.experimental.TFRecordIterDataset)
+    ds = grain.experimental.InterleaveIterDataset(per_file, cycle_length=1)
+    return ds.map(_Deserialize(builder.info.features))
+
+
+def _tfrecord_examples(builder, split: str, index: int, count: int):
+    return iter(_tfrecord_dataset(builder, split, index, count))
+
+
+class _PaddedBatches:
+    """Batches a finite iterable into exactly ``n_batches`` batches of ``size``,
+    padding with masked blanks."""
+
+    def __init__(self, ds, size: int, n_batches: int):
+        self.ds, self.size, self.n_batches = ds, size, n_batches
+
+    def __iter__(self):
+        it = iter(self.ds)
+        template = None
+        position = 0
+        for _ in range(self.n_batches):
+            rows = []
+            for _ in range(self.size):
+                ex = next(it, None)
+                if ex is None:
+                    if template is None:
+                        raise ValueError("empty TFRecord split")
+                    ex = {**{k: _blank(v) for k, v in template.items()}, "mask": np.float32(0),
+                          "index": np.int64(-1)}
+                else:
+                    template = ex
+                    ex = {**ex, "mask": np.float32(1), "index": np.int64(position)}
+                    position += 1
+                rows.append(ex)
+            yield {k: np.stack([r[k] for r in rows]) for k in rows[0]}

@@ -1,0 +1,76 @@
+"""Where training metrics go: a JSON-lines file, TensorBoard event files and
+a readable progress line. Only process 0 writes."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from absl import logging
+from etils import epath
+
+
+class MetricWriter:
+    """Writes scalars to ``workdir/metrics.jsonl`` and TensorBoard events in
+    ``workdir/tensorboard`` (tensorboard's own writer; TensorFlow not needed)."""
+
+    def __init__(self, workdir: str, enabled: bool = True):
+        self.enabled = enabled
+        self._tb = None
+        if not enabled:
+            return
+        root = epath.Path(workdir)
+        root.mkdir(parents=True, exist_ok=True)
+        self._jsonl = (root / "metrics.jsonl").open("a")
+        try:
+            from tensorboard.summary.writer.event_file_writer import EventFileWriter
+            self._tb = EventFileWriter(str(root / "tensorboard"))
+        except ImportError:  # tensorboard is a declared dependency; keep going without it
+            logging.warning("tensorboard not importable: no event files written")
+
+    def write(self, step: int, scalars: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        record = {"step": int(step), "time": time.time(), **{k: float(v) for k, v in scalars.items()}}
+        self._jsonl.write(json.dumps(record) + "\n")
+        self._jsonl.flush()
+        if self._tb is not None:
+            from tensorboard.compat.proto import event_pb2, summary_pb2
+            summary = summary_pb2.Summary(value=[
+                summary_pb2.Summary.Value(tag=k, simple_value=float(v)) for k, v in scalars.items()])
+            self._tb.add_event(event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary))
+            self._tb.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self._jsonl.close()
+            if self._tb is not None:
+                self._tb.close()
+
+
+class Progress:
+    """Formats ``step, loss, samples/s, ETA`` lines."""
+
+    def __init__(self, total_steps: int, global_batch: int, first_step: int = 0):
+        self.total, self.batch = total_steps, global_batch
+        self._t0, self._s0 = time.perf_counter(), first_step
+
+    def rate(self, step: int) -> float:
+        dt = time.perf_counter() - self._t0
+        return (step - self._s0) * self.batch / dt if dt > 0 else 0.0
+
+    def line(self, step: int, loss: float) -> str:
+        rate = self.rate(step)
+        eta = (self.total - step) * self.batch / rate if rate > 0 else float("nan")
+        return (f"step {step}/{self.total} ({100 * step / self.total:.1f}%)  loss {loss:.4f}  "
+                f"{rate:,.0f} samples/s  ETA {_hms(eta)}")
+
+    def reset(self, step: int) -> None:
+        self._t0, self._s0 = time.perf_counter(), step
+
+
+def _hms(seconds: float) -> str:
+    if seconds != seconds:  # NaN
+        return "?"
+    seconds = int(seconds)
+    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
