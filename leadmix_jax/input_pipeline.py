@@ -10,10 +10,13 @@ optionally augments, and batches with static shapes.
 * TFRecord builds are read sequentially (grain's TFRecord reader and TFDS's
   numpy deserializer) with a shuffle window.
 
-Multi-host: each process reads only its shard (``examples[process::count]``
-or every count-th file) and yields its *local* batch of
-``global_batch / process_count`` examples; the training loop assembles the
-global array with ``jax.make_array_from_process_local_data``. Evaluation
+Multi-host: the training order is one global shuffle (the same on every
+process, seeded); process ``p`` reads only the examples of its block
+``[p*b, (p+1)*b)`` of every global batch (``b = global_batch / processes``),
+so the global batches, and hence training, do not depend on the number of
+processes. The training loop assembles the global array with
+``jax.make_array_from_process_local_data``. Evaluation shards by
+``examples[process::count]``; TFRecord builds shard by file. Evaluation
 visits every example exactly once: the last batch is padded and carries a
 ``mask`` of zeros for the padding.
 """
@@ -252,6 +255,32 @@ class PipelineConfig:
     augment: AugmentConfig = AugmentConfig()
 
 
+class HostBlocks(grain.MapDataset):
+    """Process ``host``'s rows of consecutive global batches of ``parent``.
+
+    Element ``i`` is ``parent[(i // b) * B + host * b + i % b]`` with
+    ``B = global_batch``, ``b = B / processes``.
+    """
+
+    def __init__(self, parent: grain.MapDataset, global_batch: int, local_batch: int, host: int):
+        super().__init__(parent)
+        self._b, self._lb, self._host = global_batch, local_batch, host
+
+    def __len__(self) -> int:
+        return (len(self._parent) // self._b) * self._lb
+
+    def _index(self, i: int) -> int:
+        return (i // self._lb) * self._b + self._host * self._lb + i % self._lb
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return self.slice(index)
+        return self._parent[self._index(index)]
+
+    def __str__(self) -> str:
+        return f"HostBlocks(global={self._b}, local={self._lb}, host={self._host})"
+
+
 def _host() -> tuple[int, int]:
     import jax
     return jax.process_index(), jax.process_count()
@@ -279,17 +308,21 @@ def train_dataset(builder, split: str, cfg: PipelineConfig, stats: NormStats):
     ``(local_batch,)`` float32. Iterators support ``get_state/set_state``."""
     index, count = _host()
     prepare = PrepareExample(leads_lib.lead_indices(cfg.leads), stats.mean, stats.std)
+    local = local_batch_size(cfg.global_batch)
+    augment = Augment(cfg.augment) if cfg.augment.active else None
     if is_array_record(builder):
-        ds = grain.MapDataset.source(builder.as_data_source(split))[index::count]
-        ds = ds.seed(cfg.seed).shuffle().repeat(None).map(prepare)
+        ds = grain.MapDataset.source(builder.as_data_source(split)).seed(cfg.seed)
+        ds = ds.shuffle().repeat(None).map(prepare)
+        if augment:  # before HostBlocks: random draws follow the global position
+            ds = ds.random_map(augment, seed=cfg.seed + 1)
+        ds = HostBlocks(ds, cfg.global_batch, local, index)
     else:
-        ds = _tfrecord_dataset(builder, split, index, count).repeat(None)
+        ds = _tfrecord_dataset(builder, split, index, count, repeat=True)
         ds = grain.experimental.WindowShuffleIterDataset(ds, window_size=cfg.shuffle_window, seed=cfg.seed)
         ds = ds.map(prepare)
-    if cfg.augment.active:
-        ds = ds.seed(cfg.seed + 1).random_map(Augment(cfg.augment)) if isinstance(ds, grain.MapDataset) \
-            else ds.random_map(Augment(cfg.augment), seed=cfg.seed + 1)
-    ds = ds.batch(local_batch_size(cfg.global_batch), drop_remainder=True)
+        if augment:
+            ds = ds.random_map(augment, seed=cfg.seed + 1)
+    ds = ds.batch(local, drop_remainder=True)
     return _finish(ds, cfg.workers)
 
 
@@ -342,13 +375,15 @@ class _Deserialize(grain.transforms.Map):
         return self.features.deserialize_example_np(raw)
 
 
-def _tfrecord_dataset(builder, split: str, index: int, count: int):
-    """Sequential IterDataset of this host's files (every count-th shard)."""
+def _tfrecord_dataset(builder, split: str, index: int, count: int, repeat: bool = False):
+    """Sequential IterDataset of this host's files (every count-th shard),
+    endlessly cycling through them if ``repeat``."""
     files = _tfrecord_files(builder, split)[index::count]
     if not files:
         raise ValueError(f"host {index} of {count} has no TFRecord shard of {split!r}; "
                          "rebuild with more shards or use ArrayRecord")
-    per_file = grain.MapDataset.source(files).map(grain.experimental.TFRecordIterDataset)
+    files = grain.MapDataset.source(files)
+    per_file = (files.repeat(None) if repeat else files).map(grain.experimental.TFRecordIterDataset)
     ds = grain.experimental.InterleaveIterDataset(per_file, cycle_length=1)
     return ds.map(_Deserialize(builder.info.features))
 
