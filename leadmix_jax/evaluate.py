@@ -1,0 +1,346 @@
+"""Evaluation of a trained checkpoint on any list of datasets and splits.
+
+    python launch.py --mode=eval --config=configs/paper.py --workdir=runs/inferior \
+        [--checkpoint=best|latest|<step>] [--config.eval_targets=ptbxl_mi/paper:test]
+
+What happens:
+
+1. The checkpoint (``best`` by validation AUROC by default, ``latest`` or a
+   step) is restored with its metadata: lead set, normalisation statistics of
+   the training split and model settings. The model is built from the
+   metadata, not from the config; a config asking for other leads is an error.
+2. The decision threshold is chosen on the validation split of the training
+   dataset (``config.val_dataset`` or the checkpoint's training dataset,
+   ``config.val_split``) by Youden's J on the validation WINDOWS
+   (:func:`leadmix_jax.metrics.youden_threshold`); it is applied unchanged at
+   every level. Every result is reported at 0.5 (the reference's rule) and at
+   this threshold, labelled ``0.5`` and ``val_youden``.
+3. Each target ``dataset:split`` (``all`` = every split, concatenated) is run
+   through the model once (:func:`leadmix_jax.train.predict_split`) and scored
+   at window, record and patient level (mean window probability) with
+   patient-bootstrap 95 % CIs (:func:`leadmix_jax.metrics.evaluate_levels`,
+   ``config.bootstrap_samples`` resamples, seed ``config.seed``). Patients with
+   both MI and normal records (possible in PTB-XL) are left out of the
+   patient level only; their number is reported.
+4. Process 0 writes ``workdir/eval/<step>/``: ``predictions.csv``,
+   ``metrics.json``, ``summary.md`` and per target ``roc_*.png``,
+   ``pr_*.png``, ``confusion_*.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+import re
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+from etils import epath
+
+from leadmix_jax import checkpointing, input_pipeline, metrics, train
+from leadmix_jax import leads as leads_lib
+
+THRESHOLD_DEFAULT = "0.5"
+THRESHOLD_VAL = "val_youden"
+
+
+# ----------------------------------------------------------------------------
+# Checkpoint and model.
+
+def parse_targets(targets: str | list | tuple) -> list[tuple[str, str]]:
+    """``'a/cfg:all,b:test'`` (or a list of such items) -> ``[('a/cfg', 'all'), ('b', 'test')]``."""
+    items = [t for t in (targets.split(",") if isinstance(targets, str) else targets) if str(t).strip()]
+    out = []
+    for item in items:
+        if isinstance(item, (tuple, list)):
+            ds, split = item
+        else:
+            ds, sep, split = str(item).strip().rpartition(":")
+            if not sep or not ds or not split:
+                raise ValueError(f"evaluation target {item!r} must be 'dataset:split' "
+                                 "(split 'all' = every split), e.g. 'ptbxl_mi/paper:test'")
+        out.append((str(ds).strip(), str(split).strip()))
+    if not out:
+        raise ValueError("no evaluation target given (config.eval_targets is empty)")
+    return out
+
+
+def read_meta(manager, step: int) -> dict:
+    import orbax.checkpoint as ocp
+    return manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+
+
+def check_leads(config_leads: str | None, checkpoint_leads, where: str) -> tuple[str, ...]:
+    """The checkpoint's leads; ``ValueError`` naming both if the config asks for others."""
+    ckpt = leads_lib.parse_leads(list(checkpoint_leads))
+    if config_leads:
+        asked = leads_lib.parse_leads(config_leads)
+        if asked != ckpt:
+            raise ValueError(
+                f"the checkpoint in {where} was trained on leads {','.join(ckpt)} but the config asks "
+                f"for leads {','.join(asked)}: evaluate with --config.leads={','.join(ckpt)} or choose "
+                "the workdir trained on the requested leads")
+    return ckpt
+
+
+def restore(config: ml_collections.ConfigDict, workdir: str, checkpoint=None, check_config_leads=True):
+    """Restores a checkpoint for inference.
+
+    Returns ``(exp, params, meta, step)``: an :class:`~leadmix_jax.train.Experiment`
+    built from ``config`` with the checkpoint's leads and model settings,
+    the replicated params, the metadata dict and the resolved step.
+    """
+    which = checkpoint if checkpoint not in (None, "") else config.get("eval_checkpoint", "best")
+    manager = checkpointing.make_manager(workdir, keep=1, read_only=True)
+    step = checkpointing.select_step(manager, which)
+    meta = read_meta(manager, step)
+    leads = check_leads(config.get("leads") if check_config_leads else None, meta["leads"],
+                        f"{workdir} (step {step})")
+    cfg = ml_collections.ConfigDict(config.to_dict())
+    cfg.leads = ",".join(leads)
+    cfg.model = ml_collections.ConfigDict(meta["model"])
+    exp = train.make_experiment(cfg)
+    params, meta = checkpointing.restore_for_inference(manager, step, exp.abstract_state().params)
+    manager.close()
+    _memoize_eval_step(exp)
+    logging.info("restored %s checkpoint step %d of %s (leads %s)", which, step, workdir, ",".join(leads))
+    return exp, params, meta, step
+
+
+def _memoize_eval_step(exp) -> None:
+    """One compiled eval step for all the splits evaluated (predict_split asks
+    the Experiment for a fresh jit each call, which would recompile)."""
+    compiled = exp.compiled_eval_step()
+    exp.compiled_eval_step = lambda: compiled
+
+
+# ----------------------------------------------------------------------------
+# Predictions.
+
+def _split_names(builder, split: str) -> list[str]:
+    names = list(builder.info.splits.keys())
+    if split == "all":
+        order = {"train": 0, "validation": 1, "test": 2}
+        return sorted(names, key=lambda s: (order.get(s, 3), s))
+    if split not in names:
+        raise ValueError(f"dataset {builder.info.full_name} has no split {split!r}; splits: {names}")
+    return [split]
+
+
+def _lookup_ids(builder, split: str, index: np.ndarray) -> dict[str, np.ndarray]:
+    """String ids by example index (multi-host: predict_split gathers numbers only)."""
+    if not input_pipeline.is_array_record(builder):
+        raise ValueError("multi-process evaluation needs ArrayRecord builds (file_format=array_record)")
+    source = builder.as_data_source(split)
+    rows = [source[int(i)] for i in index]
+    dec = input_pipeline._decode  # noqa: SLF001 - same decoding as the pipeline
+    return {k: np.asarray([dec(r[k]) for r in rows]) for k in ("record_id", "patient_id")}
+
+
+def predict_target(exp, params, config, stats, dataset: str, split: str) -> dict[str, np.ndarray]:
+    """Window predictions of ``dataset:split`` (``all`` = every split) with
+    columns ``split``, ``record``, ``patient``, ``window``, ``label``, ``prob``."""
+    builder = input_pipeline.load_builder(config.data_dir, dataset)
+    parts = []
+    for name in _split_names(builder, split):
+        if input_pipeline.split_size(builder, name) == 0:
+            continue
+        p = train.predict_split(exp, params, builder, name, stats, config.eval_batch_size)
+        if jax.process_count() > 1:
+            p.update(_lookup_ids(builder, name, p["index"]))
+        parts.append({"split": np.full(len(p["prob"]), name, dtype=object),
+                      "record": p["record_id"].astype(str).astype(object),
+                      "patient": p["patient_id"].astype(str).astype(object),
+                      "window": p["window"].astype(np.int64),
+                      "label": np.rint(p["label"]).astype(np.int64),
+                      "prob": p["prob"].astype(np.float64)})
+    if not parts:
+        return {"split": np.zeros(0, object), "record": np.zeros(0, object), "patient": np.zeros(0, object),
+                "window": np.zeros(0, np.int64), "label": np.zeros(0, np.int64), "prob": np.zeros(0)}
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def validation_threshold(exp, params, config, stats, meta) -> dict:
+    """Youden's J threshold on the validation windows of the training dataset."""
+    dataset = config.get("val_dataset") or meta.get("train_dataset") or config.train_dataset
+    split = config.get("val_split", "")
+    info: dict[str, Any] = {"dataset": dataset, "split": split, "level": "window",
+                            "rule": "Youden's J (max sensitivity + specificity - 1)"}
+    if not split:
+        info.update(threshold=None, note="no validation split configured (config.val_split='')")
+        return info
+    if config.train_dataset != dataset and not config.get("val_dataset"):
+        logging.warning("config.train_dataset %s differs from the checkpoint's %s: the threshold is "
+                        "chosen on %s:%s", config.train_dataset, dataset, dataset, split)
+    pred = predict_target(exp, params, config, stats, dataset, split)
+    info.update(n_windows=int(pred["label"].size), n_pos=int(pred["label"].sum()))
+    if pred["label"].size == 0:
+        info.update(threshold=None, note="validation split is empty")
+    else:
+        info["threshold"] = metrics.youden_threshold(pred["label"], pred["prob"])
+        if pred["label"].min() == pred["label"].max():
+            info["note"] = "validation split has one class only: threshold falls back to 0.5"
+    return info
+
+
+# ----------------------------------------------------------------------------
+# The entry point.
+
+def evaluate(config: ml_collections.ConfigDict, workdir: str, checkpoint=None, targets=None) -> dict:
+    """Evaluates a checkpoint of ``workdir`` on ``targets`` and writes the report.
+
+    Args:
+      config: experiment config (data_dir, eval_batch_size, val split,
+        bootstrap_samples, seed; ``leads`` must match the checkpoint's).
+      workdir: the training workdir holding ``checkpoints/``.
+      checkpoint: ``'best'``, ``'latest'`` or a step; default
+        ``config.eval_checkpoint``.
+      targets: ``'dataset:split,...'`` or a list; default
+        ``config.eval_targets``.
+
+    Returns:
+      ``{'step', 'out_dir', 'thresholds', 'validation', 'results': {target: evaluate_levels(...)},
+      'files': [...]}`` (the same on every process; only process 0 writes).
+    """
+    exp, params, meta, step = restore(config, workdir, checkpoint)
+    stats = input_pipeline.NormStats.from_json(meta["norm_stats"])
+    if tuple(stats.leads) != exp.leads:
+        raise ValueError(f"normalisation statistics of the checkpoint are for leads {stats.leads}, "
+                         f"the model's are {exp.leads}")
+    target_list = parse_targets(targets if targets is not None else config.eval_targets)
+
+    val = validation_threshold(exp, params, config, stats, meta)
+    thresholds = {THRESHOLD_DEFAULT: 0.5}
+    if val.get("threshold") is not None:
+        thresholds[THRESHOLD_VAL] = float(val["threshold"])
+
+    preds: dict[str, dict] = {}
+    results: dict[str, Any] = {}
+    for dataset, split in target_list:
+        key = f"{dataset}:{split}"
+        pred = predict_target(exp, params, config, stats, dataset, split)
+        preds[key] = pred
+        if pred["label"].size == 0:
+            results[key] = {"note": "no windows"}
+            continue
+        results[key] = metrics.evaluate_levels(
+            pred["prob"], pred["label"], pred["record"], pred["patient"],
+            thresholds, n_boot=int(config.bootstrap_samples), seed=int(config.seed),
+            mixed_patients="drop")
+        w = results[key]["levels"]["patient"]["thresholds"][THRESHOLD_DEFAULT]["metrics"]
+        logging.info("%s: %d windows, patient AUROC %.4f", key, pred["label"].size, w["auroc"])
+
+    out_dir = epath.Path(workdir) / "eval" / str(step)
+    report = {
+        "checkpoint": {"workdir": str(workdir), "step": int(step),
+                       "which": str(checkpoint or config.get("eval_checkpoint", "best"))},
+        "leads": list(exp.leads),
+        "train_dataset": meta.get("train_dataset"),
+        "norm_stats_source": stats.source,
+        "thresholds": thresholds,
+        "validation": val,
+        "targets": [f"{d}:{s}" for d, s in target_list],
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "results": results,
+    }
+    files: list[str] = []
+    if jax.process_index() == 0:
+        files = write_outputs(out_dir, report, preds)
+        print(f"Evaluation of {workdir} step {step} written to {out_dir}; summary: {out_dir / 'summary.md'}",
+              flush=True)
+    return {"step": int(step), "out_dir": str(out_dir), "thresholds": thresholds, "validation": val,
+            "results": results, "files": files}
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
+
+
+def write_outputs(out_dir: epath.Path, report: dict, preds: dict[str, dict]) -> list[str]:
+    from leadmix_jax import plots
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = []
+    path = out_dir / "predictions.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["dataset", "split", "record", "patient", "window", "label", "probability"])
+        for key, p in preds.items():
+            dataset = key.rpartition(":")[0]
+            for row in zip(p["split"], p["record"], p["patient"], p["window"], p["label"], p["prob"]):
+                w.writerow([dataset, row[0], row[1], row[2], int(row[3]), int(row[4]), f"{row[5]:.6f}"])
+    files.append(str(path))
+
+    path = out_dir / "metrics.json"
+    path.write_text(json.dumps(report, indent=1))
+    files.append(str(path))
+
+    for key, p in preds.items():
+        res = report["results"][key]
+        if "levels" not in res:
+            continue
+        curves = _level_curves(p)
+        name = slug(key)
+        files.append(plots.roc_figure(curves, f"ROC: {key}", out_dir / f"roc_{name}.png"))
+        files.append(plots.pr_figure(curves, f"Precision-recall: {key}", out_dir / f"pr_{name}.png"))
+        matrices = {}
+        for tname, t in report["thresholds"].items():
+            for level in metrics.LEVELS:
+                matrices[f"{level}, threshold {tname} ({t:.3f})"] = \
+                    res["levels"][level]["thresholds"][tname]["metrics"]["confusion_matrix"]
+        files.append(plots.confusion_figure(matrices, f"Confusion matrices: {key}",
+                                            out_dir / f"confusion_{name}.png"))
+
+    path = out_dir / "summary.md"
+    path.write_text(summary_markdown(report))
+    files.append(str(path))
+    return files
+
+
+def _level_curves(p: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    curves = {"window": (p["label"], p["prob"])}
+    _, rp, rl = metrics.aggregate(p["prob"], p["label"], p["record"])
+    curves["record"] = (rl, rp)
+    _, pp, pl = metrics.aggregate(p["prob"], p["label"], p["patient"], on_mixed="drop")
+    curves["patient"] = (pl, pp)
+    return curves
+
+
+def summary_markdown(report: dict) -> str:
+    ck = report["checkpoint"]
+    val = report["validation"]
+    lines = [f"# Evaluation: {ck['workdir']} (checkpoint step {ck['step']}, {ck['which']})", "",
+             f"- leads: {', '.join(report['leads'])}",
+             f"- trained on: {report['train_dataset']}; normalisation statistics of {report['norm_stats_source']}"]
+    if val.get("threshold") is not None:
+        lines.append(f"- thresholds: `0.5` (reference) and `val_youden` = {val['threshold']:.4f}, "
+                     f"Youden's J on {val['n_windows']} validation windows ({val['n_pos']} MI) of "
+                     f"{val['dataset']}:{val['split']}; applied at every level"
+                     + (f" ({val['note']})" if val.get("note") else ""))
+    else:
+        lines.append(f"- threshold: `0.5` only ({val.get('note', 'no validation threshold')})")
+    lines.append("")
+    for key, res in report["results"].items():
+        lines.append(f"## {key}")
+        lines.append("")
+        if "levels" not in res:
+            lines += [res.get("note", "no result"), ""]
+            continue
+        lv = res["levels"]
+        lines.append(f"{lv['window']['n']} windows, {lv['record']['n']} records, "
+                     f"{lv['record']['n_patients']} patients "
+                     f"(MI: {lv['window']['n_pos']} windows, {lv['record']['n_pos']} records, "
+                     f"{lv['patient']['n_pos']} patients)"
+                     + (f"; {lv['patient']['n_mixed_patients_dropped']} patient(s) with both MI and "
+                        "normal records left out of the patient level."
+                        if lv["patient"]["n_mixed_patients_dropped"] else "."))
+        lines.append("")
+        lines.append(metrics.metrics_markdown(res))
+        name = slug(key)
+        lines.append(f"![ROC](roc_{name}.png) ![PR](pr_{name}.png) ![confusion](confusion_{name}.png)")
+        lines.append("")
+    return "\n".join(lines)
