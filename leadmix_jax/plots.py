@@ -112,6 +112,7 @@ def record_figure(signal: np.ndarray, fs: float, leads: Sequence[str],
                              sharex=True, squeeze=False)
     for k, (ax, name) in enumerate(zip(axes[:, 0], leads)):
         for start, end, prob in windows:
+            ax.axvline(start, color="grey", lw=0.4)
             if prob is None:
                 ax.axvspan(start, end, color="lightgrey", alpha=0.5, hatch="//", lw=0)
             else:
