@@ -31,6 +31,10 @@ flags.DEFINE_float("fs", None, "--mode=predict with .npy: sampling rate in Hz.")
 flags.DEFINE_string("lead_names", None, "--mode=predict with .npy: comma-separated lead names of the columns.")
 flags.DEFINE_string("checkpoint", None, "eval/predict: best, latest or a step (default: config.eval_checkpoint).")
 flags.DEFINE_list("workdirs", [], "--mode=report: workdirs to gather into one table.")
+flags.DEFINE_enum("report_level", "patient", ["window", "record", "patient"], "--mode=report: level of the table.")
+flags.DEFINE_string("report_threshold", "0.5", "--mode=report: threshold of the table, 0.5 or val_youden.")
+flags.DEFINE_list("report_metrics", ["auroc", "accuracy", "sensitivity", "specificity", "macro_f1"],
+                  "--mode=report: metrics per dataset.")
 FLAGS = flags.FLAGS
 
 
@@ -72,6 +76,20 @@ def main(argv):
     if FLAGS.mode == "train":
         from leadmix_jax import train
         train.train_and_evaluate(config, FLAGS.workdir)
+    elif FLAGS.mode == "eval":
+        from leadmix_jax import evaluate
+        evaluate.evaluate(config, FLAGS.workdir, FLAGS.checkpoint)
+    elif FLAGS.mode == "predict":
+        if not FLAGS.record:
+            raise app.UsageError("--mode=predict needs --record=<.hea, .h5 or .npy file>")
+        from leadmix_jax import predict
+        predict.predict_record(FLAGS.workdir, FLAGS.record, FLAGS.checkpoint, FLAGS.fs, FLAGS.lead_names)
+    elif FLAGS.mode == "report":
+        if not FLAGS.workdirs:
+            raise app.UsageError("--mode=report needs --workdirs=a,b,c (evaluated workdirs)")
+        from leadmix_jax import report
+        report.make_report(FLAGS.workdirs, FLAGS.workdir, FLAGS.report_level, FLAGS.report_threshold,
+                           FLAGS.report_metrics)
     else:
         raise app.UsageError(f"--mode={FLAGS.mode} is not available yet")
 

@@ -1,0 +1,138 @@
+"""The paper's results table from several evaluated workdirs (one per lead set).
+
+    python launch.py --mode=report --workdirs=runs/inferior,runs/limb,runs/all12 --workdir=runs/report
+
+Each workdir must have been evaluated (``--mode=eval``); its newest
+``eval/<step>/metrics.json`` is used (or that of ``step`` when given).
+Rows = lead sets, columns = datasets x metrics, at one level (window, record
+or patient) and one threshold (``0.5`` or ``val_youden``), both stated in
+the table's caption. Writes ``report.md`` and ``report.csv`` (the CSV has the
+value and the bootstrap CI bounds of every cell in separate columns).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Sequence
+
+from etils import epath
+
+from leadmix_jax import leads as leads_lib
+
+DEFAULT_METRICS = ("auroc", "accuracy", "sensitivity", "specificity", "macro_f1")
+
+
+def find_metrics(workdir: str, step: int | None = None) -> epath.Path:
+    """``workdir/eval/<step>/metrics.json``: of ``step``, else the most recently written."""
+    root = epath.Path(workdir) / "eval"
+    if step is not None:
+        path = root / str(step) / "metrics.json"
+        if not path.exists():
+            raise FileNotFoundError(f"{path} does not exist: run --mode=eval --checkpoint={step} first")
+        return path
+    found = list(root.glob("*/metrics.json")) if root.exists() else []
+    if not found:
+        raise FileNotFoundError(f"no evaluation in {workdir} (expected {root}/<step>/metrics.json): "
+                                f"run `launch.py --mode=eval --workdir={workdir}` first")
+    return max(found, key=lambda p: (p.stat().mtime, p.parent.name))
+
+
+def lead_set_name(leads: Sequence[str]) -> str:
+    """The paper's set name when ``leads`` is one (same order), else the leads joined by '-'."""
+    leads = tuple(leads)
+    for name, members in leads_lib.LEAD_SETS.items():
+        if members == leads:
+            return name
+    return "-".join(leads)
+
+
+def _fmt(x) -> str:
+    x = float(x)
+    return "n/a" if math.isnan(x) else f"{x:.3f}"
+
+
+def gather(workdirs: Sequence[str], level: str = "patient", threshold: str = "0.5",
+           metrics: Sequence[str] = DEFAULT_METRICS, step: int | None = None) -> dict:
+    """Rows of the table: ``{'columns': [(target, metric)], 'rows': [{...}]}``."""
+    rows, targets = [], []
+    for wd in workdirs:
+        path = find_metrics(wd, step)
+        rep = json.loads(path.read_text())
+        cells = {}
+        for target, res in rep["results"].items():
+            if target not in targets:
+                targets.append(target)
+            if "levels" not in res:
+                continue
+            lv = res["levels"][level]
+            if threshold not in lv["thresholds"]:
+                raise ValueError(f"{path} has no threshold {threshold!r} (has {list(lv['thresholds'])})")
+            entry = lv["thresholds"][threshold]
+            for m in metrics:
+                ci = entry.get("ci", {}).get(m, [float("nan"), float("nan")])
+                cells[(target, m)] = (float(entry["metrics"][m]), float(ci[0]), float(ci[1]))
+        rows.append({"lead_set": lead_set_name(rep["leads"]), "leads": ",".join(rep["leads"]),
+                     "workdir": str(wd), "step": rep["checkpoint"]["step"],
+                     "threshold_value": rep["thresholds"].get(threshold), "cells": cells})
+    columns = [(t, m) for t in targets for m in metrics]
+    return {"level": level, "threshold": threshold, "metrics": list(metrics), "columns": columns, "rows": rows}
+
+
+def to_markdown(table: dict) -> str:
+    cols = table["columns"]
+    header = ["lead set"] + [f"{t} {m}" for t, m in cols]
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * len(cols)]
+    for row in table["rows"]:
+        cells = [row["lead_set"]]
+        for c in cols:
+            if c in row["cells"]:
+                v, lo, hi = row["cells"][c]
+                cells.append(f"{_fmt(v)} [{_fmt(lo)}, {_fmt(hi)}]")
+            else:
+                cells.append("—")
+        lines.append("| " + " | ".join(cells) + " |")
+    thr = table["threshold"]
+    thr_text = ("probability > 0.5" if thr == "0.5" else
+                f"threshold `{thr}` chosen on each model's validation split by Youden's J ("
+                + ", ".join(f"{r['lead_set']} {r['threshold_value']:.3f}" for r in table["rows"]
+                            if r["threshold_value"] is not None) + ")")
+    caption = (f"{table['level'].capitalize()}-level results (record/patient probability = mean window "
+               f"probability); threshold-dependent metrics at {thr_text}; "
+               "95 % CIs in brackets: percentile bootstrap resampling patients.")
+    sources = "; ".join(f"{r['lead_set']}: {r['workdir']} step {r['step']}" for r in table["rows"])
+    return caption + "\n\n" + "\n".join(lines) + f"\n\nCheckpoints: {sources}.\n"
+
+
+def write_csv(table: dict, path) -> None:
+    with open(str(path), "w", newline="") as fh:
+        w = csv.writer(fh)
+        head = ["lead_set", "leads", "workdir", "step", "level", "threshold", "threshold_value"]
+        for t, m in table["columns"]:
+            head += [f"{t} {m}", f"{t} {m} ci_low", f"{t} {m} ci_high"]
+        w.writerow(head)
+        for row in table["rows"]:
+            out = [row["lead_set"], row["leads"], row["workdir"], row["step"], table["level"],
+                   table["threshold"], row["threshold_value"]]
+            for c in table["columns"]:
+                out += list(row["cells"].get(c, ("", "", "")))
+            w.writerow(out)
+
+
+def make_report(workdirs: Sequence[str], out_dir: str, level: str = "patient", threshold: str = "0.5",
+                metrics: Sequence[str] = DEFAULT_METRICS, step: int | None = None) -> dict:
+    """Gathers ``workdirs`` and writes ``out_dir/report.md`` and ``report.csv``."""
+    if not workdirs:
+        raise ValueError("no workdirs to report on: pass --workdirs=a,b,c")
+    if level not in ("window", "record", "patient"):
+        raise ValueError(f"level must be window, record or patient, got {level!r}")
+    table = gather(workdirs, level, threshold, metrics, step)
+    out = epath.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    md = to_markdown(table)
+    (out / "report.md").write_text(md)
+    write_csv(table, out / "report.csv")
+    print(md, flush=True)
+    print(f"Report written to {out / 'report.md'} and {out / 'report.csv'}", flush=True)
+    return {"table": table, "markdown": md, "md": str(out / "report.md"), "csv": str(out / "report.csv")}
