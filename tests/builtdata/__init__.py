@@ -1,0 +1,132 @@
+"""A tiny built TFDS dataset with the real builders' feature set, and a tiny
+checkpoint trained on it, for evaluation / prediction / report tests.
+
+``BuiltMi`` (dataset name ``built_mi``) holds preprocessed 10-s windows of
+synthetic records (:mod:`leadmix_jax.synthetic`): several records per patient,
+two windows per record, both classes in every split, and in ``test`` one
+patient with an MI and a normal record (as happens in PTB-XL). Features as
+the builders of ``datasets/``: ``ecg`` (2500, 12) float32 canonical order,
+``label`` ClassLabel normal/mi, ``patient_id``, ``record_id`` (Text),
+``window``, ``fold`` (int32), ``codes``, ``age``, ``sex``.
+
+Builds and trainings are cached per pytest session (module-level cache), so
+test modules share them: use :func:`data_dir` and :func:`trained_workdir`
+with a ``tmp_path_factory``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from leadmix_jax import preprocessing, synthetic
+
+NAME = "built_mi"
+# split -> (patients, records per patient); 20-s records give 2 windows each.
+SPLITS = {"train": (8, 2), "validation": (4, 2), "test": (4, 2)}
+RECORD_SECONDS = 20.0
+FS = 500.0
+
+_CACHE: dict[str, str] = {}
+
+
+class BuiltMi(tfds.core.GeneratorBasedBuilder):
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        return self.dataset_info_from_configs(features=tfds.features.FeaturesDict({
+            "ecg": tfds.features.Tensor(shape=(2500, 12), dtype=np.float32),
+            "label": tfds.features.ClassLabel(names=["normal", "mi"]),
+            "patient_id": tfds.features.Text(),
+            "record_id": tfds.features.Text(),
+            "window": np.int32,
+            "fold": np.int32,
+            "codes": tfds.features.Text(),
+            "age": np.int32,
+            "sex": tfds.features.Text(),
+        }))
+
+    def _split_generators(self, dl_manager):
+        del dl_manager
+        return {name: self._generate_examples(name, k) for k, name in enumerate(SPLITS)}
+
+    def _generate_examples(self, split, seed):
+        n_patients, n_records = SPLITS[split]
+        rng = np.random.default_rng(seed)
+        for p in range(n_patients):
+            for r in range(n_records):
+                mi = p % 2 == 0
+                if split == "test" and p == 1 and r == 1:
+                    mi = True  # a patient with both an MI and a normal record
+                signal = synthetic.synth_record(rng, FS, RECORD_SECONDS, mi)
+                pre = preprocessing.preprocess_record(signal, FS)
+                record_id = f"{split[:2]}{p:02d}_{r}"
+                for w, window in zip(pre.window_index, pre.windows):
+                    yield f"{record_id}-{w}", {
+                        "ecg": window, "label": int(mi), "patient_id": f"{split[:2]}p{p:02d}",
+                        "record_id": record_id, "window": int(w), "fold": 1 + seed,
+                        "codes": "160" if mi else "1", "age": 60, "sex": "M" if p % 3 else "F"}
+
+
+def build(data_dir: str, file_format: str = "array_record") -> str:
+    """Builds ``built_mi`` into ``data_dir``; returns ``data_dir``."""
+    BuiltMi(data_dir=data_dir, file_format=file_format).download_and_prepare()
+    return data_dir
+
+
+def num_windows(split: str) -> int:
+    n_patients, n_records = SPLITS[split]
+    return n_patients * n_records * int(RECORD_SECONDS // preprocessing.WINDOW_SECONDS)
+
+
+def data_dir(tmp_path_factory) -> str:
+    """The dataset, built once per session."""
+    if "data" not in _CACHE:
+        _CACHE["data"] = build(str(tmp_path_factory.mktemp("built_mi")))
+    return _CACHE["data"]
+
+
+def make_config(data, **overrides):
+    """configs/test.py on ``built_mi``, 2 training steps (validation and a
+    checkpoint at step 2), then ``overrides`` (dotted keys)."""
+    from configs import test as test_config
+    c = test_config.get_config()
+    c.data_dir = data
+    c.train_dataset = NAME
+    c.num_train_steps = 2
+    c.eval_every_steps = 2
+    c.checkpoint_every_steps = 2
+    c.log_every_steps = 2
+    c.bootstrap_samples = 20
+    c.eval_targets = f"{NAME}:test,{NAME}:all"
+    for key, value in overrides.items():
+        node = c
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    return c
+
+
+def trained_workdir(tmp_path_factory, leads: str = "II,III,aVF") -> str:
+    """A workdir with a tiny checkpoint trained on ``leads``, once per session."""
+    key = f"workdir:{leads}"
+    if key not in _CACHE:
+        from leadmix_jax import train
+        data = data_dir(tmp_path_factory)
+        workdir = str(tmp_path_factory.mktemp("trained"))
+        train.train_and_evaluate(make_config(data, leads=leads), workdir)
+        _CACHE[key] = workdir
+    return _CACHE[key]
+
+
+def evaluated_workdir(tmp_path_factory, leads: str = "II,III,aVF") -> tuple[str, dict]:
+    """``(workdir, evaluate() result)``: the trained workdir evaluated with the
+    default checkpoint on ``built_mi:test`` and ``built_mi:all``, once per session."""
+    key = f"eval:{leads}"
+    if key not in _CACHE:
+        from leadmix_jax import evaluate
+        workdir = trained_workdir(tmp_path_factory, leads)
+        _CACHE[key] = (workdir, evaluate.evaluate(make_config(data_dir(tmp_path_factory), leads=leads),
+                                                  workdir))
+    return _CACHE[key]
