@@ -95,7 +95,8 @@ def restore_for_inference(manager: ocp.CheckpointManager, step: int, abstract_pa
     meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
     target = {"params": abstract_params}
     restored = manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.PyTreeRestore(item=target, partial_restore=True)))
+        state=ocp.args.PyTreeRestore(item=target, partial_restore=True,
+                                     restore_args=ocp.checkpoint_utils.construct_restore_args(target))))
     return restored["state"]["params"], meta
 
 

@@ -92,7 +92,7 @@ def train_step(state: TrainState, batch: dict, *, graphdef, tx, label_smoothing:
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
-    return new_state, {"loss": loss, "grad_norm": optax.global_norm(grads)}
+    return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
 
 
 def eval_step(params, batch: dict, *, graphdef) -> dict:

@@ -1,0 +1,188 @@
+"""Tests of the training loop: data parallelism, determinism, resume after a
+kill, multi-process runs, the non-finite guard and the TFRecord path.
+
+Runs that need another device count or several processes run launch.py in
+subprocesses (the device count is fixed when JAX starts)."""
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+import tinyecg
+from configs import test as test_config
+from leadmix_jax import checkpointing, input_pipeline, train
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return tinyecg.build(str(tmp_path_factory.mktemp("tiny_ar")))
+
+
+def make_config(data_dir, **overrides):
+    c = test_config.get_config()
+    c.data_dir = data_dir
+    c.train_dataset = "tiny_ecg"
+    for key, value in overrides.items():
+        node = c
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    return c
+
+
+def run_launch(workdir, data_dir, devices, extra=(), **popen):
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+           "JAX_PLATFORMS": "cpu", "PYTHONPATH": f"{ROOT / 'tests'}:{ROOT}"}
+    cmd = [sys.executable, str(ROOT / "launch.py"), f"--config={ROOT / 'configs/test.py'}",
+           f"--workdir={workdir}", f"--config.data_dir={data_dir}", "--config.train_dataset=tiny_ecg",
+           *extra]
+    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, **popen)
+
+
+def finish(proc, timeout=300):
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out[-3000:]
+    return out
+
+
+def losses(workdir):
+    rows = [json.loads(line) for line in (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in rows if "loss" in r}
+
+
+def final_params(workdir, config):
+    exp = train.make_experiment(config)
+    manager = checkpointing.make_manager(str(workdir), keep=10, read_only=True)
+    params, meta = checkpointing.restore_for_inference(manager, manager.latest_step(),
+                                                       exp.abstract_state().params)
+    return manager.latest_step(), jax.tree.map(np.asarray, params), meta
+
+
+def assert_trees_equal(a, b, rtol=0.0, atol=0.0):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        if rtol or atol:
+            np.testing.assert_allclose(x, y, rtol=rtol, atol=atol)
+        else:
+            np.testing.assert_array_equal(x, y)
+
+
+def test_trains_and_writes_logs(data_dir, tmp_path):
+    config = make_config(data_dir)
+    last = train.train_and_evaluate(config, str(tmp_path))
+    assert np.isfinite(last["loss"]) and 0 <= last["val_auroc"] <= 1
+    for name in ("config.json", "norm_stats.json", "metrics.jsonl"):
+        assert (tmp_path / name).exists(), name
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    stats = json.loads((tmp_path / "norm_stats.json").read_text())
+    assert stats["leads"] == ["II", "III", "aVF"] and all(s > 0 for s in stats["std"])
+    step, _, meta = final_params(tmp_path, config)
+    assert step == 6 and meta["leads"] == ["II", "III", "aVF"]
+    assert meta["norm_stats"]["mean"] == stats["mean"]
+
+
+def test_same_seed_gives_identical_parameters(data_dir, tmp_path):
+    config = make_config(data_dir, val_split="")
+    train.train_and_evaluate(config, str(tmp_path / "a"))
+    train.train_and_evaluate(config, str(tmp_path / "b"))
+    assert_trees_equal(final_params(tmp_path / "a", config)[1], final_params(tmp_path / "b", config)[1])
+    other = make_config(data_dir, val_split="", seed=1)
+    train.train_and_evaluate(other, str(tmp_path / "c"))
+    a, c = final_params(tmp_path / "a", config)[1], final_params(tmp_path / "c", config)[1]
+    assert any(not np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(c)))
+
+
+def test_eight_devices_match_one(data_dir, tmp_path):
+    procs = [run_launch(tmp_path / f"d{n}", data_dir, n) for n in (1, 8)]
+    for p in procs:
+        finish(p)
+    one, eight = losses(tmp_path / "d1"), losses(tmp_path / "d8")
+    assert sorted(one) == sorted(eight) == list(range(1, 7))
+    for step in one:
+        np.testing.assert_allclose(eight[step], one[step], rtol=1e-5)
+
+
+def test_killed_run_resumes_exactly(data_dir, tmp_path):
+    steps = ["--config.num_train_steps=30", "--config.checkpoint_every_steps=3",
+             "--config.eval_every_steps=100", "--config.log_every_steps=30"]
+    reference = run_launch(tmp_path / "ref", data_dir, 8, steps)
+    victim = run_launch(tmp_path / "run", data_dir, 8, steps, start_new_session=True)
+    ckpts = tmp_path / "run" / "checkpoints"
+    deadline = time.time() + 240
+    while not (ckpts / "6").exists() and victim.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert victim.poll() is None, "run finished before it could be killed"
+    os.killpg(victim.pid, signal.SIGKILL)  # no clean exit: no final save, no flush
+    victim.wait()
+    saved = sorted(int(p.name) for p in ckpts.iterdir() if p.name.isdigit())
+    assert saved and saved[-1] < 30
+    out = finish(run_launch(tmp_path / "run", data_dir, 8, steps))
+    assert f"resumed from step {saved[-1]}" in out
+    finish(reference)
+    config = make_config(data_dir)
+    ref_step, ref_params, _ = final_params(tmp_path / "ref", config)
+    run_step, run_params, _ = final_params(tmp_path / "run", config)
+    assert ref_step == run_step == 30
+    assert_trees_equal(run_params, ref_params)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_match_one_process(data_dir, tmp_path):
+    port = _free_port()
+    pair = [run_launch(tmp_path / "multi", data_dir, 2,
+                       [f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}"])
+            for i in range(2)]
+    single = run_launch(tmp_path / "single", data_dir, 4)
+    for p in [*pair, single]:
+        finish(p)
+    config = make_config(data_dir)
+    _, multi, _ = final_params(tmp_path / "multi", config)
+    _, one, _ = final_params(tmp_path / "single", config)
+    # Cross-process all-reduces sum in another order: float rounding only
+    # (1e-5 is 1 % of one AdamW step at lr 1e-3).
+    assert_trees_equal(multi, one, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(list(losses(tmp_path / "multi").values()),
+                               list(losses(tmp_path / "single").values()), rtol=1e-5)
+
+
+def test_nan_input_stops_with_a_clear_error(tmp_path):
+    data_dir = tinyecg.build(str(tmp_path / "nan_data"), nan_fraction=0.5)
+    config = make_config(data_dir)
+    with pytest.raises(train.NonFiniteLossError, match=r"training loss became nan at step \d"):
+        train.train_and_evaluate(config, str(tmp_path / "wd"))
+
+
+def test_tfrecord_build_trains(tmp_path):
+    data_dir = tinyecg.build(str(tmp_path / "tfr"), file_format="tfrecord")
+    builder = input_pipeline.load_builder(data_dir, "tiny_ecg")
+    assert not input_pipeline.is_array_record(builder)
+    config = make_config(data_dir)
+    last = train.train_and_evaluate(config, str(tmp_path / "wd"))
+    assert np.isfinite(last["loss"]) and 0 <= last["val_auroc"] <= 1
+    assert final_params(tmp_path / "wd", config)[0] == 6
+
+
+def test_eval_visits_every_example_once(data_dir):
+    builder = input_pipeline.load_builder(data_dir, "tiny_ecg")
+    config = make_config(data_dir)
+    exp = train.make_experiment(config)
+    stats = input_pipeline.compute_norm_stats(builder, "train", exp.leads, 64)
+    preds = train.predict_split(exp, exp.init_state().params, builder, "validation", stats, batch_size=8)
+    assert sorted(preds["index"].tolist()) == list(range(12))  # 12 examples, 2 batches of 8, 4 padded
+    assert len(preds["record_id"]) == 12 and set(preds["record_id"]) == {f"r1-{i}" for i in range(12)}
