@@ -3,6 +3,7 @@ consistent; checkpoint selection; lead-set mismatch error."""
 import csv
 import json
 import pathlib
+import shutil
 
 import numpy as np
 import pytest
@@ -88,14 +89,18 @@ def test_summary_markdown(evaluated):
     assert "leads: II, III, aVF" in text
 
 
-def test_reproducible_and_latest_step(evaluated, tmp_path_factory):
+def test_reproducible_and_latest_step(evaluated, tmp_path_factory, tmp_path):
     workdir, result = evaluated
+    # a copy, so that this evaluation does not overwrite the shared one's outputs
+    shutil.copytree(pathlib.Path(workdir) / "checkpoints", tmp_path / "checkpoints")
+    workdir = str(tmp_path)
     config = builtdata.make_config(builtdata.data_dir(tmp_path_factory), eval_targets="built_mi:test")
     again = evaluate.evaluate(config, workdir, checkpoint="latest")
     assert again["step"] == 2
     assert again["thresholds"] == result["thresholds"]
     a = again["results"]["built_mi:test"]["levels"]["record"]["thresholds"]["0.5"]
     b = result["results"]["built_mi:test"]["levels"]["record"]["thresholds"]["0.5"]
+    assert (tmp_path / "eval" / "2" / "summary.md").exists()
     assert a["ci"] == b["ci"] and a["metrics"]["auroc"] == pytest.approx(b["metrics"]["auroc"], abs=1e-6)
     with pytest.raises(ValueError, match="no checkpoint at step 7"):
         evaluate.evaluate(config, workdir, checkpoint=7)
