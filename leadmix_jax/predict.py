@@ -124,11 +124,19 @@ def select_leads(signal: np.ndarray, names: Sequence[str], wanted: Sequence[str]
 # ----------------------------------------------------------------------------
 # Model.
 
+_MODELS: dict[tuple[str, int], tuple] = {}
+
+
 def load_model(workdir: str, checkpoint=None):
-    """``(apply(x (B, 2500, N)) -> probs (B,), meta, step)`` of a checkpoint."""
+    """``(apply(x (B, 2500, N)) -> probs (B,), meta, step)`` of a checkpoint
+    (kept in memory per workdir and step: saved steps never change)."""
     from leadmix_jax import train
     manager = checkpointing.make_manager(workdir, keep=1, read_only=True)
     step = checkpointing.select_step(manager, checkpoint if checkpoint not in (None, "") else "best")
+    key = (str(epath.Path(workdir).absolute()), int(step))
+    if key in _MODELS:
+        manager.close()
+        return _MODELS[key]
     from leadmix_jax.evaluate import read_meta
     meta = read_meta(manager, step)
     leads = leads_lib.parse_leads(list(meta["leads"]))
@@ -154,6 +162,7 @@ def load_model(workdir: str, checkpoint=None):
             out.append(np.asarray(forward(params, chunk))[:batch - pad])
         return np.concatenate(out) if out else np.zeros((0,), np.float32)
 
+    _MODELS[key] = (apply, meta, step)
     return apply, meta, step
 
 
