@@ -1,0 +1,321 @@
+"""Readers of the three databases' original layouts, with one error vocabulary.
+
+* WFDB (PTB, PTB-XL): :func:`read_wfdb_header` and :func:`read_wfdb`. Only the
+  12 standard leads are read, wherever they are in the header and whatever
+  their case (PTB's ``.xyz`` Frank leads may be listed in the header and
+  absent on disk). Before any sample is read, the header is checked against
+  the expected sampling rate and the signal files against the sizes the
+  header implies, so truncated and mismatched files get a precise reason.
+* SPH HDF5: :func:`read_sph_h5` reads dataset ``ecg`` of shape ``(12, N)``
+  (leads in canonical order), checking ``N`` against ``metadata.csv``.
+
+Every reader returns the signal as float64 ``(time, 12)`` in the canonical
+lead order (:data:`leadmix_jax.leads.CANONICAL_LEADS`), in mV, and raises
+:class:`RecordError` with a ``reason`` from :data:`REASONS` on a bad record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+
+from leadmix_jax.leads import CANONICAL_LEADS, reorder_to_canonical
+
+#: Why a record was skipped. ``excluded_label`` is not an error: the record
+#: is neither MI nor normal under the chosen rule; reports count it apart.
+REASONS: dict[str, str] = {
+    "missing_header_file": "WFDB header (.hea) listed in the metadata but absent",
+    "missing_signal_file": "signal file (.dat / .h5) listed in the metadata/header but absent",
+    "truncated_signal": "signal file shorter than its header / metadata says",
+    "header_mismatch": "header unparseable or disagreeing with the data (size, shape, format)",
+    "unreadable_hdf5": "HDF5 file cannot be opened or has no 'ecg' dataset",
+    "missing_leads": "not all 12 standard leads present",
+    "wrong_sampling_rate": "sampling rate differs from the database's",
+    "too_short": "shorter than one 10 s window",
+    "no_clean_window": "every 10 s window has a flat lead or a non-finite sample",
+    "unparseable_codes": "diagnostic codes / clinical text cannot be parsed",
+    "bad_metadata": "metadata row with an unusable field (patient id, fold, file name)",
+    "processing_error": "unexpected error while reading or preprocessing (see detail)",
+}
+EXCLUDED_LABEL = "excluded_label"
+
+#: Bytes per sample of the WFDB formats whose file size can be checked.
+_WFDB_BYTES = {"8": 1.0, "80": 1.0, "16": 2.0, "61": 2.0, "160": 2.0, "212": 1.5,
+               "24": 3.0, "32": 4.0}
+
+__all__ = ["REASONS", "EXCLUDED_LABEL", "RecordError", "WfdbHeader", "read_wfdb_header",
+           "RecordTask", "RecordResult", "load_signal", "process_record",
+           "read_wfdb", "read_sph_h5", "check_sampling_rate"]
+
+
+class RecordError(Exception):
+    """A record that cannot be used; ``reason`` is a key of :data:`REASONS`."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        if reason not in REASONS and reason != EXCLUDED_LABEL:
+            raise ValueError(f"Unknown skip reason {reason!r}")
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclasses.dataclass(frozen=True)
+class WfdbHeader:
+    """What the builders need from a WFDB header."""
+
+    record: str            # path of the record without extension
+    fs: float
+    sig_len: int
+    sig_name: tuple[str, ...]
+    file_name: tuple[str, ...]
+    fmt: tuple[str, ...]
+    byte_offset: tuple[int, ...]
+    samps_per_frame: tuple[int, ...]
+    comments: tuple[str, ...]
+
+
+def read_wfdb_header(record: str | Path) -> WfdbHeader:
+    """Parses ``<record>.hea``.
+
+    Raises:
+      RecordError: ``missing_header_file`` or ``header_mismatch`` (unparseable).
+    """
+    import wfdb
+
+    record = str(record)
+    if not Path(record + ".hea").is_file():
+        raise RecordError("missing_header_file", f"{Path(record).name}.hea not found")
+    try:
+        h = wfdb.rdheader(record)
+    except Exception as err:  # noqa: BLE001 - wfdb raises many types
+        raise RecordError("header_mismatch", f"unparseable header: {err}") from None
+    n = h.n_sig or 0
+    if n == 0 or not h.sig_name or not h.file_name:
+        raise RecordError("header_mismatch", "header lists no signals")
+    if h.fs is None or not math.isfinite(float(h.fs)) or float(h.fs) <= 0:
+        raise RecordError("header_mismatch", f"bad sampling rate {h.fs!r}")
+    if h.sig_len is None:
+        raise RecordError("header_mismatch", "header has no signal length")
+    return WfdbHeader(
+        record=record, fs=float(h.fs), sig_len=int(h.sig_len),
+        sig_name=tuple(str(s) for s in h.sig_name),
+        file_name=tuple(str(f) for f in h.file_name),
+        fmt=tuple(str(f) for f in h.fmt),
+        byte_offset=tuple(int(b or 0) for b in (h.byte_offset or [0] * n)),
+        samps_per_frame=tuple(int(s or 1) for s in (h.samps_per_frame or [1] * n)),
+        comments=tuple(str(c) for c in (h.comments or ())),
+    )
+
+
+def check_sampling_rate(fs: float, expected_fs: float | None, where: str = "") -> None:
+    """Raises ``wrong_sampling_rate`` unless ``fs`` equals ``expected_fs`` (if given)."""
+    if expected_fs is not None and abs(float(fs) - float(expected_fs)) > 1e-6 * expected_fs:
+        raise RecordError("wrong_sampling_rate",
+                          f"{where}{fs:g} Hz, expected {float(expected_fs):g} Hz")
+
+
+def _check_files(header: WfdbHeader, channels: list[int]) -> None:
+    """Checks the signal files holding ``channels`` exist and have the size the
+    header implies."""
+    folder = Path(header.record).parent
+    for fname in sorted({header.file_name[c] for c in channels}):
+        path = folder / fname
+        if not path.is_file():
+            raise RecordError("missing_signal_file", f"{fname} not found")
+        in_file = [i for i, f in enumerate(header.file_name) if f == fname]
+        fmts = {header.fmt[i] for i in in_file}
+        if len(fmts) != 1:
+            raise RecordError("header_mismatch", f"{fname} mixes formats {sorted(fmts)}")
+        fmt = fmts.pop()
+        if fmt not in _WFDB_BYTES:
+            continue    # exotic format: wfdb itself will check
+        frame = sum(header.samps_per_frame[i] for i in in_file)
+        offset = header.byte_offset[in_file[0]]
+        expected = offset + int(math.ceil(header.sig_len * frame * _WFDB_BYTES[fmt]))
+        size = path.stat().st_size
+        if size < expected:
+            raise RecordError("truncated_signal",
+                              f"{fname} has {size} bytes, header implies {expected}")
+        if size > expected + (1 if fmt == "212" else 0):
+            raise RecordError("header_mismatch",
+                              f"{fname} has {size} bytes, header implies {expected}")
+
+
+def read_wfdb(record: str | Path, expected_fs: float | None = None,
+              header: WfdbHeader | None = None) -> tuple[np.ndarray, float, WfdbHeader]:
+    """Reads the 12 standard leads of a WFDB record in canonical order.
+
+    Args:
+      record: path without extension (``.../patient001/s0010_re``).
+      expected_fs: the database's sampling rate (checked when given).
+      header: the already parsed header, if any.
+
+    Returns:
+      ``(signal float64 (time, 12) in mV, fs, header)``; samples WFDB marks as
+      invalid come out as NaN.
+
+    Raises:
+      RecordError: see :data:`REASONS`.
+    """
+    import wfdb
+
+    header = header or read_wfdb_header(record)
+    check_sampling_rate(header.fs, expected_fs)
+    try:
+        order = reorder_to_canonical(header.sig_name)
+    except ValueError as err:
+        raise RecordError("missing_leads", str(err)) from None
+    if header.sig_len <= 0:
+        raise RecordError("too_short", "header has 0 samples")
+    if any(header.samps_per_frame[c] != 1 for c in order):
+        raise RecordError("header_mismatch", "multi-sample frames are not supported")
+    _check_files(header, order)
+    channels = sorted(order)
+    try:
+        rec = wfdb.rdrecord(header.record, channels=channels, physical=True, return_res=64)
+    except Exception as err:  # noqa: BLE001
+        raise RecordError("header_mismatch", f"wfdb cannot read the data: {err}") from None
+    data = rec.p_signal
+    if data is None or data.ndim != 2 or data.shape[1] != len(channels):
+        raise RecordError("header_mismatch", "wfdb returned no / wrong-shaped signal")
+    if data.shape[0] != header.sig_len:
+        raise RecordError("truncated_signal",
+                          f"{data.shape[0]} samples read, header says {header.sig_len}")
+    pos = {c: i for i, c in enumerate(channels)}
+    signal = np.ascontiguousarray(data[:, [pos[c] for c in order]], dtype=np.float64)
+    return signal, header.fs, header
+
+
+def read_sph_h5(path: str | Path, expected_samples: int | None = None) -> np.ndarray:
+    """Reads an SPH ``records/<ECG_ID>.h5`` (dataset ``ecg``, ``(12, N)``).
+
+    Args:
+      path: the ``.h5`` file.
+      expected_samples: ``N`` from ``metadata.csv`` (checked when given).
+
+    Returns:
+      float64 ``(N, 12)`` in canonical order (SPH stores I, II, III, aVR, aVL,
+      aVF, V1..V6).
+
+    Raises:
+      RecordError: ``missing_signal_file``, ``unreadable_hdf5``,
+        ``missing_leads``, ``header_mismatch``, ``truncated_signal``.
+    """
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise RecordError("missing_signal_file", f"{path.name} not found")
+    try:
+        with h5py.File(path, "r") as fh:
+            if "ecg" not in fh or not isinstance(fh["ecg"], h5py.Dataset):
+                raise RecordError("unreadable_hdf5", f"{path.name} has no dataset 'ecg'")
+            data = fh["ecg"][()]
+    except RecordError:
+        raise
+    except Exception as err:  # noqa: BLE001 - h5py raises OSError, KeyError, ...
+        raise RecordError("unreadable_hdf5", f"{path.name}: {err}") from None
+    data = np.asarray(data)
+    if data.ndim != 2 or not np.issubdtype(data.dtype, np.number):
+        raise RecordError("header_mismatch",
+                          f"'ecg' has shape {data.shape} dtype {data.dtype}, expected (12, N)")
+    if data.shape[0] != len(CANONICAL_LEADS):
+        if data.shape[0] < len(CANONICAL_LEADS):
+            raise RecordError("missing_leads", f"'ecg' has {data.shape[0]} leads, expected 12")
+        raise RecordError("header_mismatch", f"'ecg' has shape {data.shape}, expected (12, N)")
+    n = data.shape[1]
+    if expected_samples is not None:
+        if n < expected_samples:
+            raise RecordError("truncated_signal",
+                              f"{n} samples in the file, metadata says {expected_samples}")
+        if n > expected_samples:
+            raise RecordError("header_mismatch",
+                              f"{n} samples in the file, metadata says {expected_samples}")
+    return np.ascontiguousarray(data.T, dtype=np.float64)
+
+
+# ---------------------------------------------------------------------------
+# one record, end to end (runs in the build's worker processes: no TFDS here)
+
+@dataclasses.dataclass(frozen=True)
+class RecordTask:
+    """Everything a worker needs to turn one source record into examples."""
+
+    record_id: str
+    patient_id: str
+    label: str                 # 'mi' / 'normal'
+    fold: int                  # 1..10
+    codes: str                 # raw diagnostic codes / clinical text
+    age: float                 # NaN when unknown
+    sex: str                   # 'male' / 'female' / ''
+    kind: str                  # 'wfdb' or 'sph_h5'
+    path: str                  # WFDB record path without extension, or the .h5 file
+    expected_fs: float         # the database's sampling rate
+    expected_samples: int | None = None   # SPH: N from metadata.csv
+    header: WfdbHeader | None = None      # WFDB header already parsed while scanning
+
+
+@dataclasses.dataclass
+class RecordResult:
+    """Outcome of :func:`process_record`: windows, or a skip reason."""
+
+    task: RecordTask
+    windows: np.ndarray | None = None        # (n_kept, 2500, 12) float32
+    window_index: np.ndarray | None = None   # (n_kept,) int32
+    num_windows: int = 0
+    num_flat: int = 0
+    num_nonfinite: int = 0
+    reason: str | None = None
+    detail: str = ""
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+
+def load_signal(task: RecordTask) -> tuple[np.ndarray, float]:
+    """The raw ``(time, 12)`` canonical-order signal of a task and its rate."""
+    if task.kind == "wfdb":
+        signal, fs, _ = read_wfdb(task.path, task.expected_fs, task.header)
+        return signal, fs
+    if task.kind == "sph_h5":
+        return read_sph_h5(task.path, task.expected_samples), float(task.expected_fs)
+    raise ValueError(f"Unknown record kind {task.kind!r}")
+
+
+def process_record(task: RecordTask) -> RecordResult:
+    """Reads one record and runs the preprocessing chain over its 12 leads.
+
+    Never raises: any failure becomes ``RecordResult.reason`` (a key of
+    :data:`REASONS`) with a human-readable ``detail``.
+    """
+    import time
+
+    from leadmix_jax import preprocessing
+
+    t0 = time.perf_counter()
+    try:
+        signal, fs = load_signal(task)
+        need = int(math.ceil(preprocessing.WINDOW_SECONDS * fs))
+        if int(signal.shape[0] * preprocessing.TARGET_FS / fs) < preprocessing.WINDOW_SAMPLES:
+            raise RecordError("too_short", f"{signal.shape[0]} samples at {fs:g} Hz "
+                              f"({signal.shape[0] / fs:.2f} s), need {need}")
+        res = preprocessing.preprocess_record(signal, fs)
+        out = RecordResult(task, windows=res.windows, window_index=res.window_index,
+                           num_windows=res.num_windows, num_flat=res.num_flat,
+                           num_nonfinite=res.num_nonfinite)
+        if res.num_kept == 0:
+            out.windows = out.window_index = None
+            out.reason = "no_clean_window"
+            out.detail = (f"{res.num_windows} window(s): {res.num_flat} flat, "
+                          f"{res.num_nonfinite} non-finite")
+    except RecordError as err:
+        out = RecordResult(task, reason=err.reason, detail=err.detail)
+    except Exception as err:  # noqa: BLE001 - one bad record must not stop a build
+        out = RecordResult(task, reason="processing_error", detail=f"{type(err).__name__}: {err}")
+    out.seconds = time.perf_counter() - t0
+    return out
