@@ -40,6 +40,7 @@ errors) and dropped windows.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -75,7 +76,7 @@ EXPECTED_FS = {"ptb": 1000.0, "ptbxl": 500.0, "sph": 500.0}
 __all__ = [
     "VERSION", "WORKERS_ENV", "REPORT_NAME", "EXPECTED_FS", "NotTheDatabaseError", "Scan",
     "scan_ptb", "scan_ptbxl", "scan_sph", "BuildReport", "MiEcgBuilder", "features",
-    "default_workers", "run_records",
+    "default_workers", "run_records", "load_builder_class", "read_report",
 ]
 
 
@@ -344,6 +345,28 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+@contextlib.contextmanager
+def _workers_skip_main():
+    """Keeps ``spawn`` workers from re-importing the parent's ``__main__``.
+
+    ``spawn`` re-runs the main module's imports in every worker; under the
+    ``tfds`` CLI (or any script) that means importing TensorFlow, several
+    seconds and hundreds of MB per worker, for nothing: the workers only need
+    :mod:`leadmix_jax.records`. The main module's ``__spec__``/``__file__``
+    are hidden while the workers start (they are read only then).
+    """
+    main = sys.modules.get("__main__")
+    saved = {k: main.__dict__[k] for k in ("__spec__", "__file__") if main and k in main.__dict__}
+    try:
+        if main is not None:
+            main.__dict__["__spec__"] = None
+            main.__dict__.pop("__file__", None)
+        yield
+    finally:
+        if main is not None:
+            main.__dict__.update(saved)
+
+
 class _Runner:
     """Maps :func:`process_record` over tasks, in order, in-process or with a
     lazily started ``spawn`` pool that is reused until :meth:`close`."""
@@ -358,7 +381,8 @@ class _Runner:
                 yield process_record(t)
             return
         if self._pool is None:
-            self._pool = multiprocessing.get_context("spawn").Pool(self.workers)
+            with _workers_skip_main():
+                self._pool = multiprocessing.get_context("spawn").Pool(self.workers)
         chunk = max(1, min(16, len(tasks) // (self.workers * 8)))
         yield from self._pool.imap(process_record, tasks, chunksize=chunk)
 
@@ -608,9 +632,7 @@ class MiEcgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             report = self._report.to_json()
             path = epath.Path(self.data_dir) / REPORT_NAME
             path.write_text(json.dumps(report, indent=1, default=_json_default) + "\n")
-            summary = self._report.summary()
-            logging.info("%s", summary)
-            print(summary, file=sys.stdout, flush=True)
+            print(self._report.summary(), file=sys.stdout, flush=True)
 
 
 def _json_default(o):
@@ -621,6 +643,21 @@ def _json_default(o):
     if isinstance(o, (set, frozenset)):
         return sorted(o)
     raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+def load_builder_class(name: str, datasets_dir=None):
+    """The ``Builder`` class of ``datasets/<name>/<name>_dataset_builder.py``.
+
+    Imports it as ``<name>.<name>_dataset_builder`` with ``datasets/`` on
+    ``sys.path`` (as ``tfds build datasets/<name>`` does); there is no
+    ``datasets/__init__.py``, which would shadow the Hugging Face package.
+    """
+    import importlib
+
+    folder = Path(datasets_dir) if datasets_dir else Path(__file__).resolve().parents[1] / "datasets"
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+    return importlib.import_module(f"{name}.{name}_dataset_builder").Builder
 
 
 def read_report(data_dir, name: str, config: str = "paper", version: str = VERSION) -> dict:
