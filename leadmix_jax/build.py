@@ -345,6 +345,9 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 @contextlib.contextmanager
 def _workers_skip_main():
     """Keeps ``spawn`` workers from re-importing the parent's ``__main__``.
@@ -353,18 +356,28 @@ def _workers_skip_main():
     ``tfds`` CLI (or any script) that means importing TensorFlow, several
     seconds and hundreds of MB per worker, for nothing: the workers only need
     :mod:`leadmix_jax.records`. The main module's ``__spec__``/``__file__``
-    are hidden while the workers start (they are read only then).
+    are hidden while the workers start (they are read only then). Workers
+    also get single-threaded BLAS/OpenMP (unless the environment says
+    otherwise), since there is one worker per core.
     """
     main = sys.modules.get("__main__")
     saved = {k: main.__dict__[k] for k in ("__spec__", "__file__") if main and k in main.__dict__}
+    env = {k: os.environ.get(k) for k in _THREAD_ENV}
     try:
         if main is not None:
             main.__dict__["__spec__"] = None
             main.__dict__.pop("__file__", None)
+        for k in _THREAD_ENV:   # one process per core: no BLAS/OpenMP thread pools
+            os.environ.setdefault(k, "1")
         yield
     finally:
         if main is not None:
             main.__dict__.update(saved)
+        for k, v in env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 class _Runner:
