@@ -73,7 +73,10 @@ def main(argv):
     logging.info("JAX process %d of %d; %d devices (%d local) on %s", jax.process_index(),
                  jax.process_count(), jax.device_count(), jax.local_device_count(), jax.default_backend())
     config = FLAGS.config
-    if FLAGS.mode == "train":
+    if FLAGS.mode == "demo" or (FLAGS.mode == "train" and "synthetic" in config):
+        from leadmix_jax import demo
+        demo.run(config, FLAGS.workdir)
+    elif FLAGS.mode == "train":
         from leadmix_jax import train
         train.train_and_evaluate(config, FLAGS.workdir)
     elif FLAGS.mode == "eval":
@@ -90,8 +93,6 @@ def main(argv):
         from leadmix_jax import report
         report.make_report(FLAGS.workdirs, FLAGS.workdir, FLAGS.report_level, FLAGS.report_threshold,
                            FLAGS.report_metrics)
-    else:
-        raise app.UsageError(f"--mode={FLAGS.mode} is not available yet")
 
 
 if __name__ == "__main__":

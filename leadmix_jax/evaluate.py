@@ -106,16 +106,8 @@ def restore(config: ml_collections.ConfigDict, workdir: str, checkpoint=None, ch
     exp = train.make_experiment(cfg)
     params, meta = checkpointing.restore_for_inference(manager, step, exp.abstract_state().params)
     manager.close()
-    _memoize_eval_step(exp)
     logging.info("restored %s checkpoint step %d of %s (leads %s)", which, step, workdir, ",".join(leads))
     return exp, params, meta, step
-
-
-def _memoize_eval_step(exp) -> None:
-    """One compiled eval step for all the splits evaluated (predict_split asks
-    the Experiment for a fresh jit each call, which would recompile)."""
-    compiled = exp.compiled_eval_step()
-    exp.compiled_eval_step = lambda: compiled
 
 
 # ----------------------------------------------------------------------------

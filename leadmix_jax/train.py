@@ -9,6 +9,7 @@ its local part of the global batch (``jax.make_array_from_process_local_data``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from typing import Any
@@ -165,10 +166,15 @@ class Experiment:
                        in_shardings=(self.replicated, self.data_sharding),
                        out_shardings=(self.replicated, self.replicated), donate_argnums=(0,))
 
-    def compiled_eval_step(self):
+    @functools.cached_property
+    def _eval_step(self):
         step = jax.tree_util.Partial(eval_step, graphdef=self.graphdef)
         return jax.jit(lambda p, b: step(p, b), in_shardings=(self.replicated, self.data_sharding),
                        out_shardings=self.replicated)
+
+    def compiled_eval_step(self):
+        """The jitted eval step, built once per experiment (compiled once per shape)."""
+        return self._eval_step
 
 
 def make_experiment(config: ml_collections.ConfigDict, train_size: int | None = None) -> Experiment:

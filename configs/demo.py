@@ -1,0 +1,32 @@
+"""The no-download demo: synthetic PTB, PTB-XL and SPH databases, built with
+the real TFDS builders, LeadMix-MST trained on synthetic SPH and evaluated
+cross-dataset on synthetic PTB and PTB-XL. Minutes on a 2-core CPU.
+
+    python launch.py --config=configs/demo.py --workdir=runs/demo
+"""
+
+import ml_collections
+
+from configs import default
+
+
+def get_config():
+    c = default.get_config()
+    # Present only in this config: launch.py runs leadmix_jax.demo when set.
+    c.synthetic = ml_collections.ConfigDict()
+    c.synthetic.seed = 0                  # generator seed
+    c.synthetic.sph_records = 600         # synthetic SPH records (training database)
+    c.synthetic.ptbxl_records = 200       # synthetic PTB-XL records (cross-dataset test)
+    c.synthetic.ptb_patients = 40         # synthetic PTB patients (cross-dataset test, 30-60 s records)
+    c.data_dir = ""                       # set by the demo to <workdir>/tfds
+    c.train_dataset = "sph_mi/paper"
+    c.leads = "inferior"                  # II, III, aVF
+    c.model.base = 24                     # a narrower model keeps the demo within minutes on a CPU
+    c.batch_size = 32
+    c.num_epochs = 8
+    c.log_every_steps = 20
+    c.workers = 0
+    c.norm_max_examples = 2000
+    c.bootstrap_samples = 200
+    c.eval_targets = "ptbdb_mi/paper:all,ptbxl_mi/paper:all,sph_mi/paper:test"
+    return c
