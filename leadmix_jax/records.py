@@ -87,7 +87,10 @@ def read_wfdb_header(record: str | Path) -> WfdbHeader:
 
     record = str(record)
     if not Path(record + ".hea").is_file():
-        raise RecordError("missing_header_file", f"{Path(record).name}.hea not found")
+        name = Path(record).name
+        if not Path(record + ".dat").is_file():   # a metadata row without any file
+            raise RecordError("missing_signal_file", f"neither {name}.hea nor {name}.dat found")
+        raise RecordError("missing_header_file", f"{name}.hea not found")
     try:
         h = wfdb.rdheader(record)
     except Exception as err:  # noqa: BLE001 - wfdb raises many types

@@ -87,7 +87,7 @@ def test_process_record_never_raises(tmp_path):
     task = records.RecordTask("x", "p", "mi", 1, "", float("nan"), "", "wfdb",
                               str(tmp_path / "nothing"), 500.0)
     res = records.process_record(task)
-    assert not res.ok and res.reason == "missing_header_file"
+    assert not res.ok and res.reason == "missing_signal_file"
     res = records.process_record(records.RecordTask(
         "x", "p", "mi", 1, "", 0.0, "", "bogus", "", 500.0))
     assert res.reason == "processing_error" and "bogus" in res.detail
@@ -163,6 +163,11 @@ def _no_dat(root, i):
     (root / f"records500/00000/{i:05d}_hr.dat").unlink()
 
 
+def _no_hea(root, i):
+    _ptbxl_record(root, i)
+    (root / f"records500/00000/{i:05d}_hr.hea").unlink()
+
+
 def _eleven_leads(root, i):
     sig = synthetic.synth_record(np.random.default_rng(i), 500, 10.0, False)
     leads = list(synthetic.PTBXL_LEADS[:11]) + ["X"]
@@ -170,8 +175,9 @@ def _eleven_leads(root, i):
 
 
 PTBXL_BAD = {   # reason: (make the signal, scp_codes, fold override)
-    "missing_header_file": (lambda root, i: None, {"NORM": 100.0}),
+    "missing_header_file": (_no_hea, {"NORM": 100.0}),
     "missing_signal_file": (_no_dat, {"NORM": 100.0}),
+    "missing_signal_file/no_files": (lambda root, i: None, {"NORM": 100.0}),
     "truncated_signal": (_truncate, {"NORM": 100.0}),
     "header_mismatch": (_too_long_file, {"NORM": 100.0}),
     "missing_leads": (_eleven_leads, {"NORM": 100.0}),
@@ -287,7 +293,7 @@ def _ptb_add(src, name, fs=1000, comments=True):
 
 
 PTB_BAD = {
-    "missing_header_file": lambda src, name: None,
+    "missing_signal_file": lambda src, name: None,          # listed in RECORDS, no files
     "wrong_sampling_rate": lambda src, name: _ptb_add(src, name, fs=500),
     "unparseable_codes": lambda src, name: _ptb_add(src, name, comments=False),
 }
