@@ -47,6 +47,7 @@ import math
 import multiprocessing
 import os
 import sys
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -397,7 +398,26 @@ class _Runner:
             with _workers_skip_main():
                 self._pool = multiprocessing.get_context("spawn").Pool(self.workers)
         chunk = max(1, min(16, len(tasks) // (self.workers * 8)))
-        yield from self._pool.imap(process_record, tasks, chunksize=chunk)
+        # At most `limit` records in flight: results wait in memory until the
+        # TFDS writer takes them, and a fast pool must not pile them up.
+        limit = max(64, 4 * chunk * self.workers)
+        slots, stop = threading.Semaphore(limit), threading.Event()
+
+        def feed():   # runs in the pool's task-handler thread
+            for t in tasks:
+                while not slots.acquire(timeout=0.2):
+                    if stop.is_set():
+                        return
+                if stop.is_set():
+                    return
+                yield t
+
+        try:
+            for result in self._pool.imap(process_record, feed(), chunksize=chunk):
+                slots.release()
+                yield result
+        finally:
+            stop.set()
 
     def close(self) -> None:
         if self._pool is not None:
