@@ -96,15 +96,15 @@ def test_same_seed_gives_identical_parameters(data_dir, tmp_path):
     config = make_config(data_dir, val_split="")
     train.train_and_evaluate(config, str(tmp_path / "a"))
     train.train_and_evaluate(config, str(tmp_path / "b"))
-    assert_trees_equal(final_params(tmp_path / "a", config)[1], final_params(tmp_path / "b", config)[1])
-    other = make_config(data_dir, val_split="", seed=1)
-    train.train_and_evaluate(other, str(tmp_path / "c"))
-    a, c = final_params(tmp_path / "a", config)[1], final_params(tmp_path / "c", config)[1]
-    assert any(not np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(c)))
+    a = final_params(tmp_path / "a", config)[1]
+    assert_trees_equal(a, final_params(tmp_path / "b", config)[1])
+    # ... and the seed matters: another seed starts elsewhere.
+    other = train.make_experiment(make_config(data_dir, seed=1)).init_state().params
+    assert any(not np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(other)))
 
 
 def test_eight_devices_match_one(data_dir, tmp_path):
-    procs = [run_launch(tmp_path / f"d{n}", data_dir, n) for n in (1, 8)]
+    procs = [run_launch(tmp_path / f"d{n}", data_dir, n, ["--config.val_split="]) for n in (1, 8)]
     for p in procs:
         finish(p)
     one, eight = losses(tmp_path / "d1"), losses(tmp_path / "d8")
@@ -114,26 +114,26 @@ def test_eight_devices_match_one(data_dir, tmp_path):
 
 
 def test_killed_run_resumes_exactly(data_dir, tmp_path):
-    steps = ["--config.num_train_steps=30", "--config.checkpoint_every_steps=3",
-             "--config.eval_every_steps=100", "--config.log_every_steps=30"]
+    steps = ["--config.num_train_steps=16", "--config.checkpoint_every_steps=2",
+             "--config.val_split=", "--config.log_every_steps=16"]
     reference = run_launch(tmp_path / "ref", data_dir, 8, steps)
     victim = run_launch(tmp_path / "run", data_dir, 8, steps, start_new_session=True)
     ckpts = tmp_path / "run" / "checkpoints"
     deadline = time.time() + 240
-    while not (ckpts / "6").exists() and victim.poll() is None and time.time() < deadline:
+    while not (ckpts / "4").exists() and victim.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     assert victim.poll() is None, "run finished before it could be killed"
     os.killpg(victim.pid, signal.SIGKILL)  # no clean exit: no final save, no flush
     victim.wait()
     saved = sorted(int(p.name) for p in ckpts.iterdir() if p.name.isdigit())
-    assert saved and saved[-1] < 30
+    assert saved and saved[-1] < 16
     out = finish(run_launch(tmp_path / "run", data_dir, 8, steps))
     assert f"resumed from step {saved[-1]}" in out
     finish(reference)
     config = make_config(data_dir)
     ref_step, ref_params, _ = final_params(tmp_path / "ref", config)
     run_step, run_params, _ = final_params(tmp_path / "run", config)
-    assert ref_step == run_step == 30
+    assert ref_step == run_step == 16
     assert_trees_equal(run_params, ref_params)
 
 
@@ -148,7 +148,7 @@ def test_two_processes_match_one_process(data_dir, tmp_path):
     pair = [run_launch(tmp_path / "multi", data_dir, 2,
                        [f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}"])
             for i in range(2)]
-    single = run_launch(tmp_path / "single", data_dir, 4)
+    single = run_launch(tmp_path / "single", data_dir, 4)  # with validation: multi-host eval runs too
     for p in [*pair, single]:
         finish(p)
     config = make_config(data_dir)
