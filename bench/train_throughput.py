@@ -10,7 +10,7 @@ Prints, per global batch size:
     python bench/train_throughput.py --data_dir=~/tensorflow_datasets --dataset=sph_mi/paper \
         --batch=32,256 --leads=II,III,aVF --workers=4
 
-Without --data_dir it builds a small synthetic dataset (tests/tinyecg) in a
+Without --data_dir it builds a small synthetic dataset (tests/builtdata) in a
 temporary folder, so the numbers measure the pipeline's per-example cost on
 real-format ArrayRecord files, not disk throughput of a full database.
 """
@@ -79,7 +79,7 @@ def bench(builder, split, config, steps):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data_dir", default=None)
-    ap.add_argument("--dataset", default="tiny_ecg")
+    ap.add_argument("--dataset", default="built_mi")
     ap.add_argument("--split", default="train")
     ap.add_argument("--batch", default="32,256")
     ap.add_argument("--leads", default="II,III,aVF")
@@ -89,9 +89,9 @@ def main():
     args = ap.parse_args()
     if args.data_dir is None:
         sys.path.insert(0, str(ROOT / "tests"))
-        import tinyecg
-        args.data_dir = tinyecg.build(tempfile.mkdtemp(prefix="leadmix_bench_"))
-        args.dataset = "tiny_ecg"
+        import builtdata
+        args.data_dir = builtdata.build(tempfile.mkdtemp(prefix="leadmix_bench_"))
+        args.dataset = builtdata.NAME
     builder = input_pipeline.load_builder(args.data_dir, args.dataset)
     dev = jax.devices()[0]
     print(f"device: {dev.device_kind} x{jax.device_count()} ({jax.default_backend()}), "

@@ -13,34 +13,17 @@ stage is skipped when its output is already in ``workdir`` (a restart resumes).
 
 from __future__ import annotations
 
-import importlib
 import json
-import pathlib
-import sys
 
 import jax
 import ml_collections
 from absl import logging
 from etils import epath
 
-from leadmix_jax import evaluate, synthetic, train
+from leadmix_jax import build, evaluate, synthetic, train
 
-DATASETS_DIR = pathlib.Path(__file__).resolve().parents[1] / "datasets"
 # TFDS dataset name -> folder written by synthetic.write_all
 DATABASES = {"ptbdb_mi": "ptb", "ptbxl_mi": "ptbxl", "sph_mi": "sph"}
-
-
-def builder_class(name: str):
-    """Imports ``datasets/<name>/<name>_dataset_builder.py`` and returns its ``Builder``."""
-    path = DATASETS_DIR / name / f"{name}_dataset_builder.py"
-    if not path.exists():
-        raise FileNotFoundError(f"builder {path} not found: the demo runs from a source checkout")
-    # Each builder folder is a package (datasets/ itself is not, so that it
-    # never shadows Hugging Face's `datasets`).
-    if str(DATASETS_DIR) not in sys.path:
-        sys.path.insert(0, str(DATASETS_DIR))
-    module = importlib.import_module(f"{name}.{name}_dataset_builder")
-    return module.Builder
 
 
 def write_databases(root: epath.Path, cfg: ml_collections.ConfigDict) -> dict:
@@ -57,7 +40,7 @@ def write_databases(root: epath.Path, cfg: ml_collections.ConfigDict) -> dict:
 def build_datasets(root: epath.Path, data_dir: epath.Path, label_config: str = "paper") -> None:
     import tensorflow_datasets as tfds
     for name, folder in DATABASES.items():
-        builder = builder_class(name)(data_dir=str(data_dir), config=label_config)
+        builder = build.load_builder_class(name)(data_dir=str(data_dir), config=label_config)
         builder.download_and_prepare(
             download_config=tfds.download.DownloadConfig(manual_dir=str(root / folder)))
 

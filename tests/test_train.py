@@ -16,7 +16,7 @@ import jax
 import numpy as np
 import pytest
 
-import tinyecg
+import builtdata
 from configs import test as test_config
 from leadmix_jax import checkpointing, input_pipeline, train
 
@@ -25,13 +25,13 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    return tinyecg.build(str(tmp_path_factory.mktemp("tiny_ar")))
+    return builtdata.data_dir(tmp_path_factory)
 
 
 def make_config(data_dir, **overrides):
     c = test_config.get_config()
     c.data_dir = data_dir
-    c.train_dataset = "tiny_ecg"
+    c.train_dataset = builtdata.NAME
     for key, value in overrides.items():
         node = c
         *parents, leaf = key.split(".")
@@ -45,7 +45,7 @@ def run_launch(workdir, data_dir, devices, extra=(), **popen):
     env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
            "JAX_PLATFORMS": "cpu", "PYTHONPATH": f"{ROOT / 'tests'}:{ROOT}"}
     cmd = [sys.executable, str(ROOT / "launch.py"), f"--config={ROOT / 'configs/test.py'}",
-           f"--workdir={workdir}", f"--config.data_dir={data_dir}", "--config.train_dataset=tiny_ecg",
+           f"--workdir={workdir}", f"--config.data_dir={data_dir}", f"--config.train_dataset={builtdata.NAME}",
            *extra]
     return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, **popen)
@@ -162,15 +162,15 @@ def test_two_processes_match_one_process(data_dir, tmp_path):
 
 
 def test_nan_input_stops_with_a_clear_error(tmp_path):
-    data_dir = tinyecg.build(str(tmp_path / "nan_data"), nan_fraction=0.5)
+    data_dir = builtdata.build(str(tmp_path / "nan_data"), nan_fraction=0.5)
     config = make_config(data_dir)
     with pytest.raises(train.NonFiniteLossError, match=r"training loss became nan at step \d"):
         train.train_and_evaluate(config, str(tmp_path / "wd"))
 
 
 def test_tfrecord_build_trains(tmp_path):
-    data_dir = tinyecg.build(str(tmp_path / "tfr"), file_format="tfrecord")
-    builder = input_pipeline.load_builder(data_dir, "tiny_ecg")
+    data_dir = builtdata.build(str(tmp_path / "tfr"), file_format="tfrecord")
+    builder = input_pipeline.load_builder(data_dir, builtdata.NAME)
     assert not input_pipeline.is_array_record(builder)
     config = make_config(data_dir)
     last = train.train_and_evaluate(config, str(tmp_path / "wd"))
@@ -179,10 +179,12 @@ def test_tfrecord_build_trains(tmp_path):
 
 
 def test_eval_visits_every_example_once(data_dir):
-    builder = input_pipeline.load_builder(data_dir, "tiny_ecg")
+    builder = input_pipeline.load_builder(data_dir, builtdata.NAME)
     config = make_config(data_dir)
     exp = train.make_experiment(config)
     stats = input_pipeline.compute_norm_stats(builder, "train", exp.leads, 64)
-    preds = train.predict_split(exp, exp.init_state().params, builder, "validation", stats, batch_size=8)
-    assert sorted(preds["index"].tolist()) == list(range(12))  # 12 examples, 2 batches of 8, 4 padded
-    assert len(preds["record_id"]) == 12 and set(preds["record_id"]) == {f"r1-{i}" for i in range(12)}
+    n = builtdata.num_windows("validation")  # 16: one batch of 24 with 8 padded rows
+    preds = train.predict_split(exp, exp.init_state().params, builder, "validation", stats, batch_size=24)
+    assert sorted(preds["index"].tolist()) == list(range(n))
+    assert len(preds["record_id"]) == n
+    assert set(preds["record_id"]) == {f"va{p:02d}_{r}" for p in range(4) for r in range(2)}

@@ -33,6 +33,11 @@ _CACHE: dict[str, str] = {}
 class BuiltMi(tfds.core.GeneratorBasedBuilder):
     VERSION = tfds.core.Version("1.0.0")
 
+    def __init__(self, *, nan_fraction: float = 0.0, **kwargs):
+        # Fraction of windows given NaN samples (tests of the non-finite guard).
+        self.nan_fraction = nan_fraction
+        super().__init__(**kwargs)
+
     def _info(self):
         return self.dataset_info_from_configs(features=tfds.features.FeaturesDict({
             "ecg": tfds.features.Tensor(shape=(2500, 12), dtype=np.float32),
@@ -62,15 +67,18 @@ class BuiltMi(tfds.core.GeneratorBasedBuilder):
                 pre = preprocessing.preprocess_record(signal, FS)
                 record_id = f"{split[:2]}{p:02d}_{r}"
                 for w, window in zip(pre.window_index, pre.windows):
+                    if rng.uniform() < self.nan_fraction:
+                        window = window.copy()
+                        window[100:110] = np.nan
                     yield f"{record_id}-{w}", {
                         "ecg": window, "label": int(mi), "patient_id": f"{split[:2]}p{p:02d}",
                         "record_id": record_id, "window": int(w), "fold": 1 + seed,
                         "codes": "160" if mi else "1", "age": 60, "sex": "M" if p % 3 else "F"}
 
 
-def build(data_dir: str, file_format: str = "array_record") -> str:
+def build(data_dir: str, file_format: str = "array_record", nan_fraction: float = 0.0) -> str:
     """Builds ``built_mi`` into ``data_dir``; returns ``data_dir``."""
-    BuiltMi(data_dir=data_dir, file_format=file_format).download_and_prepare()
+    BuiltMi(data_dir=data_dir, file_format=file_format, nan_fraction=nan_fraction).download_and_prepare()
     return data_dir
 
 
