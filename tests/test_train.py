@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 import builtdata
-from configs import test as test_config
 from leadmix_jax import checkpointing, input_pipeline, train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -29,16 +28,11 @@ def data_dir(tmp_path_factory):
 
 
 def make_config(data_dir, **overrides):
-    c = test_config.get_config()
-    c.data_dir = data_dir
-    c.train_dataset = builtdata.NAME
-    for key, value in overrides.items():
-        node = c
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node[p]
-        node[leaf] = value
-    return c
+    """configs/test.py's schedule (6 steps, validation at 3 and 6, checkpoints
+    every 2) on the tiny dataset, then ``overrides``."""
+    schedule = {"num_train_steps": 6, "eval_every_steps": 3, "checkpoint_every_steps": 2,
+                "log_every_steps": 1}
+    return builtdata.make_config(data_dir, **{**schedule, **overrides})
 
 
 def run_launch(workdir, data_dir, devices, extra=(), **popen):
