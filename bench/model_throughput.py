@@ -22,7 +22,9 @@ from flax import nnx
 
 from leadmix_jax.model import LeadMixMST
 
-FORMULATIONS = {"auto": ("auto", "auto"), "library": ("grouped", "lax")}
+# name -> (depthwise_impl, strided_impl)
+FORMULATIONS = {"auto": ("auto", "auto"), "shifted+lax": ("shifted", "lax"),
+                "shifted+im2col": ("shifted", "im2col"), "library": ("grouped", "lax")}
 
 
 def make_steps(num_leads: int, dtype, formulation: str, lr: float = 1e-3, wd: float = 1e-3):
