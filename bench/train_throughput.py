@@ -87,6 +87,8 @@ def main():
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--steps", type=int, default=10)
     args = ap.parse_args()
+    from absl import flags
+    flags.FLAGS.mark_as_parsed()  # grain's worker processes read absl flags
     if args.data_dir is None:
         sys.path.insert(0, str(ROOT / "tests"))
         import builtdata
