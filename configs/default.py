@@ -63,6 +63,8 @@ def get_config() -> ml_collections.ConfigDict:
     # Evaluation (launch.py --mode=eval) ---------------------------------------
     # dataset:split pairs; 'all' = every split of that dataset.
     c.eval_targets = "ptbdb_mi/paper:all,ptbxl_mi/paper:all,sph_mi/paper:test"
+    # a dataset may be an absolute path to one built under another data_dir: /data/b/ptbxl_mi/paper:test
+    c.exclude_patients = ""               # patient ids left out of evaluation: 'id1,id2' or '@file' (one per line)
     c.eval_checkpoint = "best"            # best, latest or a step number
     c.bootstrap_samples = 1000            # bootstrap resamples (by patient) for 95% CIs
     return c

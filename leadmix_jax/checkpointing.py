@@ -1,32 +1,51 @@
 """Orbax checkpoints: train state + grain iterator state + run metadata.
 
-Each checkpoint step holds three items:
+Each checkpoint step holds four items:
 
 * ``state``: the :class:`~leadmix_jax.train.TrainState` (params, optimiser
   state, step, rng), restored straight onto the device mesh;
 * ``data``: the training iterator's state (grain's handler, one file per
   process), so a restart continues at the exact next batch;
-* ``meta``: JSON with the lead set, normalisation statistics and model
-  settings: what evaluation and prediction need to use the checkpoint.
+* ``meta``: JSON with the lead set, normalisation statistics, model settings
+  and, when validation ran at that step, its metrics (``validation``:
+  ``val_auroc``, ``val_loss``, ``val_youden``): what evaluation and
+  prediction need to use the checkpoint;
+* ``metrics``: Orbax's own copy of the validation metrics.
+
+Why both ``meta['validation']`` and Orbax's metrics: Orbax writes per-step
+metrics to disk only when ``best_fn`` is set; without them a manager opened
+later (evaluation, a resumed run) cannot tell the best step and silently
+falls back to the latest. ``best_fn`` is set so that the preservation policy
+keeps the best step across restarts; selection for evaluation reads the
+metrics back from disk (:func:`best_step`).
 
 Saves are asynchronous. Orbax writes each step to a temporary folder and
 renames it when complete, so a killed run never restores a half-written
-checkpoint. Kept: the last ``keep`` steps plus the best by validation AUROC.
+checkpoint; a step damaged afterwards (a deleted or truncated file) is set
+aside with a warning and the newest intact step is restored
+(:func:`restore_newest_intact`). Kept: the last ``keep`` steps plus the best
+by validation AUROC.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import grain
 import jax
 import orbax.checkpoint as ocp
+from absl import logging
 from etils import epath
 
+from leadmix_jax.errors import UserError
+
 BEST_METRIC = "val_auroc"
+CORRUPT_DIR = "corrupt_checkpoints"
 
 
 def make_manager(workdir: str, keep: int, read_only: bool = False) -> ocp.CheckpointManager:
+    """Manager of ``workdir/checkpoints`` keeping the ``keep`` latest steps and the best one."""
     policies = ocp.checkpoint_managers
     preservation = policies.AnyPreservationPolicy([
         policies.LatestN(n=keep),
@@ -34,24 +53,26 @@ def make_manager(workdir: str, keep: int, read_only: bool = False) -> ocp.Checkp
                        keep_checkpoints_without_metrics=False),
     ])
     options = ocp.CheckpointManagerOptions(
-        preservation_policy=preservation, enable_async_checkpointing=True, read_only=read_only,
-        create=not read_only)
+        preservation_policy=preservation, best_fn=_best_metric, best_mode="max",
+        enable_async_checkpointing=True, read_only=read_only, create=not read_only)
     return ocp.CheckpointManager(epath.Path(workdir).absolute() / "checkpoints",
                                  item_names=("state", "data", "meta"), options=options)
 
 
-def _best_metric(metrics: dict) -> float:
-    value = float(metrics.get(BEST_METRIC, float("nan")))
+def _best_metric(metrics: dict | None) -> float:
+    value = float((metrics or {}).get(BEST_METRIC, float("nan")))
     return value if value == value else float("-inf")  # NaN AUROC ranks last
 
 
 def save(manager: ocp.CheckpointManager, step: int, state: Any, iterator, meta: dict,
          metrics: dict | None = None) -> None:
-    """Starts an asynchronous save of ``step``."""
+    """Starts an asynchronous save of ``step``; ``metrics`` (validation at this
+    step, if any) are stored both in ``meta['validation']`` and as Orbax metrics."""
+    meta = {**meta, "step": int(step), "validation": dict(metrics) if metrics else None}
     manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state),
         data=grain.checkpoint.CheckpointSave(iterator),
-        meta=ocp.args.JsonSave(meta)), metrics=metrics, force=True)
+        meta=ocp.args.JsonSave(meta)), metrics=dict(metrics) if metrics else None, force=True)
 
 
 def restore_train(manager: ocp.CheckpointManager, step: int, abstract_state: Any, iterator):
@@ -64,39 +85,126 @@ def restore_train(manager: ocp.CheckpointManager, step: int, abstract_state: Any
     return out["state"], out["meta"]
 
 
+def restore_newest_intact(manager: ocp.CheckpointManager, abstract_state: Any, iterator):
+    """Restores the newest step that reads back completely.
+
+    A damaged step (state file deleted or truncated, iterator or metadata
+    file missing) is reported with a warning naming the step and the
+    problem, moved to ``workdir/corrupt_checkpoints/<step>`` (by process 0,
+    so that the resumed run can save that step again) and the next older
+    step is tried.
+
+    Returns:
+      ``(state, meta, step)``, or ``(None, None, None)`` when no step is intact.
+    """
+    for step in sorted(manager.all_steps(), reverse=True):
+        try:
+            state, meta = restore_train(manager, step, abstract_state, iterator)
+            return state, meta, step
+        except Exception as e:  # noqa: BLE001 - any failure to read the step means it is damaged
+            problem = describe_problem(manager, step, e)
+            logging.warning("checkpoint step %d is damaged (%s): set aside, trying an older step",
+                            step, problem)
+            print(f"warning: checkpoint step {step} is damaged ({problem}); resuming from an older step",
+                  flush=True)
+            _set_aside(manager, step)
+    return None, None, None
+
+
+def describe_problem(manager: ocp.CheckpointManager, step: int, error: Exception) -> str:
+    """One line saying what is wrong with ``step``: a missing item folder or
+    the first line of the library's error."""
+    root = epath.Path(manager.directory) / str(step)
+    missing = [item for item in ("state", "data", "meta") if not (root / item).exists()]
+    if missing:
+        return f"missing {', '.join(missing)} in {root}"
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return f"{type(error).__name__}: {first[:200]}"
+
+
+def _set_aside(manager: ocp.CheckpointManager, step: int) -> None:
+    if jax.process_index() == 0:
+        src = epath.Path(manager.directory) / str(step)
+        dst = epath.Path(manager.directory).parent / CORRUPT_DIR / str(step)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if dst.exists():
+            dst.rmtree()
+        src.rename(dst)
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+        multihost_utils.sync_global_devices(f"set_aside_{step}")
+    manager.reload()
+
+
+def step_metrics(manager: ocp.CheckpointManager, step: int) -> dict | None:
+    """Validation metrics saved with ``step`` (None when no validation ran there)."""
+    try:
+        metrics = manager.metrics(step)
+    except Exception:  # noqa: BLE001 - an unreadable metrics file counts as none
+        metrics = None
+    if metrics:
+        return dict(metrics)
+    path = epath.Path(manager.directory) / str(step) / "meta" / "metadata"
+    try:
+        return json.loads(path.read_text()).get("validation") or None
+    except (OSError, ValueError):
+        return None
+
+
 def best_step(manager: ocp.CheckpointManager) -> int | None:
-    """The kept step with the highest validation AUROC (None if none has one)."""
+    """The kept step with the highest validation AUROC (None if none has one);
+    ties go to the later step."""
     scored = []
     for step in manager.all_steps():
-        metrics = manager.metrics(step) or {}
-        if BEST_METRIC in metrics:
+        metrics = step_metrics(manager, step)
+        if metrics and BEST_METRIC in metrics:
             scored.append((_best_metric(metrics), step))
     return max(scored)[1] if scored else None
 
 
 def select_step(manager: ocp.CheckpointManager, which: str | int) -> int:
-    """Resolves ``'best'`` (falls back to latest when no step has metrics),
-    ``'latest'`` or a step number to a saved step."""
+    """Resolves ``'best'`` (the latest step when no step has validation
+    metrics, with a warning), ``'latest'`` or a step number to a saved step."""
     steps = manager.all_steps()
     if not steps:
-        raise FileNotFoundError(f"no checkpoint in {manager.directory}")
+        raise UserError(f"no checkpoint in {manager.directory}: train first (launch.py --mode=train)")
     if which == "latest":
         return manager.latest_step()
     if which == "best":
-        return best_step(manager) or manager.latest_step()
-    step = int(which)
+        best = best_step(manager)
+        if best is None:
+            logging.warning("no checkpoint of %s has validation metrics: 'best' is the latest step",
+                            manager.directory)
+            return manager.latest_step()
+        return best
+    try:
+        step = int(which)
+    except (TypeError, ValueError):
+        raise UserError(f"--checkpoint={which!r}: use best, latest or a step number") from None
     if step not in steps:
-        raise ValueError(f"no checkpoint at step {step}; saved steps: {sorted(steps)}")
+        raise UserError(f"no checkpoint at step {step}; saved steps: {sorted(steps)}")
     return step
 
 
+def read_meta(manager: ocp.CheckpointManager, step: int) -> dict:
+    """The ``meta`` item of ``step``; :class:`UserError` in one line if unreadable."""
+    try:
+        return manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    except Exception as e:  # noqa: BLE001
+        raise UserError(f"checkpoint step {step} is damaged ({describe_problem(manager, step, e)})") from None
+
+
 def restore_for_inference(manager: ocp.CheckpointManager, step: int, abstract_params: Any):
-    """Restores only ``params`` and ``meta`` of ``step`` (no optimiser or iterator)."""
-    meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+    """Restores only ``params`` and ``meta`` of ``step`` (no optimiser or
+    iterator); :class:`UserError` in one line if the step is damaged."""
+    meta = read_meta(manager, step)
     target = {"params": abstract_params}
-    restored = manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.PyTreeRestore(item=target, partial_restore=True,
-                                     restore_args=ocp.checkpoint_utils.construct_restore_args(target))))
+    try:
+        restored = manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.PyTreeRestore(item=target, partial_restore=True,
+                                         restore_args=ocp.checkpoint_utils.construct_restore_args(target))))
+    except Exception as e:  # noqa: BLE001
+        raise UserError(f"checkpoint step {step} is damaged ({describe_problem(manager, step, e)})") from None
     return restored["state"]["params"], meta
 
 

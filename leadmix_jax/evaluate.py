@@ -16,12 +16,15 @@ What happens:
    every level. Every result is reported at 0.5 (the reference's rule) and at
    this threshold, labelled ``0.5`` and ``val_youden``.
 3. Each target ``dataset:split`` (``all`` = every split, concatenated) is run
-   through the model once (:func:`leadmix_jax.train.predict_split`) and scored
+   through the model once (:meth:`leadmix_jax.inference.RestoredModel.run_split`) and scored
    at window, record and patient level (mean window probability) with
    patient-bootstrap 95 % CIs (:func:`leadmix_jax.metrics.evaluate_levels`,
    ``config.bootstrap_samples`` resamples, seed ``config.seed``). Patients with
    both MI and normal records (possible in PTB-XL) are left out of the
-   patient level only; their number is reported.
+   patient level only; their number is reported. Patients listed in
+   ``config.exclude_patients`` (ids, or ``@file`` with one per line) are
+   left out of every target (leakage control between sources, e.g. patients
+   shared by two databases); the counts removed are reported.
 4. Process 0 writes ``workdir/eval/<step>/``: ``predictions.csv``,
    ``metrics.json``, ``summary.md`` and per target ``roc_*.png``,
    ``pr_*.png``, ``confusion_*.png``.
@@ -32,6 +35,7 @@ from __future__ import annotations
 import csv
 import datetime
 import json
+import os
 import re
 from typing import Any
 
@@ -41,8 +45,9 @@ import numpy as np
 from absl import logging
 from etils import epath
 
-from leadmix_jax import checkpointing, input_pipeline, metrics, train
+from leadmix_jax import inference, input_pipeline, metrics
 from leadmix_jax import leads as leads_lib
+from leadmix_jax.errors import UserError
 
 THRESHOLD_DEFAULT = "0.5"
 THRESHOLD_VAL = "val_youden"
@@ -52,7 +57,13 @@ THRESHOLD_VAL = "val_youden"
 # Checkpoint and model.
 
 def parse_targets(targets: str | list | tuple) -> list[tuple[str, str]]:
-    """``'a/cfg:all,b:test'`` (or a list of such items) -> ``[('a/cfg', 'all'), ('b', 'test')]``."""
+    """``'a/cfg:all,b:test'`` (or a list of such items) -> ``[('a/cfg', 'all'), ('b', 'test')]``.
+
+    A target's dataset is a name under ``config.data_dir`` (``ptbxl_mi/paper``,
+    with an optional version) or an absolute path to a dataset built under
+    another data_dir (``/data/tfds_b/ptbxl_mi/paper:test``); the split is a
+    split name or ``all``.
+    """
     items = [t for t in (targets.split(",") if isinstance(targets, str) else targets) if str(t).strip()]
     out = []
     for item in items:
@@ -61,53 +72,52 @@ def parse_targets(targets: str | list | tuple) -> list[tuple[str, str]]:
         else:
             ds, sep, split = str(item).strip().rpartition(":")
             if not sep or not ds or not split:
-                raise ValueError(f"evaluation target {item!r} must be 'dataset:split' "
+                raise UserError(f"evaluation target {item!r} must be 'dataset:split' "
                                  "(split 'all' = every split), e.g. 'ptbxl_mi/paper:test'")
         out.append((str(ds).strip(), str(split).strip()))
     if not out:
-        raise ValueError("no evaluation target given (config.eval_targets is empty)")
+        raise UserError("no evaluation target given (config.eval_targets is empty)")
     return out
 
 
-def read_meta(manager, step: int) -> dict:
-    import orbax.checkpoint as ocp
-    return manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-
-
 def check_leads(config_leads: str | None, checkpoint_leads, where: str) -> tuple[str, ...]:
-    """The checkpoint's leads; ``ValueError`` naming both if the config asks for others."""
+    """The checkpoint's leads; ``UserError`` naming both if the config asks for others."""
     ckpt = leads_lib.parse_leads(list(checkpoint_leads))
     if config_leads:
         asked = leads_lib.parse_leads(config_leads)
         if asked != ckpt:
-            raise ValueError(
+            raise UserError(
                 f"the checkpoint in {where} was trained on leads {','.join(ckpt)} but the config asks "
                 f"for leads {','.join(asked)}: evaluate with --config.leads={','.join(ckpt)} or choose "
                 "the workdir trained on the requested leads")
     return ckpt
 
 
-def restore(config: ml_collections.ConfigDict, workdir: str, checkpoint=None, check_config_leads=True):
-    """Restores a checkpoint for inference.
-
-    Returns ``(exp, params, meta, step)``: an :class:`~leadmix_jax.train.Experiment`
-    built from ``config`` with the checkpoint's leads and model settings,
-    the replicated params, the metadata dict and the resolved step.
-    """
+def restore(config: ml_collections.ConfigDict, workdir: str, checkpoint=None,
+            check_config_leads=True) -> inference.RestoredModel:
+    """Restores ``checkpoint`` (default ``config.eval_checkpoint``) of
+    ``workdir`` for inference, checking the config's leads against it."""
     which = checkpoint if checkpoint not in (None, "") else config.get("eval_checkpoint", "best")
-    manager = checkpointing.make_manager(workdir, keep=1, read_only=True)
-    step = checkpointing.select_step(manager, which)
-    meta = read_meta(manager, step)
-    leads = check_leads(config.get("leads") if check_config_leads else None, meta["leads"],
-                        f"{workdir} (step {step})")
-    cfg = ml_collections.ConfigDict(config.to_dict())
-    cfg.leads = ",".join(leads)
-    cfg.model = ml_collections.ConfigDict(meta["model"])
-    exp = train.make_experiment(cfg)
-    params, meta = checkpointing.restore_for_inference(manager, step, exp.abstract_state().params)
-    manager.close()
-    logging.info("restored %s checkpoint step %d of %s (leads %s)", which, step, workdir, ",".join(leads))
-    return exp, params, meta, step
+    model = inference.restore(workdir, which)
+    check_leads(config.get("leads") if check_config_leads else None, model.leads,
+                f"{workdir} (step {model.step})")
+    return model
+
+
+def parse_patient_list(spec: str) -> set[str]:
+    """``config.exclude_patients``: comma-separated patient ids, or ``@file``
+    with one id per line (``#`` comments allowed) -> the set of ids."""
+    spec = (spec or "").strip()
+    if not spec:
+        return set()
+    if spec.startswith("@"):
+        path = epath.Path(os.path.expanduser(spec[1:]))
+        if not path.exists():
+            raise UserError(f"config.exclude_patients: {path} does not exist")
+        items = [line.split("#", 1)[0] for line in path.read_text().splitlines()]
+    else:
+        items = spec.split(",")
+    return {i.strip() for i in items if i.strip()}
 
 
 # ----------------------------------------------------------------------------
@@ -119,7 +129,7 @@ def _split_names(builder, split: str) -> list[str]:
         order = {"train": 0, "validation": 1, "test": 2}
         return sorted(names, key=lambda s: (order.get(s, 3), s))
     if split not in names:
-        raise ValueError(f"dataset {builder.info.full_name} has no split {split!r}; splits: {names}")
+        raise UserError(f"dataset {builder.info.full_name} has no split {split!r}; splits: {names}")
     return [split]
 
 
@@ -133,15 +143,18 @@ def _lookup_ids(builder, split: str, index: np.ndarray) -> dict[str, np.ndarray]
     return {k: np.asarray([dec(r[k]) for r in rows]) for k in ("record_id", "patient_id")}
 
 
-def predict_target(exp, params, config, stats, dataset: str, split: str) -> dict[str, np.ndarray]:
+def predict_target(model: inference.RestoredModel, config, dataset: str, split: str) -> dict[str, np.ndarray]:
     """Window predictions of ``dataset:split`` (``all`` = every split) with
-    columns ``split``, ``record``, ``patient``, ``window``, ``label``, ``prob``."""
+    columns ``split``, ``record``, ``patient``, ``window``, ``label``, ``prob``.
+
+    ``dataset`` is a name under ``config.data_dir`` or an absolute path to a
+    dataset built under another data_dir (see :func:`parse_targets`)."""
     builder = input_pipeline.load_builder(config.data_dir, dataset)
     parts = []
     for name in _split_names(builder, split):
         if input_pipeline.split_size(builder, name) == 0:
             continue
-        p = train.predict_split(exp, params, builder, name, stats, config.eval_batch_size)
+        p = model.run_split(builder, name, config.eval_batch_size, config.workers)
         if jax.process_count() > 1:
             p.update(_lookup_ids(builder, name, p["index"]))
         parts.append({"split": np.full(len(p["prob"]), name, dtype=object),
@@ -156,9 +169,9 @@ def predict_target(exp, params, config, stats, dataset: str, split: str) -> dict
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def validation_threshold(exp, params, config, stats, meta) -> dict:
+def validation_threshold(model: inference.RestoredModel, config) -> dict:
     """Youden's J threshold on the validation windows of the training dataset."""
-    dataset = config.get("val_dataset") or meta.get("train_dataset") or config.train_dataset
+    dataset = config.get("val_dataset") or model.meta.get("train_dataset") or config.train_dataset
     split = config.get("val_split", "")
     info: dict[str, Any] = {"dataset": dataset, "split": split, "level": "window",
                             "rule": "Youden's J (max sensitivity + specificity - 1)"}
@@ -168,7 +181,7 @@ def validation_threshold(exp, params, config, stats, meta) -> dict:
     if config.train_dataset != dataset and not config.get("val_dataset"):
         logging.warning("config.train_dataset %s differs from the checkpoint's %s: the threshold is "
                         "chosen on %s:%s", config.train_dataset, dataset, dataset, split)
-    pred = predict_target(exp, params, config, stats, dataset, split)
+    pred = predict_target(model, config, dataset, split)
     info.update(n_windows=int(pred["label"].size), n_pos=int(pred["label"].sum()))
     if pred["label"].size == 0:
         info.update(threshold=None, note="validation split is empty")
@@ -198,23 +211,27 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, checkpoint=None, t
       ``{'step', 'out_dir', 'thresholds', 'validation', 'results': {target: evaluate_levels(...)},
       'files': [...]}`` (the same on every process; only process 0 writes).
     """
-    exp, params, meta, step = restore(config, workdir, checkpoint)
-    stats = input_pipeline.NormStats.from_json(meta["norm_stats"])
-    if tuple(stats.leads) != exp.leads:
-        raise ValueError(f"normalisation statistics of the checkpoint are for leads {stats.leads}, "
-                         f"the model's are {exp.leads}")
     target_list = parse_targets(targets if targets is not None else config.eval_targets)
+    excluded = parse_patient_list(config.get("exclude_patients", ""))
+    model = restore(config, workdir, checkpoint)
+    step, meta = model.step, model.meta
 
-    val = validation_threshold(exp, params, config, stats, meta)
+    val = validation_threshold(model, config)
     thresholds = {THRESHOLD_DEFAULT: 0.5}
     if val.get("threshold") is not None:
         thresholds[THRESHOLD_VAL] = float(val["threshold"])
 
     preds: dict[str, dict] = {}
+    excluded_counts: dict[str, dict] = {}
     results: dict[str, Any] = {}
     for dataset, split in target_list:
         key = f"{dataset}:{split}"
-        pred = predict_target(exp, params, config, stats, dataset, split)
+        pred = predict_target(model, config, dataset, split)
+        if excluded:
+            keep = ~np.isin(pred["patient"].astype(str), sorted(excluded))
+            excluded_counts[key] = {"windows": int((~keep).sum()),
+                                    "patients": int(len(set(pred["patient"][~keep])))}
+            pred = {k: v[keep] for k, v in pred.items()}
         preds[key] = pred
         if pred["label"].size == 0:
             results[key] = {"note": "no windows"}
@@ -228,11 +245,13 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, checkpoint=None, t
 
     out_dir = epath.Path(workdir) / "eval" / str(step)
     report = {
-        "checkpoint": {"workdir": str(workdir), "step": int(step),
-                       "which": str(checkpoint or config.get("eval_checkpoint", "best"))},
-        "leads": list(exp.leads),
+        "checkpoint": {"workdir": str(workdir), "step": int(step), "which": model.which,
+                       # validation metrics saved with this step at training time (None if none ran)
+                       "validation": model.validation},
+        "leads": list(model.leads),
         "train_dataset": meta.get("train_dataset"),
-        "norm_stats_source": stats.source,
+        "norm_stats_source": model.stats.source,
+        "excluded_patients": {"n_listed": len(excluded), "removed": excluded_counts},
         "thresholds": thresholds,
         "validation": val,
         "targets": [f"{d}:{s}" for d, s in target_list],
@@ -305,8 +324,13 @@ def _level_curves(p: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 def summary_markdown(report: dict) -> str:
     ck = report["checkpoint"]
     val = report["validation"]
-    lines = [f"# Evaluation: {ck['workdir']} (checkpoint step {ck['step']}, {ck['which']})", "",
-             f"- leads: {', '.join(report['leads'])}",
+    lines = [f"# Evaluation: {ck['workdir']} (checkpoint step {ck['step']}, {ck['which']})", ""]
+    if ck.get("validation"):
+        lines.append(f"- checkpoint: step {ck['step']} ({ck['which']}), validation AUROC "
+                     f"{ck['validation']['val_auroc']:.4f} at training time")
+    else:
+        lines.append(f"- checkpoint: step {ck['step']} ({ck['which']}), saved without validation metrics")
+    lines += [f"- leads: {', '.join(report['leads'])}",
              f"- trained on: {report['train_dataset']}; normalisation statistics of {report['norm_stats_source']}"]
     if val.get("threshold") is not None:
         lines.append(f"- thresholds: `0.5` (reference) and `val_youden` = {val['threshold']:.4f}, "
@@ -315,6 +339,11 @@ def summary_markdown(report: dict) -> str:
                      + (f" ({val['note']})" if val.get("note") else ""))
     else:
         lines.append(f"- threshold: `0.5` only ({val.get('note', 'no validation threshold')})")
+    ex = report.get("excluded_patients") or {}
+    if ex.get("n_listed"):
+        removed = ", ".join(f"{k}: {v['patients']} patients / {v['windows']} windows"
+                            for k, v in ex["removed"].items())
+        lines.append(f"- left out: {ex['n_listed']} listed patients ({removed})")
     lines.append("")
     for key, res in report["results"].items():
         lines.append(f"## {key}")

@@ -24,8 +24,8 @@ visits every example exactly once: the last batch is padded and carries a
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,6 +34,9 @@ import numpy as np
 from etils import epath
 
 from leadmix_jax import leads as leads_lib
+from leadmix_jax import norm_stats
+from leadmix_jax.errors import UserError
+from leadmix_jax.norm_stats import NormStats
 
 # Fields kept from each example for evaluation reports (strings decoded).
 ID_FIELDS = ("record_id", "patient_id", "window")
@@ -46,25 +49,32 @@ def builder_dir(data_dir: str, name: str) -> epath.Path:
     """Folder of a built dataset: ``data_dir/<name>[/<config>]/<version>``.
 
     Args:
-      data_dir: the ``--data_dir`` given to ``tfds build``.
+      data_dir: the ``--data_dir`` given to ``tfds build`` (``~`` expanded).
       name: ``'sph_mi'``, ``'sph_mi/paper'`` or ``'sph_mi/paper/1.0.0'``;
-        without a version the newest built one is taken.
+        without a version the newest built one is taken. An absolute path
+        (``/data/other_tfds/ptbxl_mi/paper``) names a dataset built under
+        another ``data_dir`` and is used as is, ``data_dir`` ignored.
     """
-    path = epath.Path(data_dir) / name
+    expanded = os.path.expanduser(name)
+    if os.path.isabs(expanded):
+        path = epath.Path(expanded)
+    else:
+        path = epath.Path(os.path.abspath(os.path.expanduser(data_dir or "."))) / name
     if (path / "dataset_info.json").exists():
         return path
     if not path.exists():
-        raise FileNotFoundError(f"No built dataset {name!r} under {data_dir}: run `tfds build` first "
-                                f"(expected {path}/[<config>/]<version>/dataset_info.json).")
+        raise UserError(f"No built dataset {name!r}: {path} does not exist. Build it with `tfds build` "
+                        "or set "
+                        "--config.data_dir to the folder it was built in.")
     # <name>/<version> or <name>/<config>/<version>
     found = [*path.glob("*/dataset_info.json"), *path.glob("*/*/dataset_info.json")]
     found.sort(key=lambda p: _version_key(p.parent.name))
     if not found:
-        raise FileNotFoundError(f"{path} holds no built dataset (no dataset_info.json below it).")
+        raise UserError(f"{path} holds no built dataset (no dataset_info.json below it).")
     configs = {p.parent.parent for p in found if p.parent.parent != path}
     if len(configs) > 1:
-        raise ValueError(f"{name!r} has several built configs {sorted(c.name for c in configs)}: "
-                         f"name one, e.g. '{name}/{sorted(c.name for c in configs)[0]}'.")
+        raise UserError(f"{name!r} has several built configs {sorted(c.name for c in configs)}: "
+                        f"name one, e.g. '{name}/{sorted(c.name for c in configs)[0]}'.")
     return found[-1].parent
 
 
@@ -91,44 +101,16 @@ def _decode(value: Any) -> Any:
 
 
 # ----------------------------------------------------------------------------
-# Normalisation statistics.
-
-@dataclasses.dataclass(frozen=True)
-class NormStats:
-    """Per-lead mean and std (in the model's lead order), from a training split."""
-
-    leads: tuple[str, ...]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    num_examples: int
-    source: str
-
-    def to_json(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json(cls, d: dict) -> "NormStats":
-        return cls(tuple(d["leads"]), tuple(d["mean"]), tuple(d["std"]), int(d["num_examples"]), d["source"])
-
+# Normalisation statistics (computed by norm_stats; this module only reads the examples).
 
 def compute_norm_stats(builder, split: str, leads: Sequence[str], max_examples: int,
                        source_name: str = "") -> NormStats:
-    """Per-lead mean/std over time and examples of (up to ``max_examples``
-    evenly spaced) examples of ``split``; float64 accumulation."""
-    idx = np.asarray(leads_lib.lead_indices(leads))
+    """:func:`leadmix_jax.norm_stats.compute` over (up to ``max_examples``
+    evenly spaced) examples of ``split``."""
     total = split_size(builder, split)
     n = min(total, max_examples)
-    s = np.zeros(len(idx)); s2 = np.zeros(len(idx)); count = 0
-    for ex in _iterate_examples(builder, split, n, total):
-        x = np.asarray(ex["ecg"], np.float64)[:, idx]
-        s += x.sum(axis=0); s2 += np.square(x).sum(axis=0); count += x.shape[0]
-    if count == 0:
-        raise ValueError(f"split {split!r} of {source_name or builder.name} is empty: cannot normalise")
-    mean = s / count
-    std = np.sqrt(np.maximum(s2 / count - mean ** 2, 0.0))
-    std = np.where(std > 1e-6, std, 1.0)  # a constant lead would divide by zero
-    return NormStats(leads_lib.parse_leads(leads), tuple(mean.tolist()), tuple(std.tolist()),
-                     n, f"{source_name or builder.name}:{split}")
+    ecgs = (ex["ecg"] for ex in _iterate_examples(builder, split, n, total))
+    return norm_stats.compute(ecgs, leads, f"{source_name or builder.name}:{split}")
 
 
 def _iterate_examples(builder, split: str, n: int, total: int):
@@ -143,36 +125,19 @@ def _iterate_examples(builder, split: str, n: int, total: int):
             yield ex
 
 
-def load_or_compute_norm_stats(workdir: str, builder, split: str, leads: Sequence[str],
-                               max_examples: int, source_name: str) -> NormStats:
-    """Cached in ``workdir/norm_stats.json``; recomputed if the leads changed."""
-    path = epath.Path(workdir) / "norm_stats.json"
-    wanted = leads_lib.parse_leads(leads)
-    if path.exists():
-        stats = NormStats.from_json(json.loads(path.read_text()))
-        if stats.leads == wanted:
-            return stats
-    stats = compute_norm_stats(builder, split, wanted, max_examples, source_name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(stats.to_json(), indent=1))
-    return stats
-
-
 # ----------------------------------------------------------------------------
 # Transforms (module-level classes: grain pickles them into worker processes).
 
 class PrepareExample(grain.transforms.Map):
     """Selects leads and z-scores: ``ecg`` (2500, 12) -> (2500, N) float32."""
 
-    def __init__(self, lead_idx: Sequence[int], mean: Sequence[float], std: Sequence[float],
-                 keep_ids: bool = False):
+    def __init__(self, lead_idx: Sequence[int], stats: NormStats, keep_ids: bool = False):
         self.lead_idx = np.asarray(lead_idx)
-        self.mean = np.asarray(mean, np.float32)
-        self.inv_std = (1.0 / np.asarray(std, np.float64)).astype(np.float32)
+        self.zscore = norm_stats.ZScore(stats)
         self.keep_ids = keep_ids
 
     def map(self, ex):
-        out = {"ecg": (np.asarray(ex["ecg"], np.float32)[:, self.lead_idx] - self.mean) * self.inv_std,
+        out = {"ecg": self.zscore(np.asarray(ex["ecg"], np.float32)[:, self.lead_idx]),
                "label": np.float32(ex["label"])}
         if self.keep_ids:
             out.update({k: _decode(ex[k]) for k in ID_FIELDS})
@@ -307,7 +272,7 @@ def train_dataset(builder, split: str, cfg: PipelineConfig, stats: NormStats):
     this host: dicts with ``ecg`` ``(local_batch, T, N)`` float32 and ``label``
     ``(local_batch,)`` float32. Iterators support ``get_state/set_state``."""
     index, count = _host()
-    prepare = PrepareExample(leads_lib.lead_indices(cfg.leads), stats.mean, stats.std)
+    prepare = PrepareExample(leads_lib.lead_indices(cfg.leads), stats)
     local = local_batch_size(cfg.global_batch)
     augment = Augment(cfg.augment) if cfg.augment.active else None
     if is_array_record(builder):
@@ -333,7 +298,7 @@ def eval_dataset(builder, split: str, cfg: PipelineConfig, stats: NormStats):
     number of batches (:func:`num_eval_batches`)."""
     index, count = _host()
     local = local_batch_size(cfg.global_batch)
-    prepare = PrepareExample(leads_lib.lead_indices(cfg.leads), stats.mean, stats.std, keep_ids=True)
+    prepare = PrepareExample(leads_lib.lead_indices(cfg.leads), stats, keep_ids=True)
     n_batches = num_eval_batches(builder, split, cfg.global_batch)
     if is_array_record(builder):
         indices = np.arange(split_size(builder, split))[index::count]

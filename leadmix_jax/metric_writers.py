@@ -14,14 +14,22 @@ class MetricWriter:
     """Writes scalars to ``workdir/metrics.jsonl`` and TensorBoard events in
     ``workdir/tensorboard`` (tensorboard's own writer; TensorFlow not needed)."""
 
-    def __init__(self, workdir: str, enabled: bool = True):
+    def __init__(self, workdir: str, enabled: bool = True, resume_step: int | None = None):
+        """``resume_step``: the step training resumes from; records of later
+        steps (written before a kill, about to be redone) are dropped so
+        that ``metrics.jsonl`` keeps one record per step and kind."""
         self.enabled = enabled
         self._tb = None
         if not enabled:
             return
         root = epath.Path(workdir)
         root.mkdir(parents=True, exist_ok=True)
-        self._jsonl = (root / "metrics.jsonl").open("a")
+        path = root / "metrics.jsonl"
+        if resume_step is not None and path.exists():
+            kept = [line for line in path.read_text().splitlines()
+                    if line.strip() and _step_of(line) is not None and _step_of(line) <= resume_step]
+            path.write_text("".join(line + "\n" for line in kept))
+        self._jsonl = path.open("a")
         try:
             from tensorboard.summary.writer.event_file_writer import EventFileWriter
             self._tb = EventFileWriter(str(root / "tensorboard"))
@@ -46,6 +54,13 @@ class MetricWriter:
             self._jsonl.close()
             if self._tb is not None:
                 self._tb.close()
+
+
+def _step_of(line: str) -> int | None:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None  # a line cut by a kill mid-write
 
 
 class Progress:

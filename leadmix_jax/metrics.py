@@ -145,6 +145,17 @@ def _auroc(labels: np.ndarray, probs: np.ndarray) -> float:
     return float(skm.roc_auc_score(labels, probs))
 
 
+def auroc(labels: Any, probs: Any) -> float:
+    """Area under the ROC curve of ``(n,)`` labels and probabilities; NaN
+    when only one class (or nothing) is present. Training validation and
+    evaluation both use this one."""
+    labels = np.asarray(labels, np.float64).reshape(-1)
+    if labels.size == 0:
+        return _NAN
+    labels, probs = _check_binary(labels, probs)
+    return _auroc(labels, probs)
+
+
 def _auprc(labels: np.ndarray, probs: np.ndarray) -> float:
     if labels.min() == labels.max():
         return _NAN

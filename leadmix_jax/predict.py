@@ -20,24 +20,27 @@ preprocessing as the datasets (:func:`leadmix_jax.preprocessing.preprocess_recor
 the clean rule is applied over the leads used), is z-scored with the
 checkpoint's statistics, and every clean 10-s window gets a probability; the
 whole-record probability is their mean (as the record level of the
-evaluation). Results are printed and written to
-``workdir/predictions/<record>.json`` and ``<record>.png``.
+evaluation). The record is called MI above the checkpoint's validation
+threshold (Youden's J, chosen at training time; 0.5 for checkpoints trained
+without validation); both thresholds are printed. Results are printed and
+written to ``workdir/predictions/<file name>.json`` and ``<file name>.png``
+(``x.h5.json`` and ``x.npy.json`` stay apart).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Sequence
 
 import jax
-import ml_collections
 import numpy as np
 from etils import epath
-from flax import nnx
 
-from leadmix_jax import checkpointing, input_pipeline, preprocessing
+from leadmix_jax import inference, preprocessing
 from leadmix_jax import leads as leads_lib
+from leadmix_jax.errors import UserError
 
 _UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "μv": 1e-3, "µv": 1e-3, "v": 1e3, "nu": 1.0, "": 1.0}
 
@@ -124,53 +127,55 @@ def select_leads(signal: np.ndarray, names: Sequence[str], wanted: Sequence[str]
 # ----------------------------------------------------------------------------
 # Model.
 
-_MODELS: dict[tuple[str, int], tuple] = {}
+@functools.cache
+def _one_device_mesh() -> jax.sharding.Mesh:
+    """One record is a handful of windows: one local device, no cross-device split."""
+    return jax.sharding.Mesh(np.asarray(jax.local_devices()[:1]), ("data",))
 
 
-def load_model(workdir: str, checkpoint=None):
-    """``(apply(x (B, 2500, N)) -> probs (B,), meta, step)`` of a checkpoint
+def load_model(workdir: str, checkpoint=None) -> inference.RestoredModel:
+    """The checkpoint (default ``best``) restored for inference on one device
     (kept in memory per workdir and step: saved steps never change)."""
-    from leadmix_jax import train
-    manager = checkpointing.make_manager(workdir, keep=1, read_only=True)
-    step = checkpointing.select_step(manager, checkpoint if checkpoint not in (None, "") else "best")
-    key = (str(epath.Path(workdir).absolute()), int(step))
-    if key in _MODELS:
-        manager.close()
-        return _MODELS[key]
-    from leadmix_jax.evaluate import read_meta
-    meta = read_meta(manager, step)
-    leads = leads_lib.parse_leads(list(meta["leads"]))
-    cfg = ml_collections.ConfigDict({"model": meta["model"]})
-    sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    shapes = jax.eval_shape(lambda: nnx.state(train.build_model(cfg, len(leads)), nnx.Param))
-    abstract = checkpointing.replicated_abstract(shapes, sharding)
-    params, meta = checkpointing.restore_for_inference(manager, step, abstract)
-    manager.close()
-    graphdef, _ = nnx.split(nnx.eval_shape(lambda: train.build_model(cfg, len(leads))), nnx.Param)
+    return inference.restore(workdir, checkpoint if checkpoint not in (None, "") else "best",
+                             mesh=_one_device_mesh(), cache=True)
 
-    @jax.jit
-    def forward(p, x):
-        return jax.nn.sigmoid(nnx.merge(graphdef, p)(x))
 
-    def apply(x: np.ndarray, batch: int = 16) -> np.ndarray:
-        out = []
-        for i in range(0, x.shape[0], batch):
-            chunk = x[i:i + batch]
-            pad = batch - chunk.shape[0]
-            if pad:
-                chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), chunk.dtype)])
-            out.append(np.asarray(forward(params, chunk))[:batch - pad])
-        return np.concatenate(out) if out else np.zeros((0,), np.float32)
+def output_name(path: str) -> str:
+    """File name for a record's outputs: the record's file name, so that
+    ``x.h5`` and ``x.npy`` get apart outputs; WFDB records (given with or
+    without ``.hea``) are named ``<record>.hea``."""
+    name = os.path.basename(str(path))
+    if not name.lower().endswith((".h5", ".hdf5", ".npy", ".hea")):
+        name += ".hea"
+    return name
 
-    _MODELS[key] = (apply, meta, step)
-    return apply, meta, step
+
+def choose_threshold(model: inference.RestoredModel, threshold: str | float | None) -> tuple[float, str]:
+    """``(value, name)`` of the decision threshold: the checkpoint's
+    validation Youden threshold by default (0.5 for checkpoints saved
+    without validation), ``'0.5'``/``'val_youden'`` or a number."""
+    if threshold in (None, "", "val_youden"):
+        if model.val_threshold is not None:
+            return model.val_threshold, "val_youden"
+        if threshold == "val_youden":
+            raise UserError(f"checkpoint step {model.step} of {model.workdir} has no validation threshold "
+                            "(trained without validation): use --threshold=0.5")
+        return 0.5, "0.5"
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError):
+        raise UserError(f"--threshold={threshold!r}: use val_youden, 0.5 or a number in [0, 1]") from None
+    if not 0.0 <= value <= 1.0:
+        raise UserError(f"--threshold={value} is outside [0, 1]")
+    return value, f"{value:g}"
 
 
 # ----------------------------------------------------------------------------
 # The entry point.
 
 def predict_record(workdir: str, path: str, checkpoint=None, fs: float | None = None,
-                   lead_names: Sequence[str] | str | None = None, write: bool = True) -> dict:
+                   lead_names: Sequence[str] | str | None = None, write: bool = True,
+                   threshold: str | float | None = None) -> dict:
     """MI probability of each 10-s window and of the whole record.
 
     Returns a JSON-serialisable dict: ``record``, ``checkpoint`` (workdir,
@@ -178,26 +183,25 @@ def predict_record(workdir: str, path: str, checkpoint=None, fs: float | None = 
     ``windows`` (``[{'window', 'start_s', 'end_s', 'probability'}]`` of the
     clean ones), ``dropped_windows`` (indices dropped by the clean rule),
     ``record_probability`` (mean; None when no window is clean),
-    ``prediction`` at threshold 0.5 and, when written, ``json``/``png`` paths.
+    ``thresholds`` (``0.5`` and the checkpoint's ``val_youden``, None when
+    trained without validation), ``threshold``/``threshold_name`` (chosen by
+    :func:`choose_threshold`, default the validation threshold),
+    ``prediction`` at that threshold and, when written, ``json``/``png``
+    paths (``predictions/<file name>.json``/``.png``).
     """
-    apply, meta, step = load_model(workdir, checkpoint)
-    leads = leads_lib.parse_leads(list(meta["leads"]))
-    stats = input_pipeline.NormStats.from_json(meta["norm_stats"])
+    model = load_model(workdir, checkpoint)
+    leads, step = model.leads, model.step
+    threshold_value, threshold_name = choose_threshold(model, threshold)
     signal, rec_fs, names = read_record(path, fs, lead_names)
     x = select_leads(signal, names, leads, str(path))
     pre = preprocessing.preprocess_record(x, rec_fs)
-    mean = np.asarray(stats.mean, np.float32)
-    inv_std = (1.0 / np.asarray(stats.std, np.float64)).astype(np.float32)
-    probs = apply((pre.windows - mean) * inv_std) if pre.num_kept else np.zeros((0,), np.float32)
+    probs = model.predict_windows(pre.windows) if pre.num_kept else np.zeros((0,), np.float32)
     win = preprocessing.WINDOW_SECONDS
     windows = [{"window": int(w), "start_s": float(w * win), "end_s": float((w + 1) * win),
                 "probability": float(p)} for w, p in zip(pre.window_index, probs)]
     kept = set(int(w) for w in pre.window_index)
     record_prob = float(np.mean(probs)) if probs.size else None
-    name = os.path.basename(str(path))
-    for ext in (".hea", ".h5", ".hdf5", ".npy"):
-        if name.lower().endswith(ext):
-            name = name[: -len(ext)]
+    name = output_name(str(path))
     result = {
         "record": str(path),
         "checkpoint": {"workdir": str(workdir), "step": int(step)},
@@ -208,8 +212,11 @@ def predict_record(workdir: str, path: str, checkpoint=None, fs: float | None = 
         "windows": windows,
         "dropped_windows": [w for w in range(pre.num_windows) if w not in kept],
         "record_probability": record_prob,
-        "threshold": 0.5,
-        "prediction": None if record_prob is None else ("MI" if record_prob > 0.5 else "normal"),
+        # both thresholds are reported; the prediction uses the chosen one
+        "thresholds": {"0.5": 0.5, "val_youden": model.val_threshold},
+        "threshold": threshold_value,
+        "threshold_name": threshold_name,
+        "prediction": None if record_prob is None else ("MI" if record_prob > threshold_value else "normal"),
     }
     if write and jax.process_index() == 0:
         from leadmix_jax import plots
@@ -236,8 +243,11 @@ def format_result(result: dict) -> str:
     if result["record_probability"] is None:
         lines.append("  record: no clean 10-s window, no prediction")
     else:
+        val = result["thresholds"]["val_youden"]
+        val_text = "none (trained without validation)" if val is None else f"{val:.4f}"
         lines.append(f"  record P(MI) = {result['record_probability']:.4f} -> {result['prediction']} "
-                     f"(threshold {result['threshold']})")
+                     f"at threshold {result['threshold_name']} = {result['threshold']:.4f} "
+                     f"(thresholds: 0.5; validation Youden {val_text})")
     if "json" in result:
         lines.append(f"  saved {result['json']} and {result['png']}")
     return "\n".join(lines)

@@ -24,9 +24,8 @@ from etils import epath
 from flax import nnx, struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from leadmix_jax import checkpointing, input_pipeline, metric_writers
+from leadmix_jax import checkpointing, inference, input_pipeline, metric_writers, norm_stats
 from leadmix_jax import leads as leads_lib
-from leadmix_jax.model import LeadMixMST
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -44,13 +43,6 @@ class TrainState:
 # ----------------------------------------------------------------------------
 # Model, optimiser, loss.
 
-def build_model(config: ml_collections.ConfigDict, num_leads: int, seed: int = 0) -> LeadMixMST:
-    m = config.model
-    return LeadMixMST(num_leads, base=m.base, depth=m.depth, heads=m.heads, dropout=m.dropout,
-                      dtype=jnp.dtype(m.dtype), depthwise_impl=m.depthwise_impl,
-                      strided_impl=m.strided_impl, rngs=nnx.Rngs(seed))
-
-
 def make_optimizer(config: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
     o = config.optimizer
     if o.schedule == "constant":
@@ -66,17 +58,6 @@ def make_optimizer(config: ml_collections.ConfigDict, total_steps: int) -> optax
     return tx
 
 
-def bce_with_logits(logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0,
-                    pos_weight: float = 1.0) -> jax.Array:
-    """Per-example binary cross-entropy with logits, ``(B,) -> (B,)``.
-
-    Label smoothing maps targets to ``y (1 - s) + s / 2``; ``pos_weight``
-    scales the positive term (PyTorch's ``BCEWithLogitsLoss(pos_weight=...)``).
-    """
-    y = labels * (1.0 - label_smoothing) + 0.5 * label_smoothing
-    return pos_weight * y * jax.nn.softplus(-logits) + (1.0 - y) * jax.nn.softplus(logits)
-
-
 # ----------------------------------------------------------------------------
 # Steps (pure; compiled once).
 
@@ -87,7 +68,7 @@ def train_step(state: TrainState, batch: dict, *, graphdef, tx, label_smoothing:
 
     def loss_fn(params):
         logits = nnx.merge(graphdef, params)(batch["ecg"], rng=key)
-        return bce_with_logits(logits, batch["label"], label_smoothing, pos_weight).mean()
+        return inference.bce_with_logits(logits, batch["label"], label_smoothing, pos_weight).mean()
 
     loss, grads = jax.value_and_grad(loss_fn)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -96,23 +77,12 @@ def train_step(state: TrainState, batch: dict, *, graphdef, tx, label_smoothing:
     return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
 
 
-def eval_step(params, batch: dict, *, graphdef) -> dict:
-    """Probabilities and per-example loss, ``(B,)`` each, no dropout."""
-    logits = nnx.merge(graphdef, params)(batch["ecg"])
-    return {"prob": jax.nn.sigmoid(logits), "loss": bce_with_logits(logits, batch["label"])}
-
-
 # ----------------------------------------------------------------------------
 # Mesh and batches.
 
-def make_mesh() -> Mesh:
-    """1-D mesh over every device of every process, axis ``data``."""
-    return Mesh(np.asarray(jax.devices()), ("data",))
-
-
-def global_batch(local: dict, sharding: NamedSharding, keys=("ecg", "label")) -> dict:
-    """Process-local numpy batch -> global jax arrays sharded on ``data``."""
-    return {k: jax.make_array_from_process_local_data(sharding, np.asarray(local[k])) for k in keys}
+# The mesh and the global batch are the inference module's (one definition).
+make_mesh = inference.make_mesh
+global_batch = inference.global_batch
 
 
 def check_batch_divides(global_batch_size: int) -> None:
@@ -146,7 +116,7 @@ class Experiment:
         cfg = self.config
 
         def init():
-            model = build_model(cfg, len(self.leads), cfg.seed)
+            model = inference.build_model(cfg.model, len(self.leads), cfg.seed)
             params = nnx.state(model, nnx.Param)
             return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                               opt_state=self.tx.init(params),
@@ -167,75 +137,20 @@ class Experiment:
                        out_shardings=(self.replicated, self.replicated), donate_argnums=(0,))
 
     @functools.cached_property
-    def _eval_step(self):
-        step = jax.tree_util.Partial(eval_step, graphdef=self.graphdef)
-        return jax.jit(lambda p, b: step(p, b), in_shardings=(self.replicated, self.data_sharding),
-                       out_shardings=self.replicated)
-
-    def compiled_eval_step(self):
-        """The jitted eval step, built once per experiment (compiled once per shape)."""
-        return self._eval_step
+    def runner(self) -> inference.Runner:
+        """The eval step of this experiment's model on its mesh (compiled once)."""
+        return inference.Runner(self.graphdef, self.mesh)
 
 
 def make_experiment(config: ml_collections.ConfigDict, train_size: int | None = None) -> Experiment:
     leads = leads_lib.parse_leads(config.leads)
     check_batch_divides(config.batch_size)
-    model = nnx.eval_shape(lambda: build_model(config, len(leads)))
+    model = nnx.eval_shape(lambda: inference.build_model(config.model, len(leads)))
     graphdef, _ = nnx.split(model, nnx.Param)
     steps_per_epoch = max(1, (train_size or config.batch_size) // config.batch_size)
     total = config.num_train_steps if config.num_train_steps > 0 else config.num_epochs * steps_per_epoch
     return Experiment(config, leads, make_mesh(), graphdef, make_optimizer(config, total), total,
                       steps_per_epoch)
-
-
-# ----------------------------------------------------------------------------
-# Evaluation over a split (used for validation here and by evaluate.py).
-
-def predict_split(exp: Experiment, params, builder, split: str, stats, batch_size: int) -> dict:
-    """Runs the model over every example of ``split`` exactly once.
-
-    Returns numpy arrays over the split's examples (padding removed), in the
-    same order on every process: ``prob``, ``loss``, ``label``, ``index`` and
-    the id fields ``record_id``, ``patient_id``, ``window``.
-    """
-    from jax.experimental import multihost_utils
-
-    pcfg = input_pipeline.PipelineConfig(leads=exp.leads, global_batch=batch_size,
-                                         workers=exp.config.workers)
-    step = exp.compiled_eval_step()
-    chunks: dict[str, list] = {}
-    for local in input_pipeline.eval_dataset(builder, split, pcfg, stats):
-        out = step(params, global_batch(local, exp.data_sharding))
-        local_rows = _local_rows(out, batch_size)
-        rows = {"prob": local_rows["prob"], "loss": local_rows["loss"],
-                "label": np.asarray(local["label"]), "mask": np.asarray(local["mask"]),
-                "index": np.asarray(local["index"])}
-        for k in input_pipeline.ID_FIELDS:
-            rows[k] = np.asarray(local[k])
-        for k, v in rows.items():
-            chunks.setdefault(k, []).append(v)
-    local_all = {k: np.concatenate(v) for k, v in chunks.items()}
-    if jax.process_count() > 1:
-        numeric = {k: v for k, v in local_all.items() if v.dtype.kind in "fiub"}
-        gathered = multihost_utils.process_allgather(numeric)
-        local_all = {k: np.asarray(v).reshape(-1) for k, v in gathered.items()}
-        # String ids stay per process; multi-host callers look them up by index.
-    keep = local_all["mask"] > 0
-    return {k: v[keep] for k, v in local_all.items() if k != "mask"}
-
-
-def _local_rows(out: dict, batch_size: int) -> dict:
-    """This process's rows of a replicated global output."""
-    local = batch_size // jax.process_count()
-    start = jax.process_index() * local
-    return {k: np.asarray(v)[start:start + local] for k, v in out.items()}
-
-
-def auroc(labels: np.ndarray, probs: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
-    if len(np.unique(labels)) < 2:
-        return float("nan")
-    return float(roc_auc_score(labels, probs))
 
 
 # ----------------------------------------------------------------------------
@@ -246,10 +161,27 @@ def _meta(exp: Experiment, stats) -> dict:
             "model": exp.config.model.to_dict(), "train_dataset": exp.config.train_dataset}
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during training; ``step`` is the last step completed."""
+
+    def __init__(self, step: int):
+        super().__init__(f"interrupted at step {step}; run the same command again to resume")
+        self.step = step
+
+
+def _say(text: str) -> None:
+    """A progress line on process 0 (stdout: silent phases must show)."""
+    if jax.process_index() == 0:
+        print(text, flush=True)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Trains per ``config``, resuming from ``workdir`` when it holds checkpoints.
 
-    Returns the last logged metrics (and validation metrics if any ran).
+    Returns the last logged metrics, validation metrics if any ran, and
+    ``best_step``/``best_val_auroc``: the checkpoint ``--checkpoint=best``
+    selects (None without validation). Ctrl-C raises :class:`Interrupted`
+    after the pending checkpoint is written.
     """
     workdir_path = epath.Path(workdir)
     is_chief = jax.process_index() == 0
@@ -262,9 +194,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     builder = input_pipeline.load_builder(config.data_dir, config.train_dataset)
     train_size = input_pipeline.split_size(builder, config.train_split)
     exp = make_experiment(config, train_size)
-    stats = input_pipeline.load_or_compute_norm_stats(
-        workdir, builder, config.train_split, exp.leads, config.norm_max_examples,
-        config.train_dataset) if is_chief else None
+    stats = _load_or_compute_stats(workdir, builder, config, exp.leads) if is_chief else None
     stats = _broadcast_stats(workdir, stats, exp.leads)
     pcfg = input_pipeline.PipelineConfig(
         leads=exp.leads, global_batch=config.batch_size, seed=config.seed, workers=config.workers,
@@ -272,16 +202,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     train_iter = iter(input_pipeline.train_dataset(builder, config.train_split, pcfg, stats))
 
     manager = checkpointing.make_manager(workdir, config.keep_checkpoints)
-    start = manager.latest_step()
+    state, _, start = checkpointing.restore_newest_intact(manager, exp.abstract_state(), train_iter)
     if start is not None:
-        state, _ = checkpointing.restore_train(manager, start, exp.abstract_state(), train_iter)
-        logging.info("resumed from step %d", start)
+        _say(f"resumed from step {start}")
     else:
         state, start = exp.init_state(), 0
 
     val_builder = input_pipeline.load_builder(config.data_dir, config.val_dataset or config.train_dataset) \
         if config.val_split else None
-    writer = metric_writers.MetricWriter(workdir, enabled=is_chief)
+    # steps after the restored one are redone: their old records are dropped
+    writer = metric_writers.MetricWriter(workdir, enabled=is_chief, resume_step=start)
     progress = metric_writers.Progress(exp.total_steps, config.batch_size, start)
     step_fn = exp.compiled_train_step()
     eval_every = config.eval_every_steps if config.eval_every_steps > 0 else exp.steps_per_epoch
@@ -290,45 +220,66 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     last: dict = {}
     pending = None  # previous step's metrics, checked one step late to keep the device busy
     t_data = 0.0
-    for step in range(start + 1, exp.total_steps + 1):
-        t0 = time.perf_counter()
-        local = next(train_iter)
-        t_data += time.perf_counter() - t0
-        state, metrics = step_fn(state, global_batch(local, exp.data_sharding))
+    if start < exp.total_steps:
+        _say(f"compiling the train step; training steps {start + 1}-{exp.total_steps}")
+    done = start
+    try:
+        for step in range(start + 1, exp.total_steps + 1):
+            t0 = time.perf_counter()
+            local = next(train_iter)
+            t_data += time.perf_counter() - t0
+            state, metrics = step_fn(state, global_batch(local, exp.data_sharding))
+            if pending is not None:
+                _check_finite(*pending)
+            pending = (step, metrics)
+            record = {}  # one metrics.jsonl record per step: training and validation scalars
+            # the first step is logged too: it shows the run is alive after compilation
+            if step % config.log_every_steps == 0 or step == exp.total_steps or step == start + 1:
+                _check_finite(*pending)
+                last = {k: float(v) for k, v in metrics.items()}
+                last["samples_per_s"] = progress.rate(step)
+                last["data_wait_s"] = t_data
+                record.update(last)
+                if is_chief:
+                    logging.info(progress.line(step, last["loss"]))
+                t_data = 0.0
+            val = None
+            if val_builder is not None and (step % eval_every == 0 or step == exp.total_steps):
+                val = validate(exp, state.params, val_builder, config.val_split, stats, config.eval_batch_size)
+                record.update(val)
+                if is_chief:
+                    logging.info("step %d  validation: loss %.4f  AUROC %.4f  Youden threshold %.4f",
+                                 step, val["val_loss"], val["val_auroc"], val["val_youden"])
+                last.update(val)
+                progress.reset(step)
+            if record:
+                writer.write(step, record)
+            if step % ckpt_every == 0 or step == exp.total_steps:
+                checkpointing.save(manager, step, state, train_iter, meta, val)
+            done = step
         if pending is not None:
             _check_finite(*pending)
-        pending = (step, metrics)
-        if step % config.log_every_steps == 0 or step == exp.total_steps:
-            _check_finite(*pending)
-            last = {k: float(v) for k, v in metrics.items()}
-            last["samples_per_s"] = progress.rate(step)
-            last["data_wait_s"] = t_data
-            writer.write(step, last)
-            if is_chief:
-                logging.info(progress.line(step, last["loss"]))
-            t_data = 0.0
-        val = None
-        if val_builder is not None and (step % eval_every == 0 or step == exp.total_steps):
-            val = validate(exp, state.params, val_builder, config.val_split, stats, config.eval_batch_size)
-            writer.write(step, val)
-            if is_chief:
-                logging.info("step %d  validation: loss %.4f  AUROC %.4f", step, val["val_loss"], val["val_auroc"])
-            last.update(val)
-            progress.reset(step)
-        if step % ckpt_every == 0 or step == exp.total_steps:
-            checkpointing.save(manager, step, state, train_iter, meta, val)
-    if pending is not None:
-        _check_finite(*pending)
+    except KeyboardInterrupt:
+        manager.wait_until_finished()
+        manager.close()
+        writer.close()
+        raise Interrupted(done) from None
     manager.wait_until_finished()
+    best = checkpointing.best_step(manager)
+    last["best_step"] = best
+    last["best_val_auroc"] = checkpointing.step_metrics(manager, best)["val_auroc"] if best is not None else None
     manager.close()
     writer.close()
+    if best is not None:
+        _say(f"training done at step {exp.total_steps}; best checkpoint: step {best} "
+             f"(validation AUROC {last['best_val_auroc']:.4f})")
     return last
 
 
 def validate(exp: Experiment, params, builder, split: str, stats, batch_size: int) -> dict:
-    preds = predict_split(exp, params, builder, split, stats, batch_size)
-    return {"val_loss": float(preds["loss"].mean()) if len(preds["loss"]) else float("nan"),
-            "val_auroc": auroc(preds["label"], preds["prob"])}
+    """``val_loss``, ``val_auroc``, ``val_youden`` of ``params`` on ``split``."""
+    preds = exp.runner.run_split(params, builder, split, stats, batch_size, exp.config.workers)
+    return inference.validation_metrics(preds)
 
 
 def _check_finite(step: int, metrics: dict) -> None:
@@ -339,6 +290,22 @@ def _check_finite(step: int, metrics: dict) -> None:
             "lower the learning rate; the last saved checkpoint is intact")
 
 
+def _load_or_compute_stats(workdir: str, builder, config, leads) -> norm_stats.NormStats:
+    """Cached in ``workdir/norm_stats.json``; recomputed if the leads changed."""
+    path = epath.Path(workdir) / "norm_stats.json"
+    if path.exists():
+        stats = norm_stats.NormStats.from_json(json.loads(path.read_text()))
+        if tuple(stats.leads) == tuple(leads):
+            return stats
+    _say(f"computing normalisation statistics on {config.train_dataset}:{config.train_split} "
+         f"(up to {config.norm_max_examples} examples)")
+    stats = input_pipeline.compute_norm_stats(builder, config.train_split, leads, config.norm_max_examples,
+                                              config.train_dataset)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(stats.to_json(), indent=1))
+    return stats
+
+
 def _broadcast_stats(workdir: str, stats, leads):
     """Every process uses the statistics process 0 computed and wrote."""
     if jax.process_count() == 1:
@@ -346,4 +313,4 @@ def _broadcast_stats(workdir: str, stats, leads):
     from jax.experimental import multihost_utils
     multihost_utils.sync_global_devices("norm_stats_written")
     path = epath.Path(workdir) / "norm_stats.json"
-    return input_pipeline.NormStats.from_json(json.loads(path.read_text()))
+    return norm_stats.NormStats.from_json(json.loads(path.read_text()))

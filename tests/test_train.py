@@ -178,7 +178,7 @@ def test_eval_visits_every_example_once(data_dir):
     exp = train.make_experiment(config)
     stats = input_pipeline.compute_norm_stats(builder, "train", exp.leads, 64)
     n = builtdata.num_windows("validation")  # 16: one batch of 24 with 8 padded rows
-    preds = train.predict_split(exp, exp.init_state().params, builder, "validation", stats, batch_size=24)
+    preds = exp.runner.run_split(exp.init_state().params, builder, "validation", stats, batch_size=24)
     assert sorted(preds["index"].tolist()) == list(range(n))
     assert len(preds["record_id"]) == n
     assert set(preds["record_id"]) == {f"va{p:02d}_{r}" for p in range(4) for r in range(2)}
