@@ -12,7 +12,7 @@ from configs import default
 
 def get_config():
     c = default.get_config()
-    # Present only in this config: launch.py runs leadmix_jax.demo when set.
+    c.mode = "demo"                       # launch.py's default mode for this config (see leadmix_jax.demo)
     c.synthetic = ml_collections.ConfigDict()
     c.synthetic.seed = 0                  # generator seed
     c.synthetic.sph_records = 600         # synthetic SPH records (training database)

@@ -7,7 +7,8 @@
 4. evaluates cross-dataset on synthetic PTB and PTB-XL (and SPH test) and
    writes the full report.
 
-Run by ``python launch.py --config=configs/demo.py --workdir=<dir>``; each
+Run by ``python launch.py --config=configs/demo.py --workdir=<dir>`` (the
+config's ``mode = 'demo'`` selects it; ``--mode=demo`` does too); each
 stage is skipped when its output is already in ``workdir`` (a restart resumes).
 """
 
@@ -20,7 +21,7 @@ import ml_collections
 from absl import logging
 from etils import epath
 
-from leadmix_jax import build, evaluate, synthetic, train
+from leadmix_jax import build, config_check, evaluate, synthetic, train
 
 # TFDS dataset name -> folder written by synthetic.write_all
 DATABASES = {"ptbdb_mi": "ptb", "ptbxl_mi": "ptbxl", "sph_mi": "sph"}
@@ -47,6 +48,7 @@ def build_datasets(root: epath.Path, data_dir: epath.Path, label_config: str = "
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Generates, builds, trains and evaluates; returns the evaluation summary."""
+    config_check.check(config, "demo")  # a typo must not cost a data generation and build first
     work = epath.Path(workdir).absolute()
     root, data_dir = work / "synthetic_databases", work / "tfds"
     if jax.process_index() == 0:

@@ -214,7 +214,15 @@ def load_state_dict(path: str) -> dict[str, np.ndarray]:
             import torch
         except ImportError:
             raise ImportError("Loading .pth checkpoints needs PyTorch: pip install 'leadmix-jax[torch]'") from None
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        import pickle
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            # weights_only refuses pickled code (a whole nn.Module, custom classes): never run it
+            raise ValueError(
+                f"{path} is not a plain PyTorch weights file: it holds pickled Python objects, which "
+                "this project refuses to load (it loads weights-only: unpickling can run arbitrary code). Re-save the "
+                "weights alone with torch.save(model.state_dict(), path)") from None
         for key in ("state_dict", "model", "model_state_dict"):
             if isinstance(obj, Mapping) and key in obj and isinstance(obj[key], Mapping):
                 obj = obj[key]

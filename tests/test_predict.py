@@ -114,4 +114,37 @@ def test_command_line(workdir, signal, tmp_path):
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "record P(MI)" in out.stdout
-    assert (pathlib.Path(workdir) / "predictions" / "B00002.json").exists()
+    assert (pathlib.Path(workdir) / "predictions" / "B00002.h5.json").exists()
+    assert "validation Youden" in out.stdout and "Traceback" not in out.stderr
+
+
+def test_same_stem_outputs_stay_apart_and_validation_threshold_is_default(workdir, signal, tmp_path):
+    from leadmix_jax import inference
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        f.create_dataset("ecg", data=signal.T)
+    np.save(tmp_path / "x.npy", signal)
+    h5 = predict.predict_record(workdir, str(tmp_path / "x.h5"))
+    npy = predict.predict_record(workdir, str(tmp_path / "x.npy"), fs=500, lead_names=list(CANONICAL_LEADS))
+    assert pathlib.Path(h5["json"]).name == "x.h5.json" and pathlib.Path(npy["json"]).name == "x.npy.json"
+    assert pathlib.Path(h5["png"]).name == "x.h5.png" and pathlib.Path(npy["png"]).name == "x.npy.png"
+    assert json.loads(pathlib.Path(h5["json"]).read_text())["record"].endswith("x.h5")
+    # the checkpoint's validation (Youden) threshold decides, both are reported
+    val = inference.restore(workdir, "best").val_threshold
+    assert val is not None and 0.0 <= val <= 1.0
+    assert h5["threshold"] == pytest.approx(val) and h5["threshold_name"] == "val_youden"
+    assert h5["thresholds"] == {"0.5": 0.5, "val_youden": pytest.approx(val)}
+    assert h5["prediction"] == ("MI" if h5["record_probability"] > val else "normal")
+    at_half = predict.predict_record(workdir, str(tmp_path / "x.h5"), threshold="0.5", write=False)
+    assert at_half["threshold"] == 0.5
+    assert at_half["prediction"] == ("MI" if at_half["record_probability"] > 0.5 else "normal")
+    with pytest.raises(ValueError, match="outside"):
+        predict.predict_record(workdir, str(tmp_path / "x.h5"), threshold="1.5", write=False)
+
+
+def test_pth_with_pickled_objects_is_refused_in_plain_words(tmp_path):
+    torch = pytest.importorskip("torch", reason="the .pth loader needs the torch extra")
+    from leadmix_jax import torch_import
+    evil = tmp_path / "model.pth"
+    torch.save({"stem.0.weight": pathlib.Path("/")}, evil)
+    with pytest.raises(ValueError, match=r"is not a plain PyTorch weights file.*torch.save\(model.state_dict\(\)"):
+        torch_import.load_state_dict(str(evil))

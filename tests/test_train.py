@@ -5,6 +5,7 @@ Runs that need another device count or several processes run launch.py in
 subprocesses (the device count is fixed when JAX starts)."""
 import json
 import os
+import re
 import pathlib
 import signal
 import socket
@@ -182,3 +183,60 @@ def test_eval_visits_every_example_once(data_dir):
     assert sorted(preds["index"].tolist()) == list(range(n))
     assert len(preds["record_id"]) == n
     assert set(preds["record_id"]) == {f"va{p:02d}_{r}" for p in range(4) for r in range(2)}
+
+
+def test_best_checkpoint_is_highest_validation_auroc_in_a_new_process(data_dir, tmp_path):
+    config = make_config(data_dir, num_train_steps=8, eval_every_steps=2, checkpoint_every_steps=2,
+                         keep_checkpoints=1, log_every_steps=4)
+    last = train.train_and_evaluate(config, str(tmp_path))
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    val = {r["step"]: r["val_auroc"] for r in rows if "val_auroc" in r}
+    assert sorted(val) == [2, 4, 6, 8]
+    top = max(val.values())
+    assert last["best_step"] in val and val[last["best_step"]] == pytest.approx(top)
+    assert last["best_val_auroc"] == pytest.approx(top)
+    # a fresh process knows nothing of the training run's manager: it reads the disk
+    code = ("import sys, json; from leadmix_jax import inference; "
+            "m = inference.restore(sys.argv[1], 'best'); print(json.dumps([m.step, m.validation]))")
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1", "JAX_PLATFORMS": "cpu",
+           "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    step, validation = json.loads(out.stdout.strip().splitlines()[-1])
+    assert step == last["best_step"] and validation["val_auroc"] == pytest.approx(top)
+    assert 0.0 <= validation["val_youden"] <= 1.0
+
+
+def test_metrics_jsonl_keeps_one_record_per_step_after_resume(tmp_path):
+    from leadmix_jax import metric_writers
+    writer = metric_writers.MetricWriter(str(tmp_path))
+    for step in range(1, 7):
+        writer.write(step, {"loss": float(step)})
+    writer.close()
+    with open(tmp_path / "metrics.jsonl", "a") as fh:
+        fh.write('{"step": 7, "lo')  # a line cut by a kill mid-write
+    # the run resumes from the checkpoint of step 4 and redoes 5 and 6
+    writer = metric_writers.MetricWriter(str(tmp_path), resume_step=4)
+    for step in (5, 6):
+        writer.write(step, {"loss": 10.0 + step})
+    writer.close()
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert [r["loss"] for r in rows] == [1.0, 2.0, 3.0, 4.0, 15.0, 16.0]
+
+
+def test_ctrl_c_says_where_it_stopped(data_dir, tmp_path):
+    steps = ["--config.num_train_steps=400", "--config.checkpoint_every_steps=2", "--config.val_split=",
+             "--config.log_every_steps=1"]
+    proc = run_launch(tmp_path / "run", data_dir, 1, steps)
+    deadline = time.time() + 240
+    while not (tmp_path / "run" / "checkpoints" / "2").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "run finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out[-3000:]
+    assert "Traceback" not in out
+    assert re.search(r"interrupted at step \d+; run the same command again to resume", out), out[-2000:]
+    assert "compiling the train step" in out and "computing normalisation statistics" in out

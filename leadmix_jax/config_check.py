@@ -1,0 +1,71 @@
+"""Checks of an experiment config before any work starts.
+
+A typo (``--config.leads=II,III,aVX``, a dataset name, a batch size the
+devices cannot split) must fail in a second with a message that says what
+to change, not after data generation, building or compilation.
+:func:`check` raises :class:`~leadmix_jax.errors.UserError`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import ml_collections
+
+from leadmix_jax import leads as leads_lib
+from leadmix_jax.errors import UserError
+
+# name[/config[/version]] as given to `tfds build` and found under data_dir
+_DATASET = re.compile(r"^[a-z][a-z0-9_]*(/[A-Za-z0-9_.-]+){0,2}$")
+
+
+def check_dataset_name(name: str, field: str) -> None:
+    """A built dataset's name (``sph_mi``, ``sph_mi/paper``, ``sph_mi/paper/1.0.0``)
+    or an absolute path to one built under another data_dir."""
+    if os.path.isabs(os.path.expanduser(name)):
+        return
+    if not _DATASET.match(name):
+        raise UserError(f"{field}={name!r} is not a dataset name: use name[/config[/version]] as built by "
+                        "`tfds build` (e.g. sph_mi/paper) or an absolute path to a built dataset")
+
+
+def check(config: ml_collections.ConfigDict, mode: str = "train", device_count: int | None = None) -> None:
+    """Raises :class:`UserError` for the first problem found in ``config`` for ``mode``.
+
+    Checked: lead names, dataset names, evaluation targets and
+    ``exclude_patients``, batch sizes (positive and divisible by the number of
+    devices), checkpoint choice, step counts.
+    """
+    try:
+        leads_lib.parse_leads(config.leads)
+    except (ValueError, KeyError) as e:
+        raise UserError(f"--config.leads={config.leads!r}: {e}") from None
+    if mode in ("train", "demo"):
+        check_dataset_name(config.train_dataset, "--config.train_dataset")
+        if config.get("val_dataset"):
+            check_dataset_name(config.val_dataset, "--config.val_dataset")
+        if config.num_train_steps <= 0 and config.num_epochs <= 0:
+            raise UserError("set --config.num_epochs or --config.num_train_steps to a positive number")
+        for field in ("log_every_steps",):
+            if config[field] <= 0:
+                raise UserError(f"--config.{field} must be positive, got {config[field]}")
+    if mode in ("eval", "demo"):
+        from leadmix_jax import evaluate
+        for dataset, _ in evaluate.parse_targets(config.eval_targets):
+            check_dataset_name(dataset, "an entry of --config.eval_targets")
+        spec = str(config.get("exclude_patients", "") or "")
+        if spec.startswith("@") and not os.path.exists(os.path.expanduser(spec[1:])):
+            raise UserError(f"--config.exclude_patients={spec}: {spec[1:]} does not exist")
+        which = str(config.get("eval_checkpoint", "best"))
+        if which not in ("best", "latest") and not which.isdigit():
+            raise UserError(f"--config.eval_checkpoint={which!r}: use best, latest or a step number")
+    if device_count is None:
+        import jax
+        device_count = jax.device_count()
+    sizes = [("batch_size", config.batch_size)] if mode in ("train", "demo") else []
+    sizes.append(("eval_batch_size", config.eval_batch_size))
+    for field, size in sizes:
+        if size <= 0 or size % device_count:
+            raise UserError(f"--config.{field}={size} must be a positive multiple of the {device_count} "
+                            f"devices (data-parallel batches are split evenly), e.g. {device_count * 8}")
