@@ -117,3 +117,33 @@ def test_parse_targets():
     assert evaluate.parse_targets("a/paper:all, b:test") == [("a/paper", "all"), ("b", "test")]
     with pytest.raises(ValueError, match="dataset:split"):
         evaluate.parse_targets("ptbxl_mi")
+
+
+def test_summary_states_checkpoint_step_and_validation_auroc(evaluated):
+    workdir, result = evaluated
+    rows = [json.loads(line) for line in (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines()]
+    val = {r["step"]: r["val_auroc"] for r in rows if "val_auroc" in r}
+    assert result["step"] in val and val[result["step"]] == max(val.values())
+    text = (pathlib.Path(result["out_dir"]) / "summary.md").read_text()
+    assert f"- checkpoint: step {result['step']} (best), validation AUROC {val[result['step']]:.4f}" in text
+    report = json.loads((pathlib.Path(result["out_dir"]) / "metrics.json").read_text())
+    assert report["checkpoint"]["validation"]["val_auroc"] == pytest.approx(val[result["step"]])
+
+
+def test_absolute_path_target_and_excluded_patients(evaluated, tmp_path_factory, tmp_path):
+    workdir, _ = evaluated
+    shutil.copytree(pathlib.Path(workdir) / "checkpoints", tmp_path / "checkpoints")
+    elsewhere = pathlib.Path(builtdata.data_dir(tmp_path_factory)) / builtdata.NAME
+    # data_dir holds nothing: the target names the dataset by its absolute path
+    config = builtdata.make_config(str(tmp_path / "empty"), val_split="",
+                                   eval_targets=f"{elsewhere}:test", exclude_patients="tep00, tep01")
+    out = evaluate.evaluate(config, str(tmp_path))
+    key = f"{elsewhere}:test"
+    window = out["results"][key]["levels"]["window"]
+    assert window["n"] == builtdata.num_windows("test") - 2 * 2 * 2  # 2 patients x 2 records x 2 windows
+    report = json.loads((pathlib.Path(out["out_dir"]) / "metrics.json").read_text())
+    assert report["excluded_patients"] == {"n_listed": 2, "removed": {key: {"windows": 8, "patients": 2}}}
+    with open(pathlib.Path(out["out_dir"]) / "predictions.csv") as fh:
+        patients = {r["patient"] for r in csv.DictReader(fh)}
+    assert patients == {"tep02", "tep03"}
+    assert "left out: 2 listed patients" in (pathlib.Path(out["out_dir"]) / "summary.md").read_text()

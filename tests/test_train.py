@@ -185,6 +185,7 @@ def test_eval_visits_every_example_once(data_dir):
     assert set(preds["record_id"]) == {f"va{p:02d}_{r}" for p in range(4) for r in range(2)}
 
 
+@pytest.mark.slow
 def test_best_checkpoint_is_highest_validation_auroc_in_a_new_process(data_dir, tmp_path):
     config = make_config(data_dir, num_train_steps=8, eval_every_steps=2, checkpoint_every_steps=2,
                          keep_checkpoints=1, log_every_steps=4)
@@ -226,6 +227,7 @@ def test_metrics_jsonl_keeps_one_record_per_step_after_resume(tmp_path):
     assert [r["loss"] for r in rows] == [1.0, 2.0, 3.0, 4.0, 15.0, 16.0]
 
 
+@pytest.mark.slow
 def test_ctrl_c_says_where_it_stopped(data_dir, tmp_path):
     steps = ["--config.num_train_steps=400", "--config.checkpoint_every_steps=2", "--config.val_split=",
              "--config.log_every_steps=1"]
