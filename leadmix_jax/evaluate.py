@@ -18,7 +18,7 @@ What happens:
 3. Each target ``dataset:split`` (``all`` = every split, concatenated) is run
    through the model once (:meth:`leadmix_jax.inference.RestoredModel.run_split`) and scored
    at window, record and patient level (mean window probability) with
-   patient-bootstrap 95 % CIs (:func:`leadmix_jax.metrics.evaluate_levels`,
+   patient-bootstrap 95 % CIs (:func:`leadmix_jax.levels.evaluate_levels`,
    ``config.bootstrap_samples`` resamples, seed ``config.seed``). Patients with
    both MI and normal records (possible in PTB-XL) are left out of the
    patient level only; their number is reported. Patients listed in
@@ -45,7 +45,7 @@ import numpy as np
 from absl import logging
 from etils import epath
 
-from leadmix_jax import inference, input_pipeline, metrics
+from leadmix_jax import inference, input_pipeline, levels, metrics
 from leadmix_jax import leads as leads_lib
 from leadmix_jax.errors import UserError
 
@@ -236,7 +236,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, checkpoint=None, t
         if pred["label"].size == 0:
             results[key] = {"note": "no windows"}
             continue
-        results[key] = metrics.evaluate_levels(
+        results[key] = levels.evaluate_levels(
             pred["prob"], pred["label"], pred["record"], pred["patient"],
             thresholds, n_boot=int(config.bootstrap_samples), seed=int(config.seed),
             mixed_patients="drop")
@@ -360,7 +360,7 @@ def summary_markdown(report: dict) -> str:
                         "normal records left out of the patient level."
                         if lv["patient"]["n_mixed_patients_dropped"] else "."))
         lines.append("")
-        lines.append(metrics.metrics_markdown(res))
+        lines.append(levels.metrics_markdown(res))
         name = slug(key)
         lines.append(f"![ROC](roc_{name}.png) ![PR](pr_{name}.png) ![confusion](confusion_{name}.png)")
         lines.append("")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
+from leadmix_jax import levels as L
 from leadmix_jax import metrics as M
 
 
@@ -218,10 +219,10 @@ def _clustered_data(seed=0):
 
 def test_bootstrap_reproducible_and_seed_dependent():
     labels, probs, patients = _clustered_data()
-    fns = M.main_metric_fns(0.5)
-    a = M.bootstrap_ci(labels, probs, patients, fns, n_boot=200, seed=1)
-    b = M.bootstrap_ci(labels, probs, patients, fns, n_boot=200, seed=1)
-    c = M.bootstrap_ci(labels, probs, patients, fns, n_boot=200, seed=2)
+    fns = L.main_metric_fns(0.5)
+    a = L.bootstrap_ci(labels, probs, patients, fns, n_boot=200, seed=1)
+    b = L.bootstrap_ci(labels, probs, patients, fns, n_boot=200, seed=1)
+    c = L.bootstrap_ci(labels, probs, patients, fns, n_boot=200, seed=2)
     assert a == b
     assert a != c
     assert set(a) == set(M.MAIN_METRICS)
@@ -234,8 +235,8 @@ def test_bootstrap_covers_point_estimate():
     patients = np.repeat(np.arange(n_pat), windows)
     labels = np.repeat(rng.integers(0, 2, n_pat), windows)
     probs = np.clip(0.35 * labels + 0.65 * rng.random(labels.size), 0, 1)
-    fns = M.main_metric_fns(0.5)
-    cis, n_valid = M.bootstrap_ci(labels, probs, patients, fns, n_boot=200, seed=0,
+    fns = L.main_metric_fns(0.5)
+    cis, n_valid = L.bootstrap_ci(labels, probs, patients, fns, n_boot=200, seed=0,
                                   return_n_valid=True)
     point = M.binary_metrics(labels, probs)
     for name, (low, high) in cis.items():
@@ -250,7 +251,7 @@ def test_bootstrap_fast_fns_match_binary_metrics():
     probs = rng.random(150)
     for t in (0.5, 0.42):
         point = M.binary_metrics(labels, probs, t)
-        for name, fn in M.main_metric_fns(t).items():
+        for name, fn in L.main_metric_fns(t).items():
             assert fn(labels, probs) == pytest.approx(point[name], rel=1e-12), name
 
 
@@ -267,7 +268,7 @@ def test_bootstrap_resamples_whole_patients():
         seen.append(pr.copy())
         return float(pr.mean())
 
-    M.bootstrap_ci(labels, probs, patients, {"spy": spy}, n_boot=50, seed=0)
+    L.bootstrap_ci(labels, probs, patients, {"spy": spy}, n_boot=50, seed=0)
     assert len(seen) == 50
     for pr in seen:
         vals, counts = np.unique(pr, return_counts=True)
@@ -279,9 +280,9 @@ def test_bootstrap_resamples_whole_patients():
 
 def test_bootstrap_by_patient_wider_than_by_window():
     labels, probs, patients = _clustered_data()
-    fns = {"accuracy": M.main_metric_fns(0.5)["accuracy"]}
-    by_patient = M.bootstrap_ci(labels, probs, patients, fns, n_boot=200, seed=0)
-    by_window = M.bootstrap_ci(labels, probs, np.arange(labels.size), fns, n_boot=200, seed=0)
+    fns = {"accuracy": L.main_metric_fns(0.5)["accuracy"]}
+    by_patient = L.bootstrap_ci(labels, probs, patients, fns, n_boot=200, seed=0)
+    by_window = L.bootstrap_ci(labels, probs, np.arange(labels.size), fns, n_boot=200, seed=0)
     w_pat = by_patient["accuracy"][1] - by_patient["accuracy"][0]
     w_win = by_window["accuracy"][1] - by_window["accuracy"][0]
     assert w_pat > 2 * w_win
@@ -292,8 +293,8 @@ def test_bootstrap_ignores_nan_resamples_and_counts_them():
     labels = np.array([1, 1, 0, 0, 0, 0, 0])
     probs = np.array([0.8, 0.9, 0.1, 0.4, 0.3, 0.2, 0.6])
     patients = np.array([0, 0, 1, 2, 3, 4, 5])
-    fns = M.main_metric_fns(0.5)
-    cis, n_valid = M.bootstrap_ci(labels, probs, patients, fns, n_boot=200, seed=0,
+    fns = L.main_metric_fns(0.5)
+    cis, n_valid = L.bootstrap_ci(labels, probs, patients, fns, n_boot=200, seed=0,
                                   return_n_valid=True)
     assert 0 < n_valid["auroc"] < 200
     assert n_valid["auroc"] == n_valid["sensitivity"]
@@ -304,7 +305,7 @@ def test_bootstrap_ignores_nan_resamples_and_counts_them():
 def test_bootstrap_one_class_gives_nan_interval():
     labels = np.zeros(6, int)
     probs = np.linspace(0.1, 0.6, 6)
-    cis, n_valid = M.bootstrap_ci(labels, probs, np.arange(6), M.main_metric_fns(),
+    cis, n_valid = L.bootstrap_ci(labels, probs, np.arange(6), L.main_metric_fns(),
                                   n_boot=20, seed=0, return_n_valid=True)
     assert all(math.isnan(v) for v in cis["auroc"])
     assert n_valid["auroc"] == 0
@@ -330,7 +331,7 @@ def _dataset(seed=0):
 def test_evaluate_levels_json_and_consistency():
     probs, labels, records, patients = _dataset()
     t_val = M.youden_threshold(labels, probs)
-    res = M.evaluate_levels(probs, labels, records, patients,
+    res = L.evaluate_levels(probs, labels, records, patients,
                             thresholds={"0.5": 0.5, "youden_val": t_val},
                             n_boot=100, seed=0)
     text = json.dumps(res)
@@ -357,11 +358,11 @@ def test_evaluate_levels_json_and_consistency():
         assert a["auroc"] == b["auroc"]
 
     # reproducible
-    assert M.evaluate_levels(probs, labels, records, patients,
+    assert L.evaluate_levels(probs, labels, records, patients,
                              thresholds={"0.5": 0.5, "youden_val": t_val},
                              n_boot=100, seed=0) == res
 
-    md = M.metrics_markdown(back)
+    md = L.metrics_markdown(back)
     assert md.count("\n| window |") == 2 and md.count("| patient |") == 2
     assert "youden_val" in md and "[" in md and "patients" in md
 
@@ -371,7 +372,7 @@ def test_evaluate_levels_patient_mean_over_windows():
     labels = np.array([0, 0, 0, 1, 1, 0])
     records = np.array(["a1", "a1", "a2", "b1", "b1", "c1"])
     patients = np.array(["a", "a", "a", "b", "b", "c"])
-    res = M.evaluate_levels(probs, labels, records, patients, n_boot=20)
+    res = L.evaluate_levels(probs, labels, records, patients, n_boot=20)
     pat = res["levels"]["patient"]["thresholds"]["0.5"]["metrics"]
     # patient a: mean of 3 windows = 0.5 -> predicted negative (not > 0.5);
     # mean of record means would be 0.6 -> positive
@@ -383,14 +384,14 @@ def test_evaluate_levels_patient_mean_over_windows():
 def test_evaluate_levels_degenerate_one_class_is_nan_and_json():
     probs = np.array([0.1, 0.3, 0.6, 0.2])
     labels = np.zeros(4, int)
-    res = M.evaluate_levels(probs, labels, ["r1", "r1", "r2", "r3"], ["p1", "p1", "p2", "p3"],
+    res = L.evaluate_levels(probs, labels, ["r1", "r1", "r2", "r3"], ["p1", "p1", "p2", "p3"],
                             n_boot=20)
     for level in M.LEVELS:
         r = res["levels"][level]["thresholds"]["0.5"]
         assert math.isnan(r["metrics"]["auroc"]) and math.isnan(r["metrics"]["sensitivity"])
         assert r["ci_n_valid"]["auroc"] == 0
     json.dumps(res)
-    assert "n/a" in M.metrics_markdown(res)
+    assert "n/a" in L.metrics_markdown(res)
 
 
 def test_evaluate_levels_validates_groups():
@@ -398,15 +399,15 @@ def test_evaluate_levels_validates_groups():
     labels = np.array([0, 0, 1, 1])
     # record "r" shared by two patients
     with pytest.raises(ValueError, match="more than one patient"):
-        M.evaluate_levels(probs, labels, ["r", "r", "s", "s"], ["a", "b", "b", "b"], n_boot=5)
+        L.evaluate_levels(probs, labels, ["r", "r", "s", "s"], ["a", "b", "b", "b"], n_boot=5)
     # record with mixed labels
     with pytest.raises(ValueError, match="both labels"):
-        M.evaluate_levels(probs, labels, ["r", "r", "r", "s"], ["a", "a", "a", "b"], n_boot=5)
+        L.evaluate_levels(probs, labels, ["r", "r", "r", "s"], ["a", "a", "a", "b"], n_boot=5)
     # patient with an MI and a non-MI record: raise by default, drop on request
     records, patients = ["r", "r", "s", "t"], ["a", "a", "a", "b"]
     with pytest.raises(ValueError, match="both labels"):
-        M.evaluate_levels(probs, labels, records, patients, n_boot=5)
-    res = M.evaluate_levels(probs, labels, records, patients, n_boot=5,
+        L.evaluate_levels(probs, labels, records, patients, n_boot=5)
+    res = L.evaluate_levels(probs, labels, records, patients, n_boot=5,
                             mixed_patients="drop")
     assert res["levels"]["patient"]["n"] == 1
     assert res["levels"]["patient"]["n_mixed_patients_dropped"] == 1
