@@ -2,10 +2,13 @@
 SPH -> cross-dataset evaluation and report."""
 import json
 
+import pytest
+
 from configs import demo as demo_config
 from leadmix_jax import demo
 
 
+@pytest.mark.slow
 def test_shrunken_demo_runs_end_to_end(tmp_path):
     c = demo_config.get_config()
     c.synthetic.sph_records, c.synthetic.ptbxl_records, c.synthetic.ptb_patients = 80, 40, 8

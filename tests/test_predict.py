@@ -105,6 +105,7 @@ def test_bad_inputs(workdir, signal, tmp_path):
     assert res["windows"] == [] and res["record_probability"] is None
 
 
+@pytest.mark.slow
 def test_command_line(workdir, signal, tmp_path):
     with h5py.File(tmp_path / "B00002.h5", "w") as f:
         f.create_dataset("ecg", data=signal.T)

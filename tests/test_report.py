@@ -63,6 +63,7 @@ def test_window_level_validation_threshold(workdirs, tmp_path):
         report.make_report([str(tmp_path)], str(tmp_path / "rep2"))
 
 
+@pytest.mark.slow
 def test_command_line(workdirs, tmp_path):
     (first, second), _ = workdirs
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}

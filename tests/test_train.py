@@ -87,6 +87,7 @@ def test_trains_and_writes_logs(data_dir, tmp_path):
     assert meta["norm_stats"]["mean"] == stats["mean"]
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_parameters(data_dir, tmp_path):
     config = make_config(data_dir, val_split="")
     train.train_and_evaluate(config, str(tmp_path / "a"))
@@ -98,6 +99,7 @@ def test_same_seed_gives_identical_parameters(data_dir, tmp_path):
     assert any(not np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(other)))
 
 
+@pytest.mark.slow
 def test_eight_devices_match_one(data_dir, tmp_path):
     procs = [run_launch(tmp_path / f"d{n}", data_dir, n, ["--config.val_split="]) for n in (1, 8)]
     for p in procs:
@@ -108,6 +110,7 @@ def test_eight_devices_match_one(data_dir, tmp_path):
         np.testing.assert_allclose(eight[step], one[step], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_exactly(data_dir, tmp_path):
     steps = ["--config.num_train_steps=16", "--config.checkpoint_every_steps=2",
              "--config.val_split=", "--config.log_every_steps=16"]
@@ -138,6 +141,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_process(data_dir, tmp_path):
     port = _free_port()
     pair = [run_launch(tmp_path / "multi", data_dir, 2,
@@ -163,6 +167,7 @@ def test_nan_input_stops_with_a_clear_error(tmp_path):
         train.train_and_evaluate(config, str(tmp_path / "wd"))
 
 
+@pytest.mark.slow
 def test_tfrecord_build_trains(tmp_path):
     data_dir = builtdata.build(str(tmp_path / "tfr"), file_format="tfrecord")
     builder = input_pipeline.load_builder(data_dir, builtdata.NAME)
