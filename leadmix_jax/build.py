@@ -11,7 +11,8 @@ A build has three stages:
    label). A folder that is not the database at all raises
    :class:`NotTheDatabaseError` saying what was expected.
 2. **Folds**: PTB-XL's ``strat_fold``; PTB and SPH get deterministic
-   patient-grouped, label-stratified folds (:func:`leadmix_jax.splits.assign_folds`).
+   patient-grouped folds, stable under added/removed rows
+   (:func:`leadmix_jax.splits.fold_of_patient`).
    Folds 1-8 train, 9 validation, 10 test.
 3. **Records in parallel**: each split's generator maps
    :func:`leadmix_jax.records.process_record` (read + the paper's preprocessing
@@ -123,9 +124,9 @@ def _sex(value) -> str:
 
 
 def _with_folds(tasks: list[RecordTask], seed: int = splits_lib.DEFAULT_SEED) -> list[RecordTask]:
-    folds = splits_lib.assign_folds([t.patient_id for t in tasks], [t.label for t in tasks],
-                                    seed=seed)
-    return [dataclasses.replace(t, fold=folds[t.patient_id]) for t in tasks]
+    # Per patient, from the id alone: other rows (kept or skipped) cannot move it.
+    return [dataclasses.replace(t, fold=splits_lib.fold_of_patient(t.patient_id, seed=seed))
+            for t in tasks]
 
 
 def _read_csv(path: Path, what: str):

@@ -10,12 +10,12 @@ with zero fields. To stay small the ``.dat`` files use WFDB format 80 (8-bit,
 40 adu/mV) instead of PTB's format 16; the reader handles any WFDB format.
 
 Records (RECORDS entry: reason for admission -> fold -> split):
-  patient001/s0001_re: Myocardial infarction -> fold 8 -> train
-  patient039/s0002lre: Healthy control (in CONTROLS) -> fold 9 -> validation
-  patient040/s0003lre: Myocardial infarction -> fold 10 -> test
+  patient001/s0001_re: Myocardial infarction -> fold 1 -> train
+  patient005/s0002lre: Healthy control (in CONTROLS) -> fold 9 -> validation
+  patient007/s0003lre: Myocardial infarction -> fold 10 -> test
   patient041/s0004lre: Cardiomyopathy -> excluded (header only; never read)
 Expected examples (one 10 s window each): train 1, validation 1, test 1.
-Patient ids were chosen so that leadmix_jax.splits.assign_folds puts one
+Patient ids were chosen so that leadmix_jax.splits.fold_of_patient puts one
 record in each split.
 """
 
@@ -30,8 +30,8 @@ LEADS = ("i", "ii", "iii", "avr", "avl", "avf", "v1", "v2", "v3", "v4", "v5", "v
 GAIN = 40.0
 RECORDS = [  # record, reason, age, sex, mi, territory, write .dat
     ("patient001/s0001_re", "Myocardial infarction", 63, "male", True, "inferior", True),
-    ("patient039/s0002lre", "Healthy control", 45, "female", False, None, True),
-    ("patient040/s0003lre", "Myocardial infarction", 71, "male", True, "anterior", True),
+    ("patient005/s0002lre", "Healthy control", 45, "female", False, None, True),
+    ("patient007/s0003lre", "Myocardial infarction", 71, "male", True, "anterior", True),
     ("patient041/s0004lre", "Cardiomyopathy", 52, "male", False, None, False),
 ]
 

@@ -7,12 +7,12 @@ data. ``metadata.csv`` has the 7 original columns; ``records/<ECG_ID>.h5``
 holds dataset ``ecg`` float32 ``(12, N)`` at 500 Hz, leads I..V6.
 
 Records (ECG_ID: AHA_Code, Patient_ID -> fold -> split):
-  A00001: 161+332 (MI), S00001 -> fold 2 -> train (10 s)
-  A00002: 1 (normal), S00016 -> fold 9 -> validation (10 s)
-  A00003: 50+160 (MI), S00022 -> fold 10 -> test (21 s: 2 windows)
+  A00001: 161+332 (MI), S00001 -> fold 5 -> train (10 s)
+  A00002: 1 (normal), S00012 -> fold 9 -> validation (10 s)
+  A00003: 50+160 (MI), S00005 -> fold 10 -> test (21 s: 2 windows)
   A00004: 22;23 (excluded; no signal file needed), S00030
 Expected examples: train 1, validation 1, test 2. Patient ids were chosen so
-that leadmix_jax.splits.assign_folds puts one record in each split.
+that leadmix_jax.splits.fold_of_patient puts one record in each split.
 """
 
 import csv
@@ -25,8 +25,8 @@ from leadmix_jax import synthetic
 HERE = Path(__file__).resolve().parent
 ROWS = [  # ECG_ID, AHA_Code, Patient_ID, Age, Sex, N, mi, territory, write
     ("A00001", "161+332", "S00001", 66, "M", 5000, True, "inferior", True),
-    ("A00002", "1", "S00016", 41, "F", 5000, False, None, True),
-    ("A00003", "50+160", "S00022", 72, "M", 10500, True, "anterior", True),
+    ("A00002", "1", "S00012", 41, "F", 5000, False, None, True),
+    ("A00003", "50+160", "S00005", 72, "M", 10500, True, "anterior", True),
     ("A00004", "22;23", "S00030", 58, "F", 5000, False, None, False),
 ]
 
