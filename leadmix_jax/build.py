@@ -67,7 +67,7 @@ from leadmix_jax.preprocessing import WINDOW_SAMPLES
 from leadmix_jax.records import (EXCLUDED_LABEL, REASONS, RecordError, RecordResult, RecordTask,
                                  process_record, read_wfdb_header)
 
-VERSION = "1.0.0"
+VERSION = "1.1.0"
 WORKERS_ENV = "LEADMIX_BUILD_WORKERS"
 REPORT_NAME = "build_report.json"
 MAX_EXAMPLE_IDS = 10
@@ -138,11 +138,79 @@ def _read_csv(path: Path, what: str):
         raise NotTheDatabaseError(f"Cannot read {what} {path}: {err}") from None
 
 
+@dataclasses.dataclass
+class Table:
+    """A metadata CSV read row by row: good rows as dicts, bad rows as skips."""
+
+    columns: list[str]
+    rows: list[dict[str, str]]
+    bad: list[Skip]
+
+    def __len__(self) -> int:
+        return len(self.rows) + len(self.bad)
+
+
+def _read_table(path: Path, what: str) -> Table:
+    """Reads a metadata CSV; a row with the wrong number of fields or a
+    non-UTF-8 byte becomes a ``bad_metadata`` skip instead of stopping the build.
+
+    pandas would fail on the whole file for one such row ("Error tokenizing
+    data", UnicodeDecodeError); here only the header must be readable.
+    """
+    import csv
+
+    try:
+        # surrogateescape keeps a bad byte as a marker in its own row only
+        with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
+            lines = list(csv.reader(fh))
+    except (OSError, csv.Error) as err:
+        raise NotTheDatabaseError(f"Cannot read {what} {path}: {err}") from None
+    if not lines or _has_bad_byte(lines[0]):
+        raise NotTheDatabaseError(f"{what} {path} has no readable header line.")
+    columns = [c.strip() for c in lines[0]]
+    rows, bad = [], []
+    for number, fields in enumerate(lines[1:], start=2):
+        if not fields or all(not f.strip() for f in fields):
+            continue
+        rid = (fields[0].encode("utf-8", "replace").decode("utf-8").strip() or "?")
+        if _has_bad_byte(fields):
+            bad.append(Skip(rid, "bad_metadata", f"{path.name} line {number}: non-UTF-8 byte"))
+        elif len(fields) != len(columns):
+            bad.append(Skip(rid, "bad_metadata", f"{path.name} line {number}: {len(fields)} "
+                                                 f"fields, the header has {len(columns)}"))
+        else:
+            rows.append(dict(zip(columns, fields)))
+    return Table(columns, rows, bad)
+
+
+def _has_bad_byte(fields: Sequence[str]) -> bool:
+    return any(any("\udc80" <= ch <= "\udcff" for ch in f) for f in fields)
+
+
+def _inside(root: Path, relative: str) -> Path | None:
+    """``root / relative`` if ``relative`` stays inside ``root`` (not absolute,
+    no ``..`` that climbs out), else None.
+
+    Lexical on purpose: a database folder whose subfolders are symlinks to
+    another disk is a legitimate layout and must keep working.
+    """
+    import posixpath
+
+    rel = relative.replace("\\", "/").strip()
+    if not rel or rel.startswith("/") or (len(rel) > 1 and rel[1] == ":"):   # absolute, C:
+        return None
+    norm = posixpath.normpath(rel)
+    if norm == ".." or norm.startswith("../") or norm == ".":
+        return None
+    return root / norm
+
+
 def _require_columns(df, columns: Sequence[str], path: Path, what: str) -> None:
-    missing = [c for c in columns if c not in df.columns]
+    have = df.columns if hasattr(df, "columns") else df
+    missing = [c for c in columns if c not in list(have)]
     if missing:
         raise NotTheDatabaseError(
-            f"{path} lacks column(s) {missing} of {what}; found {list(df.columns)[:12]}.")
+            f"{path} lacks column(s) {missing} of {what}; found {list(have)[:12]}.")
 
 
 # ---------------------------------------------------------------------------
@@ -187,6 +255,9 @@ def scan_ptb(root, rule: str = "paper") -> Scan:
     tasks, skipped = [], []
     for name in names:
         parts = name.split("/")
+        if _inside(root, name) is None or ".." in parts:
+            skipped.append(Skip(name, "unsafe_path", "RECORDS line leaves the database folder"))
+            continue
         if len(parts) != 2 or not parts[0] or not parts[1]:
             skipped.append(Skip(name, "bad_metadata", "RECORDS line is not patientNNN/record"))
             continue
@@ -240,11 +311,11 @@ def scan_ptbxl(root, rule: str = "paper") -> Scan:
     if not db.is_file():
         raise NotTheDatabaseError(f"{root} is not PTB-XL: no ptbxl_database.csv. "
                                   f"Expected {PTBXL_EXPECTED}.")
-    df = _read_csv(db, "PTB-XL ptbxl_database.csv")
-    _require_columns(df, PTBXL_COLUMNS, db, "PTB-XL's ptbxl_database.csv")
+    table = _read_table(db, "PTB-XL ptbxl_database.csv")
+    _require_columns(table.columns, PTBXL_COLUMNS, db, "PTB-XL's ptbxl_database.csv")
     classes = _ptbxl_diagnostic_class(root) if rule == "mi_superclass" else None
-    tasks, skipped, seen = [], [], set()
-    for row in df.to_dict("records"):
+    tasks, skipped, seen = [], list(table.bad), set()
+    for row in table.rows:
         rid = str(row["ecg_id"]).strip()
         try:
             rid = str(int(float(rid)))
@@ -268,6 +339,11 @@ def scan_ptbxl(root, rule: str = "paper") -> Scan:
             skipped.append(Skip(rid, "bad_metadata", str(err), split))
             continue
         seen.add(rid)
+        signal_path = _inside(root, rel)
+        if signal_path is None:
+            skipped.append(Skip(rid, "unsafe_path", f"filename_hr {rel!r} leaves the database "
+                                                    "folder", split))
+            continue
         try:
             codes = labels_lib.parse_scp_codes(row["scp_codes"])
         except labels_lib.CodeParseError as err:
@@ -280,9 +356,9 @@ def scan_ptbxl(root, rule: str = "paper") -> Scan:
         tasks.append(RecordTask(
             record_id=rid, patient_id=patient, label=label, fold=fold,
             codes=str(row["scp_codes"]), age=_nan_float(row.get("age", "")),
-            sex=_sex(row.get("sex", "")), kind="wfdb", path=str(root / rel),
+            sex=_sex(row.get("sex", "")), kind="wfdb", path=str(signal_path),
             expected_fs=EXPECTED_FS["ptbxl"]))
-    return Scan("ptbxl", str(root), len(df), tasks, skipped)
+    return Scan("ptbxl", str(root), len(table), tasks, skipped)
 
 
 # ---------------------------------------------------------------------------
@@ -301,15 +377,19 @@ def scan_sph(root, rule: str = "paper") -> Scan:
     if not meta.is_file():
         raise NotTheDatabaseError(f"{root} is not the SPH database: no metadata.csv. "
                                   f"Expected {SPH_EXPECTED}.")
-    df = _read_csv(meta, "SPH metadata.csv")
-    _require_columns(df, SPH_COLUMNS, meta, "SPH's metadata.csv")
-    tasks, skipped, seen = [], [], set()
-    for row in df.to_dict("records"):
+    table = _read_table(meta, "SPH metadata.csv")
+    _require_columns(table.columns, SPH_COLUMNS, meta, "SPH's metadata.csv")
+    tasks, skipped, seen = [], list(table.bad), set()
+    for row in table.rows:
         rid = str(row["ECG_ID"]).strip()
         patient = str(row["Patient_ID"]).strip()
-        if not rid or "/" in rid or rid in seen or not patient:
+        if not rid or rid in seen or not patient:
             skipped.append(Skip(rid or "?", "bad_metadata",
                                 "duplicate ECG_ID" if rid in seen else "empty/invalid id"))
+            continue
+        if any(c in rid for c in "/\\") or rid.startswith(".") or \
+                _inside(root, f"records/{rid}.h5") is None:
+            skipped.append(Skip(rid, "unsafe_path", "ECG_ID names a file outside records/"))
             continue
         seen.add(rid)
         try:
@@ -327,7 +407,7 @@ def scan_sph(root, rule: str = "paper") -> Scan:
             sex=_sex(row.get("Sex", "")), kind="sph_h5",
             path=str(root / "records" / f"{rid}.h5"), expected_fs=EXPECTED_FS["sph"],
             expected_samples=int(n) if math.isfinite(n) and n == int(n) else None))
-    return Scan("sph", str(root), len(df), _with_folds(tasks), skipped)
+    return Scan("sph", str(root), len(table), _with_folds(tasks), skipped)
 
 
 SCANNERS = {"ptb": scan_ptb, "ptbxl": scan_ptbxl, "sph": scan_sph}
@@ -453,6 +533,7 @@ class BuildReport:
         self.skipped: dict[str, dict[str, Any]] = {}
         self.excluded = {"count": 0, "by_split": Counter(), "examples": []}
         self.dropped = Counter()
+        self.empty_splits: list[str] = []   # splits with no example: not written
         self.record_seconds = 0.0
         self.t0 = time.perf_counter()
         self.elapsed = None
@@ -514,6 +595,7 @@ class BuildReport:
             "records": per_split(self.records),
             "windows_per_split": per_split(self.windows),
             "patients": {s: len(self.patients[s]) for s in splits_lib.SPLITS},
+            "empty_splits": [s for s in splits_lib.SPLITS if s in self.empty_splits],
             "candidates_per_split": {s: int(self.n_candidates.get(s, 0))
                                      for s in splits_lib.SPLITS},
             "skipped": {r: {**e, "by_split": dict(e["by_split"]), "by_label": dict(e["by_label"])}
@@ -539,6 +621,9 @@ class BuildReport:
             lines.append(f"  {s:<10} records mi={rec['mi']} normal={rec['normal']}  "
                          f"windows mi={win['mi']} normal={win['normal']}  "
                          f"patients={r['patients'][s]}")
+        for s in r["empty_splits"]:
+            lines.append(f"  WARNING: split {s} is EMPTY (no record kept; not written): "
+                         f"training or evaluating on it will fail")
         for reason, e in r["skipped"].items():
             ids = ", ".join(x["record_id"] for x in e["examples"][:3])
             lines.append(f"  skipped {reason}: {e['count']} (e.g. {ids})")
@@ -585,7 +670,13 @@ class MiEcgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     DATABASE: str = ""
     HOMEPAGE: str = ""
     VERSION = tfds.core.Version(VERSION)
-    RELEASE_NOTES = {str(VERSION): "Initial release: one example per clean 10 s window."}
+    RELEASE_NOTES = {
+        "1.0.0": "Initial release: one example per clean 10 s window.",
+        "1.1.0": "PTB and SPH folds are a hash of the patient id (stable when metadata rows "
+                 "are added, removed or bad; splits changed). WFDB signals in uV/V are "
+                 "converted to mV. Metadata paths leaving the source folder, bad CSV rows "
+                 "and empty splits are skipped and reported instead of stopping the build.",
+    }
     BUILDER_CONFIGS = BUILDER_CONFIGS
     DEFAULT_CONFIG_NAME = "paper"
 
@@ -622,8 +713,47 @@ class MiEcgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         if not by_split:
             raise ValueError(f"{self.name}: no MI or normal record in {scan.source} "
                              f"({scan.n_source} listed).\n{self._report.summary()}")
+        for s in splits_lib.SPLITS:
+            if not by_split.get(s):
+                self._report.empty_splits.append(s)
         return {s: self._generate_examples(by_split[s], s)
                 for s in splits_lib.SPLITS if by_split.get(s)}
+
+    def _generate_splits(self, dl_manager, download_config):
+        """TFDS's split generation, except that a split whose every record was
+        skipped is left out (and reported) instead of failing the whole build.
+
+        TFDS's writer raises ``AssertionError('No examples were yielded.')``
+        for an empty split, so the splits are submitted one by one here (the
+        non-Beam path of ``GeneratorBasedBuilder._generate_splits``).
+        """
+        from tensorflow_datasets.core import split_builder as split_builder_lib
+
+        split_builder = split_builder_lib.SplitBuilder(
+            split_dict=self.info.splits, features=self.info.features,
+            dataset_size=self.info.dataset_size,
+            max_examples_per_split=download_config.max_examples_per_split,
+            beam_options=download_config.beam_options, beam_runner=download_config.beam_runner,
+            shard_config=download_config.get_shard_config(),
+            example_writer=self._example_writer(),
+            ignore_duplicates=download_config.ignore_duplicates)
+        infos = []
+        for name, generator in self._split_generators(dl_manager).items():
+            try:
+                infos.append(split_builder.submit_split_generation(
+                    split_name=name, generator=generator,
+                    filename_template=self._get_filename_template(split_name=name),
+                    disable_shuffling=self.info.disable_shuffling,
+                    nondeterministic_order=download_config.nondeterministic_order).result())
+            except AssertionError as err:
+                if "No examples were yielded" not in str(err) or self._report is None:
+                    raise
+                self._report.empty_splits.append(name)
+                logging.warning("%s: split %s is empty: every record was skipped", self.name, name)
+        if not infos:
+            raise RuntimeError(f"{self.name}: every record was skipped, nothing to write.\n"
+                               f"{self._report.summary()}")
+        return infos
 
     def _generate_examples(self, tasks: list[RecordTask], split: str):
         if self._runner is None:
@@ -647,16 +777,24 @@ class MiEcgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                     "codes": t.codes, "age": np.float32(t.age), "sex": t.sex,
                 }
 
+    def download_and_prepare(self, *args, **kwargs):
+        """As TFDS's, after deleting ``incomplete.*`` folders that killed builds
+        of this dataset config left next to the version folder (TFDS removes
+        its temporary folder only when the build process survives)."""
+        parent = epath.Path(self.data_dir).parent
+        if parent.exists() and not (epath.Path(self.data_dir) / "dataset_info.json").exists():
+            for stale in parent.glob("incomplete.*"):
+                if stale.is_dir():
+                    logging.info("%s: removing %s left by an interrupted build", self.name, stale)
+                    print(f"{self.name}: removing {stale} (left by an interrupted build)",
+                          flush=True)
+                    stale.rmtree()
+        return super().download_and_prepare(*args, **kwargs)
+
     def _download_and_prepare(self, dl_manager, download_config):
         self._report = None
         try:
             super()._download_and_prepare(dl_manager, download_config)
-        except AssertionError as err:
-            if "No examples were yielded" not in str(err) or self._report is None:
-                raise
-            raise RuntimeError(
-                f"{self.name}: every record of a split was skipped, so TFDS cannot write it.\n"
-                f"{self._report.summary()}") from err
         finally:
             if self._runner is not None:
                 self._runner.close()
