@@ -531,7 +531,7 @@ def test_metadata_paths_outside_the_source_are_not_followed(tmp_path, ptbxl_base
     _ptb_add(tmp_path, "patient077/s0077lre")          # outside the PTB folder
     with open(ptb / "RECORDS", "a") as fh:
         fh.write("../patient077/s0077lre\n")
-    scan = build.scan_ptb(ptb)
+    scan = build.scan_database("ptbdb_mi", ptb)
     assert [(s.record_id, s.reason) for s in scan.skipped if s.reason != "excluded_label"] == [
         ("../patient077/s0077lre", "unsafe_path")]
 

@@ -72,7 +72,7 @@ def test_bad_sph_row_moves_no_other_record(tmp_path):
     rows = [[f"A{i:05d}", "161" if rng.random() < 0.3 else "1", f"S{i // 2:05d}", 50, "M",
              5000, "2020-01-01"] for i in range(1, 60)]
     _sph_metadata(tmp_path / "ok", rows)
-    base = {t.record_id: t.fold for t in build.scan_sph(tmp_path / "ok").tasks}
+    base = {t.record_id: t.fold for t in build.scan_database("sph_mi", tmp_path / "ok").tasks}
     assert len(base) == 59 and len(set(base.values())) >= 8
     variants = {"code": [r if r[0] != "A00007" else [r[0], "16x", *r[2:]] for r in rows],
                 "patient": [r if r[0] != "A00020" else [r[0], r[1], "", *r[3:]] for r in rows],
@@ -80,7 +80,7 @@ def test_bad_sph_row_moves_no_other_record(tmp_path):
                 "added": rows + [["A00099", "161", "S09999", 60, "F", 5000, "2020-01-02"]]}
     for name, variant in variants.items():
         _sph_metadata(tmp_path / name, variant)
-        folds = {t.record_id: t.fold for t in build.scan_sph(tmp_path / name).tasks}
+        folds = {t.record_id: t.fold for t in build.scan_database("sph_mi", tmp_path / name).tasks}
         common = set(folds) & set(base)
         assert len(common) >= 58, name
         assert {r: folds[r] for r in common} == {r: base[r] for r in common}, name
@@ -89,7 +89,7 @@ def test_bad_sph_row_moves_no_other_record(tmp_path):
 @pytest.mark.skipif(not REAL, reason="LEADMIX_REAL_DATA not set")
 def test_real_sph_split_counts():
     """The released SPH splits (dataset version 1.1.0), paper rule."""
-    scan = build.scan_sph(Path(REAL) / "sph")
+    scan = build.scan_database("sph_mi", Path(REAL) / "sph")
     counts, patients = defaultdict(Counter), defaultdict(set)
     for t in scan.tasks:
         counts[splits.split_of_fold(t.fold)][t.label] += 1
@@ -136,6 +136,6 @@ def test_built_splits_are_patient_disjoint(tmp_path, name, writer, kwargs):
     assert len(patients) >= 2
     splits.check_patient_disjoint(patients)
     assert all(len(s) == 1 for s in records.values())
-    multi = Counter(t.patient_id for t in build.SCANNERS[builder.DATABASE](
+    multi = Counter(t.patient_id for t in builder.scan(
         tmp_path / "src").tasks)
     assert max(multi.values()) >= 2                         # the test has multi-record patients
