@@ -20,7 +20,8 @@ import ml_collections
 from absl import logging
 from etils import epath
 
-from leadmix_jax import build, evaluate, synthetic, train
+from leadmix_jax import build, evaluate, train
+from leadmix_jax import testing as synthetic
 
 # TFDS dataset name -> folder written by synthetic.write_all
 DATABASES = {"ptbdb_mi": "ptb", "ptbxl_mi": "ptbxl", "sph_mi": "sph"}

@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from leadmix_jax import build, labels, synthetic
+from leadmix_jax import build, labels
+from leadmix_jax import testing as synthetic
 
 REAL = os.environ.get("LEADMIX_REAL_DATA")
 needs_real = pytest.mark.skipif(not REAL, reason="LEADMIX_REAL_DATA not set")

@@ -14,7 +14,8 @@ import pytest
 import tensorflow_datasets as tfds
 import wfdb
 
-from leadmix_jax import build, preprocessing, records, synthetic
+from leadmix_jax import build, preprocessing, records
+from leadmix_jax import testing as synthetic
 from leadmix_jax.leads import CANONICAL_LEADS, reorder_to_canonical
 
 REAL = os.environ.get("LEADMIX_REAL_DATA")

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 import tensorflow_datasets as tfds
 
-from leadmix_jax import build, splits, synthetic
+from leadmix_jax import build, splits
+from leadmix_jax import testing as synthetic
 
 REAL = os.environ.get("LEADMIX_REAL_DATA")
 

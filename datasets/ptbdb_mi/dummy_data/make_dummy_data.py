@@ -1,7 +1,8 @@
 """Writes this folder: a tiny synthetic PTB Diagnostic ECG Database in its original layout.
 
 Run from anywhere: ``python datasets/ptbdb_mi/dummy_data/make_dummy_data.py``.
-Signals are synthetic (:func:`leadmix_jax.synthetic.synth_record`); no real
+Signals are synthetic (:func:`leadmix_jax.testing.synth_record`, written by
+:func:`leadmix_jax.testing.write_wfdb`); no real
 patient data. Layout as PhysioNet's ptbdb 1.0.0: ``RECORDS``, ``CONTROLS``,
 ``patientNNN/sXXXXyyy.{hea,dat}``, 1000 Hz, lower-case lead names, headers
 that list the 3 Frank leads of an ``.xyz`` file that is absent (as in many
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from leadmix_jax import synthetic
+from leadmix_jax import testing as synthetic
 
 HERE = Path(__file__).resolve().parent
 LEADS = ("i", "ii", "iii", "avr", "avl", "avf", "v1", "v2", "v3", "v4", "v5", "v6")
@@ -44,36 +45,20 @@ def _comments(reason: str, age: int, sex: str, territory) -> list[str]:
             "Smoker: no", "", "Therapy:", "Medication pre admission: n/a"]
 
 
-def write_record(root: Path, name: str, sig_mv: np.ndarray, comments, crlf: bool) -> None:
-    folder, rec = name.split("/")
-    d = np.clip(np.rint(sig_mv * GAIN), -127, 127).astype(np.int16)
-    zero = not crlf
-    (root / folder).mkdir(parents=True, exist_ok=True)
-    (d + 128).astype(np.uint8).tofile(root / folder / f"{rec}.dat")
-    n = d.shape[0]
-    lines = [f"{rec} 15 1000 {n}"]
-    cks = d.astype(np.int64).sum(axis=0)
-    for c, lead in enumerate(LEADS):
-        init, ck = (0, 0) if zero else (int(d[0, c]), int((cks[c] + 32768) % 65536 - 32768))
-        lines.append(f"{rec}.dat 80 {GAIN:g} 8 0 {init} {ck} 0 {lead}")
-    for lead in ("vx", "vy", "vz"):
-        lines.append(f"{rec}.xyz 16 2000 16 0 0 0 0 {lead}")
-    lines += [f"# {c}" if c else "" for c in comments]
-    nl = "\r\n" if crlf else "\n"
-    with open(root / folder / f"{rec}.hea", "w", newline="", encoding="ascii") as fh:
-        fh.write(nl.join(lines) + nl)
-
-
 def main(root: Path = HERE) -> None:
     for i, (name, reason, age, sex, mi, territory, write) in enumerate(RECORDS):
+        folder, rec = name.split("/")
         rng = np.random.default_rng(200 + i)
         seconds = 10.0 if write else 0.01
         sig = synthetic.synth_record(rng, 1000, seconds, mi, territory) if write else \
             np.zeros((10, 12), np.float32)
-        write_record(root, name, sig, _comments(reason, age, sex, territory),
-                     crlf=name.endswith("_re"))
-        if not write:
-            (root / name).with_suffix(".dat").unlink()
+        crlf = rec.endswith("_re")   # as in ptbdb: CRLF + checksums in _re, LF + zeros in lre
+        synthetic.write_wfdb(
+            root / folder, rec, [(f"{rec}.dat", sig, list(LEADS)),
+                                 (f"{rec}.xyz", sig[:, :3], ["vx", "vy", "vz"])],
+            1000, f"{GAIN:g}", GAIN, comments=_comments(reason, age, sex, territory),
+            newline="\r\n" if crlf else "\n", signed_checksum=True, zero_fields=not crlf,
+            write_files={f"{rec}.dat"} if write else set(), fmt="80")
     (root / "RECORDS").write_text("".join(f"{r[0]}\n" for r in RECORDS))
     (root / "CONTROLS").write_text("".join(f"{r[0]}\n" for r in RECORDS
                                            if r[1] == "Healthy control"))

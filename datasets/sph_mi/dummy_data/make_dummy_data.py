@@ -1,7 +1,8 @@
 """Writes this folder: a tiny synthetic SPH database in its original layout.
 
 Run from anywhere: ``python datasets/sph_mi/dummy_data/make_dummy_data.py``.
-Signals are synthetic (:func:`leadmix_jax.synthetic.synth_record`), quantised
+Signals are synthetic (:func:`leadmix_jax.testing.synth_record`, written by
+:func:`leadmix_jax.testing.write_sph_record`), quantised
 to 1/256 mV and stored gzip-compressed to keep the folder small; no real patient
 data. ``metadata.csv`` has the 7 original columns; ``records/<ECG_ID>.h5``
 holds dataset ``ecg`` float32 ``(12, N)`` at 500 Hz, leads I..V6.
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from leadmix_jax import synthetic
+from leadmix_jax import testing as synthetic
 
 HERE = Path(__file__).resolve().parent
 ROWS = [  # ECG_ID, AHA_Code, Patient_ID, Age, Sex, N, mi, territory, write
@@ -32,19 +33,14 @@ ROWS = [  # ECG_ID, AHA_Code, Patient_ID, Age, Sex, N, mi, territory, write
 
 
 def main(root: Path = HERE) -> None:
-    import h5py
-
     (root / "records").mkdir(parents=True, exist_ok=True)
     rows = []
     for i, (ecg_id, code, pid, age, sex, n, mi, territory, write) in enumerate(ROWS):
         if write:
             rng = np.random.default_rng(300 + i)
             sig = synthetic.synth_record(rng, 500, n / 500, mi, territory)
-            # multiples of 1/256 mV are exact in float32 and compress well
-            data = (np.round(np.ascontiguousarray(sig.T, dtype=np.float64) * 256) / 256).astype(np.float32)
-            with h5py.File(root / "records" / f"{ecg_id}.h5", "w") as fh:
-                fh.create_dataset("ecg", data=data, compression="gzip", compression_opts=9,
-                                  shuffle=True)
+            synthetic.write_sph_record(root / "records" / f"{ecg_id}.h5", sig, quantum=1 / 256,
+                                       compress=True)
         rows.append([ecg_id, code, pid, str(age), sex, str(n), f"2020-01-0{i + 1}"])
     with open(root / "metadata.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
