@@ -58,7 +58,9 @@ __all__ = [
 # the builder base class
 
 def features() -> tfds.features.FeaturesDict:
-    """The feature set shared by the three builders."""
+    """The feature set shared by the three builders (and tests/builtdata): ``ecg``
+    float32 ``(2500, 12)`` in canonical lead order, ``label`` 0/1, ids, window
+    index, fold, raw codes, age (float32, NaN if unknown) and sex."""
     return tfds.features.FeaturesDict({
         "ecg": tfds.features.Tensor(shape=(WINDOW_SAMPLES, len(CANONICAL_LEADS)),
                                     dtype=np.float32, encoding=tfds.features.Encoding.BYTES,
