@@ -1,7 +1,7 @@
 """The whole pipeline on synthetic databases, no download needed.
 
 1. writes synthetic PTB, PTB-XL and SPH databases in their original layouts
-   (:mod:`leadmix_jax.synthetic`);
+   (:mod:`leadmix_jax.testing`);
 2. builds them with the project's real TFDS builders (``datasets/``);
 3. trains on synthetic SPH, selecting on its validation split;
 4. evaluates cross-dataset on synthetic PTB and PTB-XL (and SPH test) and
@@ -21,7 +21,8 @@ import ml_collections
 from absl import logging
 from etils import epath
 
-from leadmix_jax import build, config_check, evaluate, synthetic, train
+from leadmix_jax import build, config_check, evaluate, train
+from leadmix_jax import testing as synthetic
 
 # TFDS dataset name -> folder written by synthetic.write_all
 DATABASES = {"ptbdb_mi": "ptb", "ptbxl_mi": "ptbxl", "sph_mi": "sph"}

@@ -89,7 +89,15 @@ def load_builder(data_dir: str, name: str):
 
 
 def split_size(builder, split: str) -> int:
-    return builder.info.splits[split].num_examples
+    """Examples in ``split``; ValueError if it is empty or was not written (a
+    build leaves out a split whose every record was skipped: see its build_report.json)."""
+    splits = builder.info.splits
+    n = splits[split].num_examples if split in list(splits.keys()) else 0
+    if n == 0:
+        raise ValueError(f"split {split!r} of {builder.info.full_name} is empty: the build kept no "
+                         f"record for it (see build_report.json in {builder.data_dir}); "
+                         f"it has {sorted(splits.keys())}")
+    return n
 
 
 def is_array_record(builder) -> bool:

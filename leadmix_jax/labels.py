@@ -1,6 +1,6 @@
 """Label rules of the three databases: MI = 1, normal = 0, anything else excluded.
 
-Every rule is defined once, here (``shared/spec/data.md`` section 4). Two rule
+Every rule is defined once, here (the paper's rules; see docs/data.md). Two rule
 sets exist, named like the builders' configs:
 
 ``paper`` (the default, so results compare with the paper)

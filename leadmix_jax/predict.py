@@ -38,58 +38,36 @@ import jax
 import numpy as np
 from etils import epath
 
-from leadmix_jax import inference, preprocessing
+from leadmix_jax import inference, preprocessing, records
 from leadmix_jax import leads as leads_lib
 from leadmix_jax.errors import UserError
 
-_UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "μv": 1e-3, "µv": 1e-3, "v": 1e3, "nu": 1.0, "": 1.0}
-
-
 # ----------------------------------------------------------------------------
-# Readers: each returns (signal (T, C) float64 in mV, fs, channel names).
+# Readers: each returns (signal (T, C) float64 in mV, fs, channel names). They
+# delegate to leadmix_jax.records, the readers the dataset builders use, and
+# raise records.RecordError (a ValueError with a one-line message naming the
+# file) on a bad file.
 
 def read_wfdb(path: str) -> tuple[np.ndarray, float, list[str]]:
-    import wfdb
     base = path[:-4] if path.endswith(".hea") else path
-    if not os.path.exists(base + ".hea"):
-        raise FileNotFoundError(f"no WFDB header {base}.hea")
-    header = wfdb.rdheader(base)
-    folder = os.path.dirname(base)
-    present = [i for i, f in enumerate(header.file_name) if os.path.exists(os.path.join(folder, f))]
-    if not present:
-        raise FileNotFoundError(f"none of the data files of {base}.hea exist: {sorted(set(header.file_name))}")
-    record = wfdb.rdrecord(base, channels=present)
-    signal = np.asarray(record.p_signal, np.float64)
-    units = [str(u or "").strip().lower() for u in (record.units or [""] * signal.shape[1])]
-    scale = np.asarray([_UNIT_TO_MV.get(u, 1.0) for u in units])
-    return signal * scale, float(record.fs), list(record.sig_name)
+    # Any subset of the standard leads (a header may list a missing .xyz file);
+    # units are converted to mV as in the builders.
+    signal, fs, _, names = records.read_wfdb_leads(base, allow_subset=True)
+    return signal, fs, list(names)
 
 
 def read_hdf5(path: str, fs: float | None = None,
               lead_names: Sequence[str] | None = None) -> tuple[np.ndarray, float, list[str]]:
-    import h5py
-    with h5py.File(path, "r") as f:
-        if "ecg" not in f:
-            raise ValueError(f"{path} has no 'ecg' dataset (SPH layout: 'ecg' of shape (12, N)); "
-                             f"it has {list(f.keys())}")
-        data = np.asarray(f["ecg"], np.float64)
     names = list(lead_names) if lead_names else list(leads_lib.CANONICAL_LEADS)
-    if data.ndim != 2 or data.shape[0] != len(names):
-        raise ValueError(f"{path}: 'ecg' has shape {data.shape}, expected ({len(names)}, N) "
-                         f"for leads {names}")
-    return data.T, float(fs or 500.0), names
+    return records.read_h5_ecg(path, n_leads=len(names)), float(fs or 500.0), names
 
 
 def read_npy(path: str, fs: float | None, lead_names: Sequence[str] | None) -> tuple[np.ndarray, float, list[str]]:
     if not fs or not lead_names:
         raise ValueError(f"a .npy record needs its sampling rate and lead names "
                          f"(--fs=500 --lead_names=I,II,...); got fs={fs}, lead_names={lead_names}")
-    data = np.load(path)
     names = list(lead_names)
-    if data.ndim != 2 or data.shape[1] != len(names):
-        raise ValueError(f"{path}: array of shape {data.shape} must be (time, {len(names)}) for the "
-                         f"{len(names)} lead names {names}")
-    return np.asarray(data, np.float64), float(fs), names
+    return records.read_npy(path, n_leads=len(names)), float(fs), names
 
 
 def read_record(path: str, fs: float | None = None,

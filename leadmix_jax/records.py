@@ -6,12 +6,20 @@
   absent on disk). Before any sample is read, the header is checked against
   the expected sampling rate and the signal files against the sizes the
   header implies, so truncated and mismatched files get a precise reason.
+  Physical units are converted to mV (``uV``, ``V``; a header without units
+  is taken as mV, the unit of all three databases).
+  :func:`read_wfdb_leads` with ``allow_subset=True`` returns the standard
+  leads that are present (prediction on records with fewer leads).
 * SPH HDF5: :func:`read_sph_h5` reads dataset ``ecg`` of shape ``(12, N)``
-  (leads in canonical order), checking ``N`` against ``metadata.csv``.
+  (leads in canonical order), checking ``N`` against ``metadata.csv``;
+  :func:`read_h5_ecg` is the same with any number of rows.
+* NumPy: :func:`read_npy` loads a numeric ``(time, leads)`` array.
 
-Every reader returns the signal as float64 ``(time, 12)`` in the canonical
-lead order (:data:`leadmix_jax.leads.CANONICAL_LEADS`), in mV, and raises
-:class:`RecordError` with a ``reason`` from :data:`REASONS` on a bad record.
+The builders and ``leadmix_jax.predict`` use these same readers. The
+database readers return the signal as float64 ``(time, 12)`` in the canonical
+lead order (:data:`leadmix_jax.leads.CANONICAL_LEADS`), in mV, and every
+reader raises :class:`RecordError` (a ``ValueError``) with a ``reason`` from
+:data:`REASONS` and a one-line message naming the file on a bad record.
 """
 
 from __future__ import annotations
@@ -32,15 +40,23 @@ REASONS: dict[str, str] = {
     "truncated_signal": "signal file shorter than its header / metadata says",
     "header_mismatch": "header unparseable or disagreeing with the data (size, shape, format)",
     "unreadable_hdf5": "HDF5 file cannot be opened or has no 'ecg' dataset",
+    "unreadable_array": ".npy file cannot be loaded as a numeric array",
+    "unsafe_path": "metadata names a file outside the database folder (absolute or '..')",
     "missing_leads": "not all 12 standard leads present",
     "wrong_sampling_rate": "sampling rate differs from the database's",
     "too_short": "shorter than one 10 s window",
     "no_clean_window": "every 10 s window has a flat lead or a non-finite sample",
     "unparseable_codes": "diagnostic codes / clinical text cannot be parsed",
-    "bad_metadata": "metadata row with an unusable field (patient id, fold, file name)",
+    "bad_metadata": "metadata row with an unusable field (patient id, fold, file name), "
+                    "a wrong number of fields or a non-UTF-8 byte",
     "processing_error": "unexpected error while reading or preprocessing (see detail)",
 }
 EXCLUDED_LABEL = "excluded_label"
+
+#: Factor from a WFDB physical unit (lower case) to mV. No unit ('' or 'NU',
+#: WFDB's default) is taken as mV, the unit of PTB, PTB-XL and SPH.
+UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "\u03bcv": 1e-3, "\u00b5v": 1e-3, "v": 1e3, "nu": 1.0,
+              "": 1.0}
 
 #: Bytes per sample of the WFDB formats whose file size can be checked.
 _WFDB_BYTES = {"8": 1.0, "80": 1.0, "16": 2.0, "61": 2.0, "160": 2.0, "212": 1.5,
@@ -48,18 +64,26 @@ _WFDB_BYTES = {"8": 1.0, "80": 1.0, "16": 2.0, "61": 2.0, "160": 2.0, "212": 1.5
 
 __all__ = ["REASONS", "EXCLUDED_LABEL", "RecordError", "WfdbHeader", "read_wfdb_header",
            "RecordTask", "RecordResult", "load_signal", "process_record",
-           "read_wfdb", "read_sph_h5", "check_sampling_rate"]
+           "read_wfdb", "read_wfdb_leads", "read_sph_h5", "read_h5_ecg", "read_npy",
+           "check_sampling_rate", "UNIT_TO_MV"]
 
 
-class RecordError(Exception):
-    """A record that cannot be used; ``reason`` is a key of :data:`REASONS`."""
+class RecordError(ValueError):
+    """A record that cannot be used; ``reason`` is a key of :data:`REASONS`.
 
-    def __init__(self, reason: str, detail: str = ""):
+    ``str(err)`` is one line, ``"<file>: <reason>: <detail>"`` when the file is
+    known, so a command line can print it as is.
+    """
+
+    def __init__(self, reason: str, detail: str = "", path: str | Path | None = None):
         if reason not in REASONS and reason != EXCLUDED_LABEL:
             raise ValueError(f"Unknown skip reason {reason!r}")
-        super().__init__(f"{reason}: {detail}" if detail else reason)
+        msg = f"{reason}: {detail}" if detail else reason
+        msg = f"{path}: {msg}" if path is not None else msg
+        super().__init__(" ".join(msg.split()))   # one line
         self.reason = reason
         self.detail = detail
+        self.path = None if path is None else str(path)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +99,7 @@ class WfdbHeader:
     byte_offset: tuple[int, ...]
     samps_per_frame: tuple[int, ...]
     comments: tuple[str, ...]
+    units: tuple[str, ...] = ()
 
 
 def read_wfdb_header(record: str | Path) -> WfdbHeader:
@@ -110,6 +135,7 @@ def read_wfdb_header(record: str | Path) -> WfdbHeader:
         byte_offset=tuple(int(b or 0) for b in (h.byte_offset or [0] * n)),
         samps_per_frame=tuple(int(s or 1) for s in (h.samps_per_frame or [1] * n)),
         comments=tuple(str(c) for c in (h.comments or ())),
+        units=tuple(str(u or "") for u in (h.units or [""] * n)),
     )
 
 
@@ -123,6 +149,7 @@ def check_sampling_rate(fs: float, expected_fs: float | None, where: str = "") -
 def _check_files(header: WfdbHeader, channels: list[int]) -> None:
     """Checks the signal files holding ``channels`` exist and have the size the
     header implies."""
+    channels = list(channels)
     folder = Path(header.record).parent
     for fname in sorted({header.file_name[c] for c in channels}):
         path = folder / fname
@@ -147,35 +174,73 @@ def _check_files(header: WfdbHeader, channels: list[int]) -> None:
                               f"{fname} has {size} bytes, header implies {expected}")
 
 
-def read_wfdb(record: str | Path, expected_fs: float | None = None,
-              header: WfdbHeader | None = None) -> tuple[np.ndarray, float, WfdbHeader]:
-    """Reads the 12 standard leads of a WFDB record in canonical order.
+def _unit_scale(header: WfdbHeader, channel: int) -> float:
+    unit = header.units[channel].strip().lower() if header.units else ""
+    if unit not in UNIT_TO_MV:
+        raise RecordError("header_mismatch", f"lead {header.sig_name[channel]} has unit "
+                          f"{header.units[channel]!r}, expected mV, uV or V")
+    return UNIT_TO_MV[unit]
+
+
+def read_wfdb_leads(record: str | Path, expected_fs: float | None = None,
+                    header: WfdbHeader | None = None, *, allow_subset: bool = False,
+                    ) -> tuple[np.ndarray, float, WfdbHeader, tuple[str, ...]]:
+    """Reads the standard leads of a WFDB record in canonical order, in mV.
 
     Args:
       record: path without extension (``.../patient001/s0010_re``).
       expected_fs: the database's sampling rate (checked when given).
       header: the already parsed header, if any.
+      allow_subset: ``False`` (databases): all 12 standard leads are required.
+        ``True`` (prediction): the standard leads the header names and whose
+        data file exists are read; at least one is required.
 
     Returns:
-      ``(signal float64 (time, 12) in mV, fs, header)``; samples WFDB marks as
-      invalid come out as NaN.
+      ``(signal float64 (time, L) in mV, fs, header, lead names)``: the ``L``
+      canonical lead names of the columns (``L == 12`` unless
+      ``allow_subset``); samples WFDB marks as invalid come out as NaN.
 
     Raises:
-      RecordError: see :data:`REASONS`.
+      RecordError: see :data:`REASONS`; its message names the record.
     """
+    try:
+        return _read_wfdb_leads(record, expected_fs, header, allow_subset)
+    except RecordError as err:
+        if err.path is not None:
+            raise
+        raise RecordError(err.reason, err.detail, path=str(record)) from None
+
+
+def _read_wfdb_leads(record, expected_fs, header, allow_subset):
     import wfdb
 
     header = header or read_wfdb_header(record)
     check_sampling_rate(header.fs, expected_fs)
-    try:
-        order = reorder_to_canonical(header.sig_name)
-    except ValueError as err:
-        raise RecordError("missing_leads", str(err)) from None
+    folder = Path(header.record).parent
+    if allow_subset:
+        lowered = [n.strip().lower() for n in header.sig_name]
+        names, order = [], []
+        for lead in CANONICAL_LEADS:
+            if lead.lower() in lowered:
+                c = lowered.index(lead.lower())
+                if (folder / header.file_name[c]).is_file():
+                    names.append(lead)
+                    order.append(c)
+        if not order:
+            raise RecordError("missing_leads", f"no standard lead with a data file among "
+                              f"{list(header.sig_name)}")
+    else:
+        try:
+            order = reorder_to_canonical(header.sig_name)
+        except ValueError as err:
+            raise RecordError("missing_leads", str(err)) from None
+        names = list(CANONICAL_LEADS)
     if header.sig_len <= 0:
         raise RecordError("too_short", "header has 0 samples")
     if any(header.samps_per_frame[c] != 1 for c in order):
         raise RecordError("header_mismatch", "multi-sample frames are not supported")
     _check_files(header, order)
+    scale = np.asarray([_unit_scale(header, c) for c in order])
     channels = sorted(order)
     try:
         rec = wfdb.rdrecord(header.record, channels=channels, physical=True, return_res=64)
@@ -188,56 +253,104 @@ def read_wfdb(record: str | Path, expected_fs: float | None = None,
         raise RecordError("truncated_signal",
                           f"{data.shape[0]} samples read, header says {header.sig_len}")
     pos = {c: i for i, c in enumerate(channels)}
-    signal = np.ascontiguousarray(data[:, [pos[c] for c in order]], dtype=np.float64)
-    return signal, header.fs, header
+    signal = np.ascontiguousarray(data[:, [pos[c] for c in order]], dtype=np.float64) * scale
+    return signal, header.fs, header, tuple(names)
 
 
-def read_sph_h5(path: str | Path, expected_samples: int | None = None) -> np.ndarray:
-    """Reads an SPH ``records/<ECG_ID>.h5`` (dataset ``ecg``, ``(12, N)``).
+def read_wfdb(record: str | Path, expected_fs: float | None = None,
+              header: WfdbHeader | None = None) -> tuple[np.ndarray, float, WfdbHeader]:
+    """The 12 standard leads of a WFDB record: ``(signal float64 (time, 12) in
+    mV, canonical order; fs; header)``. See :func:`read_wfdb_leads`."""
+    signal, fs, header, _ = read_wfdb_leads(record, expected_fs, header)
+    return signal, fs, header
+
+
+def read_h5_ecg(path: str | Path, expected_samples: int | None = None,
+                n_leads: int = len(CANONICAL_LEADS)) -> np.ndarray:
+    """Reads dataset ``ecg`` of shape ``(n_leads, N)`` of an HDF5 file (SPH layout).
 
     Args:
       path: the ``.h5`` file.
       expected_samples: ``N`` from ``metadata.csv`` (checked when given).
+      n_leads: rows expected (12 for SPH; prediction may name fewer leads).
 
     Returns:
-      float64 ``(N, 12)`` in canonical order (SPH stores I, II, III, aVR, aVL,
-      aVF, V1..V6).
+      float64 ``(N, n_leads)``, the rows as columns in file order.
 
     Raises:
       RecordError: ``missing_signal_file``, ``unreadable_hdf5``,
-        ``missing_leads``, ``header_mismatch``, ``truncated_signal``.
+        ``missing_leads``, ``header_mismatch``, ``truncated_signal``; the
+        message names the file.
     """
     import h5py
 
     path = Path(path)
     if not path.is_file():
-        raise RecordError("missing_signal_file", f"{path.name} not found")
+        raise RecordError("missing_signal_file", f"{path.name} not found", path=path)
     try:
         with h5py.File(path, "r") as fh:
             if "ecg" not in fh or not isinstance(fh["ecg"], h5py.Dataset):
-                raise RecordError("unreadable_hdf5", f"{path.name} has no dataset 'ecg'")
+                raise RecordError("unreadable_hdf5", f"no dataset 'ecg' (has {list(fh.keys())[:5]})",
+                                  path=path)
             data = fh["ecg"][()]
     except RecordError:
         raise
     except Exception as err:  # noqa: BLE001 - h5py raises OSError, KeyError, ...
-        raise RecordError("unreadable_hdf5", f"{path.name}: {err}") from None
+        raise RecordError("unreadable_hdf5", f"{type(err).__name__}: {err}", path=path) from None
     data = np.asarray(data)
     if data.ndim != 2 or not np.issubdtype(data.dtype, np.number):
-        raise RecordError("header_mismatch",
-                          f"'ecg' has shape {data.shape} dtype {data.dtype}, expected (12, N)")
-    if data.shape[0] != len(CANONICAL_LEADS):
-        if data.shape[0] < len(CANONICAL_LEADS):
-            raise RecordError("missing_leads", f"'ecg' has {data.shape[0]} leads, expected 12")
-        raise RecordError("header_mismatch", f"'ecg' has shape {data.shape}, expected (12, N)")
+        raise RecordError("header_mismatch", f"'ecg' has shape {data.shape} dtype {data.dtype}, "
+                          f"expected ({n_leads}, N)", path=path)
+    if data.shape[0] != n_leads:
+        if data.shape[0] < n_leads:
+            raise RecordError("missing_leads", f"'ecg' has {data.shape[0]} leads, expected "
+                              f"{n_leads}", path=path)
+        raise RecordError("header_mismatch", f"'ecg' has shape {data.shape}, expected "
+                          f"({n_leads}, N)", path=path)
     n = data.shape[1]
     if expected_samples is not None:
         if n < expected_samples:
             raise RecordError("truncated_signal",
-                              f"{n} samples in the file, metadata says {expected_samples}")
+                              f"{n} samples in the file, metadata says {expected_samples}", path=path)
         if n > expected_samples:
             raise RecordError("header_mismatch",
-                              f"{n} samples in the file, metadata says {expected_samples}")
+                              f"{n} samples in the file, metadata says {expected_samples}", path=path)
     return np.ascontiguousarray(data.T, dtype=np.float64)
+
+
+def read_sph_h5(path: str | Path, expected_samples: int | None = None) -> np.ndarray:
+    """Reads an SPH ``records/<ECG_ID>.h5`` (dataset ``ecg``, ``(12, N)``).
+
+    Returns:
+      float64 ``(N, 12)`` in canonical order (SPH stores I, II, III, aVR, aVL,
+      aVF, V1..V6). Raises :class:`RecordError` as :func:`read_h5_ecg`.
+    """
+    return read_h5_ecg(path, expected_samples, len(CANONICAL_LEADS))
+
+
+def read_npy(path: str | Path, n_leads: int | None = None) -> np.ndarray:
+    """Reads a ``.npy`` ``(time, n_leads)`` numeric array as float64.
+
+    Raises:
+      RecordError: ``missing_signal_file``, ``unreadable_array`` (not a .npy,
+        or not numeric), ``header_mismatch`` (shape); the message names the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RecordError("missing_signal_file", f"{path.name} not found", path=path)
+    try:
+        with open(path, "rb") as fh:   # a file object: TFDS tests patch os.* paths
+            data = np.load(fh, allow_pickle=False)
+    except Exception as err:  # noqa: BLE001 - numpy raises ValueError, OSError, ...
+        raise RecordError("unreadable_array", f"{type(err).__name__}: {err}", path=path) from None
+    if not isinstance(data, np.ndarray) or not (np.issubdtype(data.dtype, np.number)
+                                                or data.dtype == np.bool_):
+        raise RecordError("unreadable_array", f"dtype {getattr(data, 'dtype', type(data))} is "
+                          f"not numeric", path=path)
+    if data.ndim != 2 or (n_leads is not None and data.shape[1] != n_leads):
+        raise RecordError("header_mismatch", f"array of shape {data.shape} must be (time, "
+                          f"{n_leads if n_leads is not None else 'leads'})", path=path)
+    return np.asarray(data, np.float64)
 
 
 # ---------------------------------------------------------------------------

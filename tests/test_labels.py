@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from leadmix_jax import build, labels, synthetic
+from leadmix_jax import build, labels
+from leadmix_jax import testing as synthetic
 
 REAL = os.environ.get("LEADMIX_REAL_DATA")
 needs_real = pytest.mark.skipif(not REAL, reason="LEADMIX_REAL_DATA not set")
@@ -98,9 +99,8 @@ def test_scans_agree_with_synthetic_writers(tmp_path, rule, key):
     """The synthetic databases carry their own labels (edge cases included)."""
     summ = synthetic.write_all(tmp_path, seed=3, ptb_patients=10, ptbxl_records=45,
                                sph_records=45, noise=0.5)
-    for db, scan in (("ptb", build.scan_ptb), ("ptbxl", build.scan_ptbxl),
-                     ("sph", build.scan_sph)):
-        s = scan(tmp_path / db, rule)
+    for db, name in (("ptb", "ptbdb_mi"), ("ptbxl", "ptbxl_mi"), ("sph", "sph_mi")):
+        s = build.scan_database(name, tmp_path / db, rule)
         got = {t.record_id: t.label for t in s.tasks}
         got.update({k.record_id: "other" for k in s.skipped if k.reason == "excluded_label"})
         want = {}
@@ -113,7 +113,7 @@ def test_scans_agree_with_synthetic_writers(tmp_path, rule, key):
 @needs_real
 def test_real_sph_metadata_counts():
     for rule in labels.RULES:
-        s = build.scan_sph(Path(REAL) / "sph", rule)
+        s = build.scan_database("sph_mi", Path(REAL) / "sph", rule)
         counts = Counter(t.label for t in s.tasks)
         assert counts == {"mi": 260, "normal": 13905}
         assert s.n_source == 25770
@@ -128,7 +128,7 @@ def test_real_sph_metadata_counts():
 @needs_real
 def test_real_ptbxl_metadata_counts():
     root = Path(REAL) / "ptbxl"
-    s = build.scan_ptbxl(root, "paper")
+    s = build.scan_database("ptbxl_mi", root, "paper")
     assert s.n_source == 300
     assert Counter(t.label for t in s.tasks) == {"mi": 41, "normal": 186}
     df = pd.read_csv(root / "ptbxl_database.csv")
@@ -136,7 +136,7 @@ def test_real_ptbxl_metadata_counts():
     assert all(t.fold == fold[t.record_id] for t in s.tasks)
     assert all(t.sex in ("male", "female") for t in s.tasks)
     assert [t.record_id for t in s.tasks if math.isnan(t.age)] == ["108"]   # empty age field
-    alt = build.scan_ptbxl(root, "mi_superclass")
+    alt = build.scan_database("ptbxl_mi", root, "mi_superclass")
     paper_mi = {t.record_id for t in s.tasks if t.label == "mi"}
     alt_mi = {t.record_id for t in alt.tasks if t.label == "mi"}
     alt_normal = {t.record_id for t in alt.tasks if t.label == "normal"}
@@ -146,11 +146,11 @@ def test_real_ptbxl_metadata_counts():
 
 @needs_real
 def test_real_ptb_headers():
-    s = build.scan_ptb(Path(REAL) / "ptbdb", "paper")
+    s = build.scan_database("ptbdb_mi", Path(REAL) / "ptbdb", "paper")
     assert sorted(t.record_id for t in s.tasks) == [
         "patient001/s0010_re", "patient002/s0015lre", "patient003/s0017lre",
         "patient012/s0043lre"]
     assert {t.label for t in s.tasks} == {"mi"}           # no CONTROLS: all four are MI
     assert {t.sex for t in s.tasks} == {"male", "female"}
-    alt = build.scan_ptb(Path(REAL) / "ptbdb", "mi_superclass")
+    alt = build.scan_database("ptbdb_mi", Path(REAL) / "ptbdb", "mi_superclass")
     assert {t.label for t in alt.tasks} == {"mi"} and len(alt.tasks) == 4

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import builtdata
-from leadmix_jax import predict, synthetic
+from leadmix_jax import predict
+from leadmix_jax import testing as synthetic
 from leadmix_jax.leads import CANONICAL_LEADS
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

@@ -14,7 +14,8 @@ import pytest
 import tensorflow_datasets as tfds
 import wfdb
 
-from leadmix_jax import build, preprocessing, records, synthetic
+from leadmix_jax import build, preprocessing, records
+from leadmix_jax import testing as synthetic
 from leadmix_jax.leads import CANONICAL_LEADS, reorder_to_canonical
 
 REAL = os.environ.get("LEADMIX_REAL_DATA")
@@ -389,7 +390,7 @@ def test_tfds_build_cli(tmp_path):
     assert "ptbdb_mi/mi_superclass: 4 records in source" in out.stdout
     report = build.read_report(tmp_path, "ptbdb_mi", "mi_superclass")
     assert report["records_kept"] == 3 and report["file_format"] == "tfrecord"
-    assert len(list((tmp_path / "ptbdb_mi/mi_superclass/1.0.0").glob("*.tfrecord*"))) == 3
+    assert len(list((tmp_path / "ptbdb_mi/mi_superclass/1.1.0").glob("*.tfrecord*"))) == 3
 
 
 # ---------------------------------------------------------------------------
@@ -439,3 +440,164 @@ def test_real_ptbxl_build(tmp_path):
     rel = f"records500/{int(ex['record_id']) // 1000 * 1000:05d}/{int(ex['record_id']):05d}_hr"
     raw, fs = _raw_canonical(root / rel)
     np.testing.assert_array_equal(ex["ecg"], preprocessing.preprocess_record(raw, fs).windows[0])
+
+
+# ---------------------------------------------------------------------------
+# issue 14: one bad input never stops a build
+
+def test_empty_split_is_reported_and_the_others_are_built(tmp_path, ptbxl_base, capsys):
+    """14.2a: a truncated .dat of the only validation record leaves validation
+    empty; train and test are built, report and console say so, and opening
+    the empty split for training fails with a clear message."""
+    from leadmix_jax import input_pipeline
+
+    base, rows = ptbxl_base
+    src = tmp_path / "src"
+    shutil.copytree(base, src)
+    d = src / "records500/00000/00002_hr.dat"
+    d.write_bytes(d.read_bytes()[:50_000])
+    builder, report = _build("ptbxl_mi", src, tmp_path / "out")
+    assert report["empty_splits"] == ["validation"]
+    assert report["skipped"]["truncated_signal"]["by_split"] == {"validation": 1}
+    assert {s: builder.info.splits[s].num_examples for s in builder.info.splits} == {
+        "train": 1, "test": 1}
+    assert "split validation is EMPTY" in capsys.readouterr().out
+    built = input_pipeline.load_builder(str(tmp_path / "out"), "ptbxl_mi/paper")
+    assert input_pipeline.split_size(built, "train") == 1
+    with pytest.raises(ValueError, match="split 'validation' of ptbxl_mi/paper/1.1.0 is empty"):
+        input_pipeline.split_size(built, "validation")
+
+
+def test_ptbxl_csv_row_with_an_extra_field_is_skipped(tmp_path, ptbxl_base):
+    """14.2b: pandas stops at such a row ("Error tokenizing data")."""
+    base, rows = ptbxl_base
+    src = tmp_path / "src"
+    shutil.copytree(base, src)
+    line = pd.DataFrame([_ptbxl_row(9, 19.0, {"NORM": 100.0}, 2)]).to_csv(
+        index=False, header=False).strip()
+    with open(src / "ptbxl_database.csv", "a") as fh:
+        fh.write(line + ",extra\n")
+    builder, report = _build("ptbxl_mi", src, tmp_path / "out")
+    assert report["records_in_source"] == 4 and report["records_kept"] == 3
+    entry = report["skipped"]["bad_metadata"]
+    assert entry["count"] == 1 and entry["examples"][0]["record_id"] == "9"
+    n = len(synthetic.PTBXL_COLUMNS)
+    assert entry["examples"][0]["detail"] == (
+        f"ptbxl_database.csv line 5: {n + 1} fields, the header has {n}")
+
+
+def test_sph_metadata_with_a_non_utf8_byte_is_skipped(tmp_path, sph_base):
+    """14.2c: one byte 0xff in a row: only that row is skipped."""
+    src = tmp_path / "src"
+    shutil.copytree(sph_base, src)
+    _sph_write(src, "A00009", mi=True)
+    with open(src / "metadata.csv", "ab") as fh:
+        fh.write(b"A00009,161,S\xff0099,60,M,5000,2020-01-09\n")
+    builder, report = _build("sph_mi", src, tmp_path / "out")
+    assert report["records_kept"] == 3 and report["records_in_source"] == 5
+    entry = report["skipped"]["bad_metadata"]
+    assert entry["examples"] == [{"record_id": "A00009",
+                                  "detail": "metadata.csv line 6: non-UTF-8 byte"}]
+
+
+def test_metadata_paths_outside_the_source_are_not_followed(tmp_path, ptbxl_base, sph_base):
+    """14.4: absolute and '..' paths are skipped as unsafe_path, though a
+    readable record is there."""
+    base, rows = ptbxl_base
+    src = tmp_path / "src"
+    shutil.copytree(base, src)
+    outside = tmp_path / "outside"
+    _ptbxl_record(outside, 8)
+    _ptbxl_record(outside, 9)
+    bad = [_ptbxl_row(8, 18.0, {"NORM": 100.0}, 2), _ptbxl_row(9, 19.0, {"NORM": 100.0}, 2)]
+    bad[0]["filename_hr"] = str(outside / "records500/00000/00008_hr")
+    bad[1]["filename_hr"] = "../outside/records500/00000/00009_hr"
+    assert (src / bad[1]["filename_hr"]).with_suffix(".hea").exists()
+    _write_ptbxl_csv(src, rows + bad)
+    _, report = _build("ptbxl_mi", src, tmp_path / "out")
+    assert report["records_kept"] == 3 and list(report["skipped"]) == ["unsafe_path"]
+    assert [e["record_id"] for e in report["skipped"]["unsafe_path"]["examples"]] == ["8", "9"]
+
+    sph = tmp_path / "sph"
+    shutil.copytree(sph_base, sph)
+    _sph_write(tmp_path, "A00009", mi=True)          # tmp_path/records/A00009.h5
+    with open(sph / "metadata.csv", "a") as fh:
+        fh.write("../records/A00009,161,S00099,60,M,5000,2020-01-09\n")
+    _, report = _build("sph_mi", sph, tmp_path / "out_sph")
+    assert report["records_kept"] == 3
+    assert report["skipped"]["unsafe_path"]["examples"][0]["record_id"] == "../records/A00009"
+
+    ptb = tmp_path / "ptb"
+    shutil.copytree(DUMMY["ptbdb_mi"], ptb)
+    _ptb_add(tmp_path, "patient077/s0077lre")          # outside the PTB folder
+    with open(ptb / "RECORDS", "a") as fh:
+        fh.write("../patient077/s0077lre\n")
+    scan = build.scan_database("ptbdb_mi", ptb)
+    assert [(s.record_id, s.reason) for s in scan.skipped if s.reason != "excluded_label"] == [
+        ("../patient077/s0077lre", "unsafe_path")]
+
+
+def test_wfdb_units_are_converted_for_building_and_prediction(tmp_path):
+    """14.3: a header in uV holds the same signal as one in mV; the builder
+    (process_record) and predict read both as mV."""
+    from leadmix_jax import predict
+
+    sig = synthetic.synth_record(np.random.default_rng(4), 500, 10.0, True, "inferior")
+    names = list(synthetic.PTBXL_LEADS)
+    synthetic.write_wfdb(tmp_path, "mv", [("mv.dat", sig, names)], 500, "1000.0(0)/mV", 1000.0)
+    # 1 adu per uV: the same integers as 1000 adu per mV
+    synthetic.write_wfdb(tmp_path, "uv", [("uv.dat", sig, names)], 500, "1.0(0)/uV", 1000.0)
+    mv, _, _ = records.read_wfdb(tmp_path / "mv", 500)
+    uv, _, header = records.read_wfdb(tmp_path / "uv", 500)
+    assert header.units[0] == "uV"
+    np.testing.assert_allclose(uv, mv, rtol=1e-12)
+    np.testing.assert_allclose(mv, sig, atol=0.5e-3 + 1e-9)
+    task = dict(patient_id="p", label="mi", fold=1, codes="", age=1.0, sex="", kind="wfdb",
+                expected_fs=500.0)
+    a = records.process_record(records.RecordTask("mv", path=str(tmp_path / "mv"), **task))
+    b = records.process_record(records.RecordTask("uv", path=str(tmp_path / "uv"), **task))
+    assert a.ok and b.ok
+    np.testing.assert_allclose(b.windows, a.windows, rtol=1e-5, atol=1e-6)
+    p_sig, p_fs, p_names = predict.read_record(str(tmp_path / "uv.hea"))
+    np.testing.assert_array_equal(p_sig, uv)
+    assert p_fs == 500 and p_names == list(CANONICAL_LEADS)
+    synthetic.write_wfdb(tmp_path, "mmhg", [("mmhg.dat", sig, names)], 500, "1.0(0)/mmHg", 1.0)
+    with pytest.raises(records.RecordError, match="unit 'mmHg'"):
+        records.read_wfdb(tmp_path / "mmhg", 500)
+
+
+def test_killed_build_leftovers_are_removed(tmp_path):
+    """14.7: an incomplete.* folder left by a killed build is deleted by the next one."""
+    stale = tmp_path / "out" / "sph_mi" / "paper" / "incomplete.AB12CD_1.1.0"
+    (stale / "sub").mkdir(parents=True)
+    (stale / "sub" / "sph_mi-train.array_record-00000-of-00001").write_bytes(b"x" * 10)
+    builder, report = _build("sph_mi", DUMMY["sph_mi"], tmp_path / "out")
+    assert report["records_kept"] == 3
+    assert sorted(p.name for p in stale.parent.iterdir()) == ["1.1.0"]
+
+
+# ---------------------------------------------------------------------------
+# issue 15.2: one reader per format, one-line errors naming the file
+
+def test_bad_files_give_one_line_errors_naming_the_file(tmp_path):
+    from leadmix_jax import predict
+
+    _ptbxl_record(tmp_path, 1)
+    d = tmp_path / "records500/00000/00001_hr.dat"
+    d.write_bytes(d.read_bytes()[:50_000])
+    (tmp_path / "bad.h5").write_bytes(b"garbage, not HDF5" * 20)
+    np.save(tmp_path / "text.npy", np.array([["a", "b"], ["c", "d"]]))
+    (tmp_path / "junk.npy").write_bytes(b"not a numpy file")
+    cases = [(str(tmp_path / "records500/00000/00001_hr.hea"), {}, "truncated_signal",
+              "00001_hr"),
+             (str(tmp_path / "bad.h5"), {}, "unreadable_hdf5", "bad.h5"),
+             (str(tmp_path / "text.npy"), dict(fs=500, lead_names="I,II"), "unreadable_array",
+              "text.npy"),
+             (str(tmp_path / "junk.npy"), dict(fs=500, lead_names="I,II"), "unreadable_array",
+              "junk.npy")]
+    for path, kwargs, reason, name in cases:
+        with pytest.raises(records.RecordError) as err:
+            predict.read_record(path, **kwargs)
+        msg = str(err.value)
+        assert err.value.reason == reason and "\n" not in msg and name in msg, msg
+        assert msg.startswith(str(tmp_path)), msg

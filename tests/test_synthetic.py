@@ -1,7 +1,7 @@
-"""Tests of leadmix_jax.synthetic: the ECG generator and the three database writers.
+"""Tests of leadmix_jax.testing: the ECG generator and the three database writers.
 
-The label rules are re-implemented here from ../spec/data.md section 4 (not
-imported from the builders), so the writers are checked against the spec.
+The label rules are re-implemented here from docs/data.md (not
+imported from the builders), so the writers are checked against the documented rules.
 """
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 import wfdb
 
-from leadmix_jax import synthetic as syn
+from leadmix_jax import testing as syn
+from leadmix_jax.testing import sph_writer
 from leadmix_jax.leads import CANONICAL_LEADS
 
 I, II, III, AVR, AVL, AVF = range(6)
@@ -347,11 +348,11 @@ def test_sph_layout_and_labels(dbs):
 
 
 def test_sph_rule_edge_cases():
-    assert sph_label("50+161") == "mi" and syn._sph_label("50+161") == "mi"
+    assert sph_label("50+161") == "mi" and sph_writer._sph_label("50+161") == "mi"
     for code, lab in [("1", "normal"), ("1;22", "other"), ("22;23", "other"),
                       ("165;22", "mi"), ("166+332;146", "mi"), ("162", "other"),
                       ("163+332", "other"), ("160", "mi")]:
-        assert syn._sph_label(code) == sph_label(code) == lab
+        assert sph_writer._sph_label(code) == sph_label(code) == lab
 
 
 # --------------------------------------------------------------- determinism

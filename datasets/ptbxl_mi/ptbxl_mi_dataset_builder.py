@@ -1,15 +1,23 @@
 """TFDS builder ``ptbxl_mi``: PTB-XL 1.0.3, MI vs normal, one example per clean 10 s window.
 
-All logic shared with ``ptbdb_mi`` and ``sph_mi`` lives in
-:mod:`leadmix_jax.build` (scan, folds, parallel preprocessing, build report).
+What is particular to this database (its source layout, metadata scan and
+label fields) is in ``ptbxl_metadata.py`` next to this file; all logic shared with ``ptbdb_mi`` and ``sph_mi`` lives in
+:mod:`leadmix_jax.build` (TFDS base class), :mod:`leadmix_jax.metadata`,
+:mod:`leadmix_jax.build_pool` and :mod:`leadmix_jax.build_report`.
 """
 
 from leadmix_jax import build
+
+try:  # imported as ptbxl_mi.ptbxl_mi_dataset_builder (tfds build, build.load_builder_class, tests)
+  from ptbxl_mi import ptbxl_metadata
+except ImportError:  # imported standalone, with only this folder on sys.path
+  import ptbxl_metadata
 
 
 class Builder(build.MiEcgBuilder):
   """PTB-XL 1.0.3 (PhysioNet): MI vs normal, 12 leads, 10 s windows at 250 Hz."""
 
+  scan = staticmethod(ptbxl_metadata.scan)
   DATABASE = "ptbxl"
   HOMEPAGE = "https://physionet.org/content/ptb-xl/1.0.3/"
   MANUAL_DOWNLOAD_INSTRUCTIONS = """

@@ -2,12 +2,13 @@
 checkpoint trained on it, for evaluation / prediction / report tests.
 
 ``BuiltMi`` (dataset name ``built_mi``) holds preprocessed 10-s windows of
-synthetic records (:mod:`leadmix_jax.synthetic`): several records per patient,
+synthetic records (:mod:`leadmix_jax.testing`): several records per patient,
 two windows per record, both classes in every split, and in ``test`` one
-patient with an MI and a normal record (as happens in PTB-XL). Features as
-the builders of ``datasets/``: ``ecg`` (2500, 12) float32 canonical order,
-``label`` ClassLabel normal/mi, ``patient_id``, ``record_id`` (Text),
-``window``, ``fold`` (int32), ``codes``, ``age``, ``sex``.
+patient with an MI and a normal record (as happens in PTB-XL). Features are
+the builders' own (:func:`leadmix_jax.build.features`): ``ecg`` (2500, 12)
+float32 canonical order, ``label`` ClassLabel normal/mi, ``patient_id``,
+``record_id`` (Text), ``window``, ``fold`` (int32), ``codes``, ``age``
+(float32), ``sex``.
 
 Builds and trainings are cached per pytest session (module-level cache), so
 test modules share them: use :func:`data_dir` and :func:`trained_workdir`
@@ -19,7 +20,9 @@ from __future__ import annotations
 import numpy as np
 import tensorflow_datasets as tfds
 
-from leadmix_jax import preprocessing, synthetic
+from leadmix_jax import build as build_lib
+from leadmix_jax import preprocessing
+from leadmix_jax import testing as synthetic
 
 NAME = "built_mi"
 # split -> (patients, records per patient); 20-s records give 2 windows each.
@@ -39,17 +42,8 @@ class BuiltMi(tfds.core.GeneratorBasedBuilder):
         super().__init__(**kwargs)
 
     def _info(self):
-        return self.dataset_info_from_configs(features=tfds.features.FeaturesDict({
-            "ecg": tfds.features.Tensor(shape=(2500, 12), dtype=np.float32),
-            "label": tfds.features.ClassLabel(names=["normal", "mi"]),
-            "patient_id": tfds.features.Text(),
-            "record_id": tfds.features.Text(),
-            "window": np.int32,
-            "fold": np.int32,
-            "codes": tfds.features.Text(),
-            "age": np.int32,
-            "sex": tfds.features.Text(),
-        }))
+        # The real builders' feature set, from the one place it is defined.
+        return self.dataset_info_from_configs(features=build_lib.features())
 
     def _split_generators(self, dl_manager):
         del dl_manager
@@ -73,7 +67,8 @@ class BuiltMi(tfds.core.GeneratorBasedBuilder):
                     yield f"{record_id}-{w}", {
                         "ecg": window, "label": int(mi), "patient_id": f"{split[:2]}p{p:02d}",
                         "record_id": record_id, "window": int(w), "fold": 1 + seed,
-                        "codes": "160" if mi else "1", "age": 60, "sex": "M" if p % 3 else "F"}
+                        "codes": "160" if mi else "1", "age": np.float32(60.0),
+                        "sex": "male" if p % 3 else "female"}
 
 
 def build(data_dir: str, file_format: str = "array_record", nan_fraction: float = 0.0) -> str:
