@@ -23,6 +23,7 @@ def get_config():
     c.leads = "inferior"                  # II, III, aVF
     c.model.base = 24                     # a narrower model keeps the demo within minutes on a CPU
     c.batch_size = 32
+    c.input_mode = "auto"                 # device-resident when the split fits, else grain
     c.num_epochs = 8
     c.log_every_steps = 20
     c.workers = 0
