@@ -37,7 +37,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from leadmix_jax import device_input, input_pipeline
+from leadmix_jax import device_input, input_pipeline, preprocessing
 
 MODES = ("auto", "device", "grain")
 # Offset of the data-order keys from the run's seed key (params use the seed,
@@ -139,7 +139,7 @@ class GrainFeed:
 
     def bytes_per_step(self) -> int:
         """Host->device bytes of one step's global batch."""
-        return self.exp.config.batch_size * (2500 * len(self.exp.leads) + 1) * 4
+        return self.exp.config.batch_size * (preprocessing.WINDOW_SAMPLES * len(self.exp.leads) + 1) * 4
 
 
 class DevicePosition:
