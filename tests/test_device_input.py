@@ -238,9 +238,9 @@ def test_killed_device_mode_run_resumes_exactly(data_dir, tmp_path):
     victim.wait()
     saved = sorted(int(p.name) for p in ckpts.iterdir() if p.name.isdigit())
     assert saved and saved[-1] < 32
-    out = finish(run_launch(tmp_path / "run", data_dir, 8, steps))
+    out = finish(run_launch(tmp_path / "run", data_dir, 8, steps), timeout=900)
     assert f"resumed from step {saved[-1]}" in out and "input mode: device" in out
-    finish(reference)
+    finish(reference, timeout=900)
     config = builtdata.make_config(data_dir)
     ref_step, ref_params, _ = final_params(tmp_path / "ref", config)
     run_step, run_params, _ = final_params(tmp_path / "run", config)
@@ -248,3 +248,24 @@ def test_killed_device_mode_run_resumes_exactly(data_dir, tmp_path):
     assert_trees_equal(run_params, ref_params)
     position = (tmp_path / "run" / "checkpoints" / "32" / "data").glob("*")
     assert any("position" in p.read_text() for p in position if p.is_file() and p.suffix != ".txt")
+
+
+@pytest.mark.slow
+def test_two_processes_device_mode_match_one_process(data_dir, tmp_path):
+    """Device mode over 2 processes x 2 devices (each process loads only its
+    rows) trains like 1 process x 4 devices: the order is global."""
+    from test_train import _free_port, losses
+    port = _free_port()
+    flags = ["--config.input_mode=device", "--config.steps_per_dispatch=2", "--config.val_split="]
+    pair = [run_launch(tmp_path / "multi", data_dir, 2,
+                       [*flags, f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
+                        f"--process_id={i}"]) for i in range(2)]
+    single = run_launch(tmp_path / "single", data_dir, 4, flags)
+    outs = [finish(p, timeout=900) for p in [*pair, single]]
+    assert all("input mode: device" in out for out in outs)
+    config = builtdata.make_config(data_dir)
+    _, multi, _ = final_params(tmp_path / "multi", config)
+    _, one, _ = final_params(tmp_path / "single", config)
+    assert_trees_equal(multi, one, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(list(losses(tmp_path / "multi").values()),
+                               list(losses(tmp_path / "single").values()), rtol=1e-5)
