@@ -1,23 +1,33 @@
-"""End-to-end training throughput with the real grain input pipeline.
+"""End-to-end training throughput: grain streaming vs device-resident input,
+K training steps per dispatch.
 
-Prints, per global batch size:
-  * pipeline: batches/s of the input pipeline alone (samples/s),
-  * device: training steps on one constant in-memory batch (the baseline
-    with no input cost),
-  * end-to-end: pipeline + training step, and the fraction of wall time the
-    loop waited for the next batch.
+For every global batch size, input mode and K (steps per dispatch) it prints:
+  * end-to-end samples/s: the training loop's dispatches (``feed.run``),
+    input included (grain: pipeline + one host->device copy of K batches per
+    dispatch; device: shuffle/gather/z-score inside the compiled call);
+  * device-only samples/s: the same scan of K training steps on K constant
+    batches already on the devices (no input at all);
+  * e2e / device-only;
+  * dispatches per epoch (of the benchmarked split) and host->device bytes
+    per training step;
+  * for grain, the fraction of wall time spent waiting for the pipeline.
 
-    python bench/train_throughput.py --data_dir=~/tensorflow_datasets --dataset=sph_mi/paper \
-        --batch=32,256 --leads=II,III,aVF --workers=4
+    python bench/train_throughput.py --batch=32,256 --modes=grain,device --k=1,8,32
+    python bench/train_throughput.py --batch=32 --modes=device --k=8 --dispatches=3   # quick
+    python bench/train_throughput.py --data_dir=~/tensorflow_datasets --dataset=sph_mi/paper --workers=4
 
-Without --data_dir it builds a small synthetic dataset (tests/builtdata) in a
-temporary folder, so the numbers measure the pipeline's per-example cost on
-real-format ArrayRecord files, not disk throughput of a full database.
+Without --data_dir it builds the small synthetic dataset of the tests
+(tests/builtdata, 32 training windows) in a temporary folder: the numbers
+then measure per-example input cost, not disk throughput of a full database.
+Each (batch, K) compiles two scans (device mode's and the constant-batch
+one), so the full table takes a while on a small CPU.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import pathlib
 import sys
 import tempfile
@@ -30,50 +40,43 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from configs import default  # noqa: E402
-from leadmix_jax import input_pipeline, train  # noqa: E402
+from leadmix_jax import dispatch, input_pipeline, preprocessing, train  # noqa: E402
 
 
-def _timed(it, n):
+def _run(feed_run, state, k, dispatches):
+    """Warm-up dispatch (compiles), then ``dispatches`` timed; returns (state, seconds)."""
+    state, m = feed_run(state, k)
+    jax.block_until_ready(m)
     t0 = time.perf_counter()
-    for _ in range(n):
-        next(it)
-    return time.perf_counter() - t0
+    for _ in range(dispatches):
+        state, m = feed_run(state, k)
+    jax.block_until_ready(m)
+    return state, time.perf_counter() - t0
 
 
-def bench(builder, split, config, steps):
-    exp = train.make_experiment(config)
-    stats = input_pipeline.compute_norm_stats(builder, split, exp.leads, 512)
-    pcfg = input_pipeline.PipelineConfig(leads=exp.leads, global_batch=config.batch_size,
-                                         seed=0, workers=config.workers)
-    it = iter(input_pipeline.train_dataset(builder, split, pcfg, stats))
-    next(it)  # start workers
-    # Many batches: the iterator prefetches in threads, a short count would
-    # only drain its buffer.
-    n_pipe = max(steps, 20_000 // config.batch_size)
-    pipe = config.batch_size * n_pipe / _timed(it, n_pipe)
-
+def bench(builder, split, config, mode, k, dispatches, stats):
+    exp = train.make_experiment(config, input_pipeline.split_size(builder, split))
+    pcfg = input_pipeline.PipelineConfig(leads=exp.leads, global_batch=config.batch_size, seed=0,
+                                         workers=config.workers)
+    feed = dispatch.make_feed(exp, config, builder, stats, pcfg, mode=mode, reason="benchmark")
+    steps = k * dispatches
     state = exp.init_state()
-    step = exp.compiled_train_step()
-    batch = train.global_batch(next(it), exp.data_sharding)
-    for _ in range(2):  # compile + warm-up
-        state, m = step(state, batch)
-    jax.block_until_ready(m)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        state, m = step(state, batch)
-    jax.block_until_ready(m)
-    device = config.batch_size * steps / (time.perf_counter() - t0)
-
-    wait = 0.0
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        tw = time.perf_counter()
-        local = next(it)
-        wait += time.perf_counter() - tw
-        state, m = step(state, train.global_batch(local, exp.data_sharding))
-    jax.block_until_ready(m)
-    total = time.perf_counter() - t0
-    return pipe, device, config.batch_size * steps / total, wait / total
+    state, e2e_s = _run(feed.run, state, k, dispatches)
+    wait = feed.wait_s
+    # Device-only: the scan of k steps over constant batches already on the devices.
+    # (grain mode: the very function its end-to-end run used.)
+    const = feed if isinstance(feed, dispatch.GrainFeed) else dispatch.GrainFeed(exp, None)
+    shape = (k, config.batch_size, preprocessing.WINDOW_SAMPLES, len(exp.leads))
+    rng = np.random.default_rng(0)
+    batches = {"ecg": jax.device_put(rng.standard_normal(shape, np.float32), const._sharding),  # noqa: SLF001
+               "label": jax.device_put((rng.uniform(size=shape[:2]) < 0.5).astype(np.float32),
+                                       const._sharding)}  # noqa: SLF001
+    fn = const._fn(k)  # noqa: SLF001
+    state, dev_s = _run(lambda s, _k: fn(s, batches), state, k, dispatches)
+    n = input_pipeline.split_size(builder, split)
+    return {"e2e": config.batch_size * steps / e2e_s, "device": config.batch_size * steps / dev_s,
+            "dispatches_per_epoch": math.ceil(max(1, n // config.batch_size) / k),
+            "h2d_bytes": feed.bytes_per_step(), "wait": wait / e2e_s}
 
 
 def main():
@@ -81,11 +84,16 @@ def main():
     ap.add_argument("--data_dir", default=None)
     ap.add_argument("--dataset", default="built_mi")
     ap.add_argument("--split", default="train")
-    ap.add_argument("--batch", default="32,256")
+    ap.add_argument("--batch", default="32,256", help="global batch sizes")
+    ap.add_argument("--modes", default="grain,device", help="input modes: grain, device")
+    ap.add_argument("--k", default="1,8,32", help="steps per dispatch")
     ap.add_argument("--leads", default="II,III,aVF")
-    ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=0, help="grain worker processes")
     ap.add_argument("--dtype", default="float32")
-    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--base", type=int, default=None, help="model width (default: the paper's 48)")
+    ap.add_argument("--min_steps", type=int, default=16,
+                    help="timed steps per measurement at least (rounded up to whole dispatches)")
+    ap.add_argument("--dispatches", type=int, default=None, help="timed dispatches (overrides --min_steps)")
     args = ap.parse_args()
     from absl import flags
     flags.FLAGS.mark_as_parsed()  # grain's worker processes read absl flags
@@ -96,17 +104,32 @@ def main():
         args.dataset = builtdata.NAME
     builder = input_pipeline.load_builder(args.data_dir, args.dataset)
     dev = jax.devices()[0]
+    n = input_pipeline.split_size(builder, args.split)
     print(f"device: {dev.device_kind} x{jax.device_count()} ({jax.default_backend()}), "
-          f"dataset {args.dataset} ({input_pipeline.split_size(builder, args.split)} examples), "
-          f"leads {args.leads}, {args.dtype}, grain workers {args.workers}")
-    print("| batch | pipeline samples/s | device-only samples/s | end-to-end samples/s | waiting for data |")
-    print("|---|---|---|---|---|")
+          f"dataset {args.dataset}:{args.split} ({n} examples), leads {args.leads}, {args.dtype}, "
+          f"grain workers {args.workers}; load average at start {os.getloadavg()}")
+    print("| batch | mode | K | end-to-end samples/s | device-only samples/s | e2e / device-only | "
+          "dispatches per epoch | host->device bytes per step | waiting for data |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    stats = None
     for batch in (int(b) for b in args.batch.split(",")):
-        config = default.get_config()
-        config.leads, config.batch_size, config.workers = args.leads, batch, args.workers
-        config.model.dtype = args.dtype
-        pipe, device, e2e, wait = bench(builder, args.split, config, args.steps)
-        print(f"| {batch} | {pipe:,.0f} | {device:,.0f} | {e2e:,.0f} | {100 * wait:.0f} % |", flush=True)
+        for k in (int(x) for x in args.k.split(",")):
+            for mode in args.modes.split(","):
+                config = default.get_config()
+                config.leads, config.batch_size, config.workers = args.leads, batch, args.workers
+                config.model.dtype = args.dtype
+                if args.base:
+                    config.model.base = args.base
+                if stats is None:
+                    leads = train.make_experiment(config).leads
+                    stats = input_pipeline.compute_norm_stats(builder, args.split, leads, 512)
+                dispatches = args.dispatches or math.ceil(args.min_steps / k)
+                r = bench(builder, args.split, config, mode, k, dispatches, stats)
+                wait = f"{100 * r['wait']:.0f} %" if mode == "grain" else "-"
+                print(f"| {batch} | {mode} | {k} | {r['e2e']:,.1f} | {r['device']:,.1f} | "
+                      f"{r['e2e'] / r['device']:.3f} | {r['dispatches_per_epoch']} | {r['h2d_bytes']:,} | "
+                      f"{wait} |", flush=True)
+    print(f"load average at end {os.getloadavg()}")
 
 
 if __name__ == "__main__":

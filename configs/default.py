@@ -21,6 +21,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.norm_max_examples = 20000           # examples of the train split used for per-lead mean/std
     c.workers = 2                         # grain worker processes per host (0 = in the main process)
     c.shuffle_window = 4096               # shuffle buffer for TFRecord builds (ArrayRecord shuffles globally)
+    c.input_mode = "auto"                 # auto, device (split resident in device memory) or grain (streamed)
+    c.device_data_budget_bytes = 4 * 2**30  # auto: device mode if the train split's shard fits this, per device
     # Model -----------------------------------------------------------------
     c.model = ml_collections.ConfigDict()
     c.model.base = 48                     # channels after the stem
@@ -55,7 +57,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.eval_batch_size = 256               # global batch of evaluation
     c.num_epochs = 25                     # passes over the training split
     c.num_train_steps = -1                # if > 0, overrides num_epochs
-    c.log_every_steps = 50                # progress line / metrics every N steps
+    c.steps_per_dispatch = 8              # training steps per compiled call (lax.scan); cut short at eval/checkpoint steps
+    c.log_every_steps = 50                # progress line / metrics every N steps (at the next dispatch end)
     c.eval_every_steps = -1               # validation every N steps; -1 = once per epoch
     c.checkpoint_every_steps = -1         # checkpoint every N steps; -1 = once per epoch
     c.keep_checkpoints = 2                # latest checkpoints kept (the best is kept as well)

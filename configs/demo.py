@@ -23,6 +23,8 @@ def get_config():
     c.leads = "inferior"                  # II, III, aVF
     c.model.base = 24                     # a narrower model keeps the demo within minutes on a CPU
     c.batch_size = 32
+    c.input_mode = "auto"                 # device-resident when the split fits, else grain
+    c.steps_per_dispatch = 1              # on a CPU a dispatch costs nothing next to a step; one compilation
     c.num_epochs = 8
     c.log_every_steps = 20
     c.workers = 0

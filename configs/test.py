@@ -20,6 +20,10 @@ def get_config():
     c.eval_every_steps = 3
     c.checkpoint_every_steps = 2
     c.workers = 0
+    # The tests of the grain path keep one step per dispatch; tests of device
+    # mode and of several steps per dispatch set these.
+    c.input_mode = "grain"
+    c.steps_per_dispatch = 1
     c.norm_max_examples = 256
     c.bootstrap_samples = 50
     return c

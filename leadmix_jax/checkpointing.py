@@ -5,7 +5,9 @@ Each checkpoint step holds four items:
 * ``state``: the :class:`~leadmix_jax.train.TrainState` (params, optimiser
   state, step, rng), restored straight onto the device mesh;
 * ``data``: the training iterator's state (grain's handler, one file per
-  process), so a restart continues at the exact next batch;
+  process), so a restart continues at the exact next batch; with
+  device-resident input a JSON position instead (anything with
+  ``checkpoint_args(restore)``, see :class:`leadmix_jax.dispatch.DevicePosition`);
 * ``meta``: JSON with the lead set, normalisation statistics, model settings
   and, when validation ran at that step, its metrics (``validation``:
   ``val_auroc``, ``val_loss``, ``val_youden``): what evaluation and
@@ -71,8 +73,14 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any, iterator, meta: 
     meta = {**meta, "step": int(step), "validation": dict(metrics) if metrics else None}
     manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state),
-        data=grain.checkpoint.CheckpointSave(iterator),
+        data=_data_args(iterator, restore=False),
         meta=ocp.args.JsonSave(meta)), metrics=dict(metrics) if metrics else None, force=True)
+
+
+def _data_args(iterator, restore: bool):
+    if hasattr(iterator, "checkpoint_args"):  # device-resident input: a JSON position
+        return iterator.checkpoint_args(restore)
+    return grain.checkpoint.CheckpointRestore(iterator) if restore else grain.checkpoint.CheckpointSave(iterator)
 
 
 def restore_train(manager: ocp.CheckpointManager, step: int, abstract_state: Any, iterator):
@@ -80,8 +88,10 @@ def restore_train(manager: ocp.CheckpointManager, step: int, abstract_state: Any
     iterator (in place); returns ``(state, meta)``."""
     out = manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract_state),
-        data=grain.checkpoint.CheckpointRestore(iterator),
+        data=_data_args(iterator, restore=True),
         meta=ocp.args.JsonRestore()))
+    if hasattr(iterator, "restored"):
+        iterator.restored(out["data"])
     return out["state"], out["meta"]
 
 

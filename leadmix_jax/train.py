@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import time
 from typing import Any
 
 import jax
@@ -24,7 +23,7 @@ from etils import epath
 from flax import nnx, struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from leadmix_jax import checkpointing, inference, input_pipeline, metric_writers, norm_stats
+from leadmix_jax import checkpointing, dispatch, inference, input_pipeline, metric_writers, norm_stats
 from leadmix_jax import leads as leads_lib
 
 
@@ -199,10 +198,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     pcfg = input_pipeline.PipelineConfig(
         leads=exp.leads, global_batch=config.batch_size, seed=config.seed, workers=config.workers,
         shuffle_window=config.shuffle_window, augment=input_pipeline.AugmentConfig(**config.augment))
-    train_iter = iter(input_pipeline.train_dataset(builder, config.train_split, pcfg, stats))
+    feed = dispatch.make_feed(exp, config, builder, stats, pcfg)  # device-resident or grain
 
     manager = checkpointing.make_manager(workdir, config.keep_checkpoints)
-    state, _, start = checkpointing.restore_newest_intact(manager, exp.abstract_state(), train_iter)
+    state, _, start = checkpointing.restore_newest_intact(manager, exp.abstract_state(), feed.checkpointable)
     if start is not None:
         _say(f"resumed from step {start}")
     else:
@@ -213,38 +212,42 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     # steps after the restored one are redone: their old records are dropped
     writer = metric_writers.MetricWriter(workdir, enabled=is_chief, resume_step=start)
     progress = metric_writers.Progress(exp.total_steps, config.batch_size, start)
-    step_fn = exp.compiled_train_step()
     eval_every = config.eval_every_steps if config.eval_every_steps > 0 else exp.steps_per_epoch
     ckpt_every = config.checkpoint_every_steps if config.checkpoint_every_steps > 0 else exp.steps_per_epoch
     meta = _meta(exp, stats)
     last: dict = {}
-    pending = None  # previous step's metrics, checked one step late to keep the device busy
-    t_data = 0.0
+    pending = None  # previous dispatch's metrics, checked one dispatch late to keep the device busy
     if start < exp.total_steps:
         _say(f"compiling the train step; training steps {start + 1}-{exp.total_steps}")
-    done = start
+    step = start
     try:
-        for step in range(start + 1, exp.total_steps + 1):
-            t0 = time.perf_counter()
-            local = next(train_iter)
-            t_data += time.perf_counter() - t0
-            state, metrics = step_fn(state, global_batch(local, exp.data_sharding))
+        while step < exp.total_steps:
+            # Dispatches end exactly at validation / checkpoint steps (dispatch.py).
+            k = dispatch.dispatch_length(step, exp.total_steps, config.steps_per_dispatch,
+                                         (eval_every if val_builder is not None else 0, ckpt_every))
+            state, metrics = feed.run(state, k)  # metrics: (k,) per step
+            step += k
             if pending is not None:
                 _check_finite(*pending)
             pending = (step, metrics)
+            do_val = val_builder is not None and (step % eval_every == 0 or step == exp.total_steps)
+            do_ckpt = step % ckpt_every == 0 or step == exp.total_steps
+            if do_val or do_ckpt:
+                _check_finite(*pending)  # never save or validate a non-finite state
             record = {}  # one metrics.jsonl record per step: training and validation scalars
-            # the first step is logged too: it shows the run is alive after compilation
-            if step % config.log_every_steps == 0 or step == exp.total_steps or step == start + 1:
+            # the first dispatch is logged too: it shows the run is alive after compilation
+            if (dispatch.crossed(step - k, step, config.log_every_steps) or step == exp.total_steps
+                    or step - k == start):
                 _check_finite(*pending)
-                last = {k: float(v) for k, v in metrics.items()}
+                last = {name: float(v[-1]) for name, v in metrics.items()}
                 last["samples_per_s"] = progress.rate(step)
-                last["data_wait_s"] = t_data
+                last["data_wait_s"] = feed.wait_s
                 record.update(last)
                 if is_chief:
                     logging.info(progress.line(step, last["loss"]))
-                t_data = 0.0
+                feed.wait_s = 0.0
             val = None
-            if val_builder is not None and (step % eval_every == 0 or step == exp.total_steps):
+            if do_val:
                 val = validate(exp, state.params, val_builder, config.val_split, stats, config.eval_batch_size)
                 record.update(val)
                 if is_chief:
@@ -254,16 +257,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                 progress.reset(step)
             if record:
                 writer.write(step, record)
-            if step % ckpt_every == 0 or step == exp.total_steps:
-                checkpointing.save(manager, step, state, train_iter, meta, val)
-            done = step
+            if do_ckpt:
+                checkpointing.save(manager, step, state, feed.checkpointable, meta, val)
         if pending is not None:
             _check_finite(*pending)
     except KeyboardInterrupt:
         manager.wait_until_finished()
         manager.close()
         writer.close()
-        raise Interrupted(done) from None
+        raise Interrupted(step) from None
     manager.wait_until_finished()
     best = checkpointing.best_step(manager)
     last["best_step"] = best
@@ -282,11 +284,15 @@ def validate(exp: Experiment, params, builder, split: str, stats, batch_size: in
     return inference.validation_metrics(preds)
 
 
-def _check_finite(step: int, metrics: dict) -> None:
-    loss = float(metrics["loss"])
-    if not np.isfinite(loss):
+def _check_finite(last_step: int, metrics: dict) -> None:
+    """Raises at the first non-finite loss of a dispatch ending at ``last_step``
+    (``metrics["loss"]`` is ``(k,)``, one per step, or a scalar)."""
+    losses = np.atleast_1d(np.asarray(metrics["loss"]))
+    bad = np.flatnonzero(~np.isfinite(losses))
+    if bad.size:
+        i = int(bad[0])
         raise NonFiniteLossError(
-            f"training loss became {loss} at step {step}: check the input data for NaN/Inf or "
+            f"training loss became {losses[i]} at step {last_step - len(losses) + 1 + i}: check the input data for NaN/Inf or "
             "lower the learning rate; the last saved checkpoint is intact")
 
 

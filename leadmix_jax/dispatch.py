@@ -1,0 +1,267 @@
+"""Training input modes and several optimiser steps per compiled call.
+
+A *feed* runs ``k`` training steps in one dispatch (``jax.lax.scan`` over
+:func:`leadmix_jax.train.train_step`) and owns the state that must be
+checkpointed to resume the input exactly:
+
+* :class:`DeviceFeed` (``input_mode='device'``): the split is resident in
+  device memory (:mod:`leadmix_jax.device_input`); shuffling, batching, lead
+  selection, z-scoring and augmentation are inside the compiled call, so
+  nothing crosses from the host (the call runs under
+  ``jax.transfer_guard_host_to_device('disallow')``). Resume state: epoch and
+  position of the stream (a JSON checkpoint item), which are fixed by the
+  step (position = step x global batch).
+* :class:`GrainFeed` (``input_mode='grain'``): the grain pipeline; ``k`` host
+  batches are stacked into one ``(k, B, T, N)`` transfer per dispatch.
+  Resume state: grain's iterator state.
+
+Step bookkeeping (:func:`dispatch_length`): a dispatch runs
+``steps_per_dispatch`` steps but is cut short so that it ends exactly at every
+validation / checkpoint step and at the last step, so those happen at the
+same steps as with one step per dispatch. Each distinct length compiles once
+(with once-per-epoch intervals: the full length and the epoch's remainder).
+Logging happens at the first dispatch end at or after each multiple of
+``log_every_steps`` (it does not cut dispatches) and reports that step.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+from absl import logging
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from leadmix_jax import device_input, input_pipeline, preprocessing
+
+MODES = ("auto", "device", "grain")
+# Offset of the data-order keys from the run's seed key (params use the seed,
+# dropout PRNGKey(seed + 1)): a fixed constant keeps them separate streams.
+_DATA_KEY_SALT = 0x1EAD
+
+
+# ----------------------------------------------------------------------------
+# Mode selection and bookkeeping.
+
+def choose_input_mode(config: ml_collections.ConfigDict, builder, split: str,
+                      num_devices: int | None = None) -> tuple[str, str]:
+    """``(mode, reason)``: ``'device'`` or ``'grain'`` per ``config.input_mode``;
+    ``'auto'`` picks device when the split's per-device shard fits
+    ``config.device_data_budget_bytes``. The same on every process."""
+    mode = config.input_mode
+    if mode not in MODES:
+        raise ValueError(f"input_mode {mode!r}: use one of {MODES}")
+    num_devices = num_devices or jax.device_count()
+    n = input_pipeline.split_size(builder, split)
+    need = device_input.bytes_per_device(n, device_input.example_shape(builder), num_devices)
+    budget = int(config.device_data_budget_bytes)
+    size = (f"{n} examples of {split!r} need {need / 2**20:.1f} MiB per device "
+            f"(sharded over {num_devices}), budget {budget / 2**20:.1f} MiB")
+    if mode == "grain":
+        return "grain", f"input_mode='grain' ({size})"
+    if mode == "device":
+        return "device", f"input_mode='device' ({size})"
+    if need <= budget:
+        return "device", f"auto: the split fits in device memory ({size})"
+    return "grain", f"auto: the split does not fit in device memory ({size}); streaming with grain"
+
+
+def dispatch_length(step: int, total_steps: int, steps_per_dispatch: int, cut_every=()) -> int:
+    """Steps of the dispatch that starts after ``step``: ``steps_per_dispatch``,
+    cut short to end at ``total_steps`` and at the next multiple of every
+    positive interval in ``cut_every`` (validation, checkpoints)."""
+    if steps_per_dispatch < 1:
+        raise ValueError(f"steps_per_dispatch must be >= 1, got {steps_per_dispatch}")
+    end = min(step + steps_per_dispatch, total_steps)
+    for every in cut_every:
+        if every > 0:
+            end = min(end, (step // every + 1) * every)
+    return end - step
+
+
+def crossed(step: int, end: int, every: int) -> bool:
+    """Whether ``(step, end]`` holds a multiple of ``every``."""
+    return every > 0 and end // every > step // every
+
+
+# ----------------------------------------------------------------------------
+# Feeds.
+
+def _step_fn(exp):
+    from leadmix_jax import train
+    return jax.tree_util.Partial(train.train_step, graphdef=exp.graphdef, tx=exp.tx,
+                                 label_smoothing=exp.config.loss.label_smoothing,
+                                 pos_weight=exp.config.loss.pos_weight)
+
+
+class GrainFeed:
+    """``k`` batches from a grain iterator per dispatch, one host->device copy."""
+
+    mode = "grain"
+
+    def __init__(self, exp, iterator):
+        self.exp, self.iterator = exp, iterator
+        self.wait_s = 0.0  # time spent waiting for the pipeline since the last reset
+        self._sharding = NamedSharding(exp.mesh, P(None, device_input.AXIS))
+        self._compiled: dict[int, Any] = {}
+        self._step = _step_fn(exp)
+
+    @property
+    def checkpointable(self):
+        return self.iterator
+
+    def _fn(self, k: int):
+        if k not in self._compiled:
+            step = self._step
+            self._compiled[k] = jax.jit(
+                lambda state, batches: jax.lax.scan(step, state, batches),
+                in_shardings=(self.exp.replicated, self._sharding),
+                out_shardings=(self.exp.replicated, self.exp.replicated), donate_argnums=(0,))
+        return self._compiled[k]
+
+    def host_batches(self, k: int) -> dict:
+        """``k`` process-local batches stacked: ``ecg`` (k, b, T, N), ``label`` (k, b)."""
+        t0 = time.perf_counter()
+        local = [next(self.iterator) for _ in range(k)]
+        self.wait_s += time.perf_counter() - t0
+        return {key: np.stack([np.asarray(b[key]) for b in local]) for key in ("ecg", "label")}
+
+    def run(self, state, k: int):
+        """``k`` steps; returns the new state and metrics of shape ``(k,)``."""
+        host = self.host_batches(k)
+        batches = {key: jax.make_array_from_process_local_data(self._sharding, v) for key, v in host.items()}
+        return self._fn(k)(state, batches)
+
+    def bytes_per_step(self) -> int:
+        """Host->device bytes of one step's global batch."""
+        return self.exp.config.batch_size * (preprocessing.WINDOW_SAMPLES * len(self.exp.leads) + 1) * 4
+
+
+class DevicePosition:
+    """The checkpointed position of the device-resident stream (a JSON item
+    in place of grain's iterator state)."""
+
+    def __init__(self, num_examples: int, global_batch: int, seed: int):
+        self.num_examples, self.global_batch, self.seed = num_examples, global_batch, seed
+        self.step = 0
+
+    def to_json(self) -> dict:
+        position = self.step * self.global_batch
+        return {"input_mode": "device", "step": self.step, "epoch": position // self.num_examples,
+                "position": position, "index_in_epoch": position % self.num_examples,
+                "num_examples": self.num_examples, "global_batch": self.global_batch, "seed": self.seed}
+
+    def checkpoint_args(self, restore: bool):
+        return ocp.args.JsonRestore() if restore else ocp.args.JsonSave(self.to_json())
+
+    def restored(self, saved: dict) -> None:
+        if not isinstance(saved, dict) or saved.get("input_mode") != "device":
+            raise ValueError("the checkpoint's input state is not a device-mode position (was it written "
+                             "with input_mode='grain'?): resume with the same input mode")
+        for key in ("num_examples", "global_batch", "seed"):
+            if saved[key] != getattr(self, key):
+                raise ValueError(f"checkpoint was written with {key}={saved[key]}, this run has "
+                                 f"{getattr(self, key)}: the data order would not resume exactly")
+        self.step = int(saved["step"])
+
+
+class DeviceFeed:
+    """``k`` steps per dispatch over a device-resident split.
+
+    Args:
+      exp: the :class:`~leadmix_jax.train.Experiment`.
+      resident: the split on the devices (:func:`device_input.load_resident`).
+      spec: lead selection, normalisation and augmentation.
+      seed: data-order seed (shuffle key and augmentation key derive from it).
+      orders: optional ``(E, n)`` explicit per-epoch orders (tests).
+    """
+
+    mode = "device"
+
+    def __init__(self, exp, resident: device_input.Resident, spec: device_input.BatchSpec, seed: int,
+                 orders: np.ndarray | None = None):
+        self.exp, self.n = exp, resident.num_examples
+        self.batch = exp.config.batch_size
+        self.position = DevicePosition(self.n, self.batch, seed)
+        self.wait_s = 0.0
+        data_key = jax.random.fold_in(jax.random.PRNGKey(seed), _DATA_KEY_SALT)
+        shuffle_key, augment_key = jax.random.split(data_key)
+        rep = exp.replicated
+        self.arrays = {"ecg": resident.ecg, "label": resident.label,
+                       "shuffle_key": jax.device_put(shuffle_key, rep),
+                       "augment_key": jax.device_put(augment_key, rep)}
+        if orders is not None:
+            self.arrays["orders"] = jax.device_put(np.asarray(orders, np.int32), rep)
+        self._batch_of = device_input.make_batch_fn(spec, exp.mesh)
+        self._step = _step_fn(exp)
+        self._compiled: dict[int, Any] = {}
+        self._compiled_batches: dict[int, Any] = {}
+
+    @property
+    def checkpointable(self) -> DevicePosition:
+        return self.position
+
+    def _indices(self, arrays: dict, step: jax.Array, k: int):
+        """Row indices and stream positions of steps ``step .. step + k - 1``, ``(k, B)`` each."""
+        first = step.astype(jnp.int32) * self.batch
+        idx = device_input.stream_indices(arrays["shuffle_key"], first, k * self.batch, self.n,
+                                          arrays.get("orders"))
+        pos = first + jnp.arange(k * self.batch, dtype=jnp.int32)
+        return idx.reshape(k, self.batch), pos.reshape(k, self.batch)
+
+    def _make_batch(self, arrays, idx, pos):
+        return self._batch_of(arrays["ecg"], arrays["label"], idx, pos, arrays["augment_key"])
+
+    def _fn(self, k: int):
+        if k not in self._compiled:
+            def dispatch(state, arrays):
+                idx, pos = self._indices(arrays, state.step, k)
+
+                def body(s, xs):
+                    return self._step(s, self._make_batch(arrays, *xs))
+
+                return jax.lax.scan(body, state, (idx, pos))
+
+            self._compiled[k] = jax.jit(dispatch, out_shardings=(self.exp.replicated, self.exp.replicated),
+                                        donate_argnums=(0,))
+        return self._compiled[k]
+
+    def run(self, state, k: int):
+        """``k`` steps; returns the new state and metrics of shape ``(k,)``.
+        Nothing may be copied from the host during the call."""
+        with jax.transfer_guard_host_to_device("disallow"):
+            out = self._fn(k)(state, self.arrays)
+        self.position.step += k
+        return out
+
+    def batches(self, step: jax.Array, k: int) -> dict:
+        """The global batches steps ``step .. step + k - 1`` train on (tests):
+        ``ecg`` (k, B, T, N), ``label`` (k, B)."""
+        if k not in self._compiled_batches:
+            def make(step, arrays):
+                idx, pos = self._indices(arrays, step, k)
+                return jax.lax.map(lambda xs: self._make_batch(arrays, *xs), (idx, pos))
+            self._compiled_batches[k] = jax.jit(make)
+        return self._compiled_batches[k](step, self.arrays)
+
+    def bytes_per_step(self) -> int:
+        return 0
+
+
+def make_feed(exp, config: ml_collections.ConfigDict, builder, stats, pcfg, mode: str | None = None,
+              reason: str = ""):
+    """The feed of ``config.input_mode`` (chosen by :func:`choose_input_mode`
+    unless ``mode`` is given); logs the mode and why."""
+    if mode is None:
+        mode, reason = choose_input_mode(config, builder, config.train_split)
+    logging.info("input mode: %s (%s); %d steps per dispatch", mode, reason, config.steps_per_dispatch)
+    if mode == "grain":
+        return GrainFeed(exp, iter(input_pipeline.train_dataset(builder, config.train_split, pcfg, stats)))
+    resident = device_input.load_resident(builder, config.train_split, exp.mesh)
+    spec = device_input.BatchSpec.from_config(exp.leads, stats, pcfg.augment)
+    return DeviceFeed(exp, resident, spec, config.seed)
