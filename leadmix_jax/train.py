@@ -47,8 +47,7 @@ class TrainState:
 def build_model(config: ml_collections.ConfigDict, num_leads: int, seed: int = 0) -> LeadMixMST:
     m = config.model
     return LeadMixMST(num_leads, base=m.base, depth=m.depth, heads=m.heads, dropout=m.dropout,
-                      dtype=jnp.dtype(m.dtype), depthwise_impl=m.depthwise_impl,
-                      strided_impl=m.strided_impl, rngs=nnx.Rngs(seed))
+                      dtype=jnp.dtype(m.dtype), rngs=nnx.Rngs(seed))
 
 
 def make_optimizer(config: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
