@@ -1,18 +1,30 @@
-"""Training-step and inference throughput of LeadMix-MST on the local device.
+"""Training-step and inference throughput of LeadMix-MST: JAX vs PyTorch, same run.
 
-Measures samples/s of a jitted training step (forward, backward, AdamW
-update, donated state) and of jitted inference, for leads x batch x dtype,
-with the backend's chosen conv formulations ('auto') and, as the baseline in
-the same run, the library-conv formulation (grouped depthwise + lax strided).
+For every (leads, batch) cell this builds the JAX model (a jitted training
+step: forward, backward, AdamW update, donated state; and jitted inference)
+and the PyTorch baseline of ``bench/torch_baseline.py`` (verified against the
+official logits), eager and ``torch.compile``. It then times them
+*interleaved*: ``--rounds`` rounds, each timing every system for ``--steps``
+steps, and reports the median samples/s per system, so that load from other
+processes hits all systems alike. It also prints, from the compiled JAX
+training step (``jit(...).lower(...).compile()``), the deterministic proxies
+that do not depend on load: GFLOP and bytes accessed per sample
+(``cost_analysis()``), temporary memory per sample (``memory_analysis()``)
+and the number of fusions in the optimised HLO.
 
-    python bench/model_throughput.py                      # the full table
-    python bench/model_throughput.py --leads=3 --batch=32 --steps=5
+    PYTHONPATH=. python bench/model_throughput.py                 # 3,12 leads x batch 32,256
+    PYTHONPATH=. python bench/model_throughput.py --leads=3 --batch=32 --steps=3 --rounds=3
+    PYTHONPATH=. python bench/model_throughput.py --no-torch --dtypes=float32,bfloat16
+    PYTHONPATH=. python bench/model_throughput.py --hlo-only     # proxies only, no timing
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
+import os
+import re
+import statistics
+import sys
 import time
 
 import jax
@@ -22,14 +34,13 @@ from flax import nnx
 
 from leadmix_jax.model import LeadMixMST
 
-# name -> (depthwise_impl, strided_impl)
-FORMULATIONS = {"auto": ("auto", "auto"), "shifted+lax": ("shifted", "lax"),
-                "shifted+im2col": ("shifted", "im2col"), "library": ("grouped", "lax")}
+LENGTH = 2500
 
 
-def make_steps(num_leads: int, dtype, formulation: str, lr: float = 1e-3, wd: float = 1e-3):
-    dw, st = FORMULATIONS[formulation]
-    model = LeadMixMST(num_leads, dtype=dtype, depthwise_impl=dw, strided_impl=st, rngs=nnx.Rngs(0))
+def make_jax_steps(num_leads: int, batch: int, dtype, lr: float = 1e-3, wd: float = 1e-3):
+    """Compiled JAX ``train(params, opt_state, x, y, key)`` and ``infer(params, x)``
+    plus their inputs, for a random batch ``x (batch, 2500, num_leads)``."""
+    model = LeadMixMST(num_leads, dtype=dtype, rngs=nnx.Rngs(0))
     graphdef, params = nnx.split(model, nnx.Param)
     tx = optax.adamw(lr, weight_decay=wd)
     opt_state = tx.init(params)
@@ -38,63 +49,147 @@ def make_steps(num_leads: int, dtype, formulation: str, lr: float = 1e-3, wd: fl
         logits = nnx.merge(graphdef, p)(x, rng=key)
         return optax.sigmoid_binary_cross_entropy(logits, y).mean()
 
-    @jax.jit
-    def infer(p, x):
-        return jax.nn.sigmoid(nnx.merge(graphdef, p)(x))
-
     def train(p, o, x, y, key):
         loss, grads = jax.value_and_grad(loss_fn)(p, x, y, key)
         updates, o = tx.update(grads, o, p)
         return optax.apply_updates(p, updates), o, loss
 
-    return params, opt_state, jax.jit(train, donate_argnums=(0, 1)), infer
+    def infer(p, x):
+        return jax.nn.sigmoid(nnx.merge(graphdef, p)(x))
 
-
-def timeit(fn, steps: int) -> float:
-    fn()  # compile + warm-up
-    fn()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        out = fn()
-    jax.block_until_ready(out)
-    return (time.perf_counter() - t0) / steps
-
-
-def bench_one(num_leads, batch, dtype, formulation, steps):
-    params, opt_state, train, infer = make_steps(num_leads, dtype, formulation)
-    x = jax.random.normal(jax.random.key(0), (batch, 2500, num_leads))
+    x = jax.random.normal(jax.random.key(0), (batch, LENGTH, num_leads))
     y = (jax.random.uniform(jax.random.key(1), (batch,)) > 0.5).astype(jnp.float32)
     key = jax.random.key(2)
+    train_c = jax.jit(train, donate_argnums=(0, 1)).lower(params, opt_state, x, y, key).compile()
+    infer_c = jax.jit(infer).lower(params, x).compile()
+    return params, opt_state, x, y, key, train_c, infer_c
+
+
+def hlo_stats(compiled, batch: int) -> dict:
+    """Per-sample GFLOP, MB accessed, MB temp, and fusions per step of a compiled step."""
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    text = compiled.as_text()
+    fusions = len(re.findall(r"=\s*\S+\s+fusion\(", text))
+    mem = compiled.memory_analysis()
+    return {"gflop": cost.get("flops", 0.0) / batch / 1e9,
+            "mb": cost.get("bytes accessed", 0.0) / batch / 1e6,
+            "temp_mb": (mem.temp_size_in_bytes / batch / 1e6) if mem is not None else float("nan"),
+            "fusions": fusions}
+
+
+def jax_timers(num_leads, batch, dtype):
+    params, opt_state, x, y, key, train_c, infer_c = make_jax_steps(num_leads, batch, dtype)
     state = [params, opt_state]
 
     def train_once():
-        state[0], state[1], loss = train(state[0], state[1], x, y, key)
-        return loss
+        state[0], state[1], loss = train_c(state[0], state[1], x, y, key)
+        loss.block_until_ready()
 
-    t_train = timeit(train_once, steps)
-    t_infer = timeit(lambda: infer(state[0], x), steps)
-    return batch / t_train, batch / t_infer
+    def infer_once():
+        infer_c(state[0], x).block_until_ready()
+
+    return train_once, infer_once, hlo_stats(train_c, batch), hlo_stats(infer_c, batch)
+
+
+def time_steps(fn, steps: int) -> float:
+    """Seconds per call over ``steps`` calls (the caller has warmed ``fn`` up)."""
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return (time.perf_counter() - t0) / steps
+
+
+def load() -> str:
+    try:
+        return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "load average n/a"
+
+
+def run_cell(leads, batch, dtypes, use_torch, steps, rounds):
+    """Builds every system for one cell, warms each up, then times them interleaved."""
+    systems = {}  # name -> (train_fn, infer_fn)
+    for dt in dtypes:
+        tr, inf, st_train, st_infer = jax_timers(leads, batch, jnp.dtype(dt))
+        systems[f"jax {dt}"] = (tr, inf)
+        print(f"| {leads} | {batch} | jax {dt} | train step: {st_train['gflop']:.3f} GFLOP, "
+              f"{st_train['mb']:.1f} MB accessed, {st_train['temp_mb']:.1f} MB temp per sample, "
+              f"{st_train['fusions']} fusions | inference: {st_infer['mb']:.1f} MB/sample, "
+              f"{st_infer['fusions']} fusions |", flush=True)
+    if use_torch:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import torch_baseline
+        systems["torch eager"] = torch_baseline.make_steps(leads, batch, compiled=False)
+        systems["torch.compile"] = torch_baseline.make_steps(leads, batch, compiled=True)
+    for train_fn, infer_fn in systems.values():  # compile + warm-up
+        for fn in (train_fn, infer_fn):
+            fn()
+            fn()
+    times = {name: ([], []) for name in systems}
+    for _ in range(rounds):
+        for name, (train_fn, infer_fn) in systems.items():
+            times[name][0].append(time_steps(train_fn, steps))
+            times[name][1].append(time_steps(infer_fn, steps))
+    rates = {name: (batch / statistics.median(t), batch / statistics.median(i))
+             for name, (t, i) in times.items()}
+    return rates
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--leads", default="3,12")
-    ap.add_argument("--batch", default="32,256")
-    ap.add_argument("--dtypes", default="float32,bfloat16")
-    ap.add_argument("--formulations", default="auto,library")
-    ap.add_argument("--steps", type=int, default=5, help="timed steps per cell (after 2 warm-up)")
+    ap.add_argument("--leads", default="3,12", help="comma-separated lead counts")
+    ap.add_argument("--batch", default="32,256", help="comma-separated batch sizes")
+    ap.add_argument("--dtypes", default="float32", help="JAX compute dtypes, e.g. float32,bfloat16")
+    ap.add_argument("--steps", type=int, default=3, help="timed steps per system per round")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median reported)")
+    ap.add_argument("--no-torch", action="store_true", help="JAX only")
+    ap.add_argument("--hlo-only", action="store_true", help="print the compiled-HLO proxies, no timing")
     args = ap.parse_args()
+    leads_list = [int(v) for v in args.leads.split(",")]
+    batches = [int(v) for v in args.batch.split(",")]
+    dtypes = args.dtypes.split(",")
     dev = jax.devices()[0]
     print(f"device: {dev.device_kind} ({jax.default_backend()}, {jax.device_count()} device(s)), "
-          f"jax {jax.__version__}")
-    print("| leads | batch | dtype | convs | train samples/s | infer samples/s |")
-    print("|---|---|---|---|---|---|")
-    grid = itertools.product([int(v) for v in args.leads.split(",")],
-                             [int(v) for v in args.batch.split(",")],
-                             args.dtypes.split(","), args.formulations.split(","))
-    for leads, batch, dtype, form in grid:
-        tr, inf = bench_one(leads, batch, jnp.dtype(dtype), form, args.steps)
-        print(f"| {leads} | {batch} | {dtype} | {form} | {tr:,.0f} | {inf:,.0f} |", flush=True)
+          f"jax {jax.__version__}, {os.cpu_count()} cores, {load()}")
+    if not args.no_torch and not args.hlo_only:
+        import torch
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print("| leads | batch | system | compiled-HLO proxies (per sample) |\n|---|---|---|---|")
+    if args.hlo_only:
+        for leads in leads_list:
+            for batch in batches:
+                for dt in dtypes:
+                    *_, train_c, infer_c = make_jax_steps(leads, batch, jnp.dtype(dt))
+                    s, si = hlo_stats(train_c, batch), hlo_stats(infer_c, batch)
+                    print(f"| {leads} | {batch} | jax {dt} | train step: {s['gflop']:.3f} GFLOP, "
+                          f"{s['mb']:.1f} MB accessed, {s['temp_mb']:.1f} MB temp per sample, "
+                          f"{s['fusions']} fusions | inference: {si['mb']:.1f} MB/sample, "
+                          f"{si['fusions']} fusions |", flush=True)
+        return
+    results = []
+    for leads in leads_list:
+        for batch in batches:
+            rates = run_cell(leads, batch, dtypes, not args.no_torch, args.steps, args.rounds)
+            results.append((leads, batch, rates))
+    print(f"\ntimed interleaved ({args.rounds} rounds x {args.steps} steps, median), {load()}")
+    print("| leads | batch | system | train samples/s | infer samples/s |\n|---|---|---|---|---|")
+    for leads, batch, rates in results:
+        for name, (tr, inf) in rates.items():
+            print(f"| {leads} | {batch} | {name} | {tr:,.1f} | {inf:,.1f} |")
+    print("\nratios (JAX / baseline; >1 means JAX is faster)")
+    for leads, batch, rates in results:
+        for dt in dtypes:
+            jt, ji = rates[f"jax {dt}"]
+            for base in ("torch eager", "torch.compile"):
+                if base in rates:
+                    bt, bi = rates[base]
+                    print(f"leads {leads} batch {batch}: jax {dt} / {base}: train {jt / bt:.2f}x, "
+                          f"infer {ji / bi:.2f}x")
+        if "jax bfloat16" in rates and "jax float32" in rates:
+            (bt, bi), (ft, fi) = rates["jax bfloat16"], rates["jax float32"]
+            print(f"leads {leads} batch {batch}: jax bfloat16 / float32: train {bt / ft:.2f}x, "
+                  f"infer {bi / fi:.2f}x")
 
 
 if __name__ == "__main__":

@@ -98,7 +98,9 @@ def check(path: str) -> float:
     return err
 
 
-def bench(leads: int, batch: int, compiled: bool, steps: int) -> tuple[float, float]:
+def make_steps(leads: int, batch: int, compiled: bool):
+    """``(train_step, infer)`` closures on a fixed random batch ``(batch, leads, 2500)``:
+    a training step (forward, backward, AdamW) and inference (sigmoid, no grad)."""
     torch.manual_seed(0)
     model = LeadMixMSTTorch(leads)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-3)
@@ -106,18 +108,23 @@ def bench(leads: int, batch: int, compiled: bool, steps: int) -> tuple[float, fl
     fwd = torch.compile(model) if compiled else model
 
     def train_step():
+        model.train()
         opt.zero_grad(set_to_none=True)
         loss = F.binary_cross_entropy_with_logits(fwd(x), y)
         loss.backward()
         opt.step()
 
     def infer():
+        model.eval()
         with torch.no_grad():
             torch.sigmoid(fwd(x))
 
-    model.train()
+    return train_step, infer
+
+
+def bench(leads: int, batch: int, compiled: bool, steps: int) -> tuple[float, float]:
+    train_step, infer = make_steps(leads, batch, compiled)
     t_train = _time(train_step, steps)
-    model.eval()
     t_infer = _time(infer, steps)
     return batch / t_train, batch / t_infer
 

@@ -30,8 +30,6 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.heads = 4                     # attention heads over lead tokens
     c.model.dropout = 0.1                 # every dropout in the model
     c.model.dtype = "float32"             # compute dtype: float32 or bfloat16 (params stay float32)
-    c.model.depthwise_impl = "auto"       # depthwise conv formulation: auto, shifted, grouped
-    c.model.strided_impl = "auto"         # strided conv formulation: auto, im2col, lax
     # Optimiser (AdamW as the reference) ------------------------------------
     c.optimizer = ml_collections.ConfigDict()
     c.optimizer.learning_rate = 1e-3      # peak learning rate

@@ -1,21 +1,34 @@
 """Functional building blocks of LeadMix-MST, channels-last ``(batch, time, C)``.
 
 Each op has the exact numerics of its PyTorch counterpart in the official
-model (zero padding, ``-inf`` max-pool padding, biased variance in the norms)
-and, where XLA's backends differ a lot in speed, more than one formulation:
+model (zero padding, ``-inf`` max-pool padding, biased variance in the norms).
 
-* depthwise conv: ``'shifted'`` (sum of K shifted slices times per-channel
-  weights, fused elementwise work) or ``'grouped'`` (``lax.conv_general_dilated``
-  with ``feature_group_count=C``). XLA:CPU runs the grouped form ~75x slower.
-* strided dense conv: ``'lax'`` (``conv_general_dilated``) or ``'im2col'``
-  (K strided slices concatenated on channels, then one matmul).
+Formulations per backend (a deliberate choice, measured with
+``bench/model_throughput.py``; see ``LeadMixMST``'s ``export`` flag):
 
-Both formulations compute the same sums; they differ only in summation
-order (float rounding).
+* **Depthwise (dilated) conv.** Every XLA backend runs the *shifted-sum*
+  form (:func:`depthwise_conv`): K shifted views of the input times
+  per-channel weights, with a hand-written VJP so that neither the shifted
+  views nor the padded input are kept for backward (only ``x``). XLA fuses it
+  into one elementwise loop forward and one per output backward. The library
+  form, ``lax.conv_general_dilated(feature_group_count=C)``, is ~75x slower on
+  XLA:CPU, and public reports say XLA:GPU pads dilated depthwise convs out
+  (jax-ml/jax#26266, openxla/xla PR 32231) and runs their backward as slowly
+  as a dense conv (jax-ml/jax#13800). The grouped form is kept only for
+  export (:func:`depthwise_conv_grouped`): TFLite maps it to its
+  ``DEPTHWISE_CONV_2D`` kernel.
+* **Strided dense conv** (stem and downsampling): ``lax.conv_general_dilated``
+  on every backend (oneDNN / cuDNN / the TPU MXU). Space-to-depth and im2col
+  rewrites measured no faster on XLA:CPU and were dropped.
+* **GroupNorm + SiLU** (:func:`group_norm_silu`): one pass for the
+  statistics and a hand-written VJP that keeps only the input and the
+  per-group statistics for backward (recomputing the normalised values),
+  instead of the half-dozen full-size intermediates autodiff would keep.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -25,47 +38,43 @@ from jax import lax
 Array = jax.Array
 
 
-def resolve_impl(impl: str, kind: str) -> str:
-    """Picks a conv formulation; ``'auto'`` chooses by backend (see module doc).
+# ----------------------------------------------------------------------------
+# Depthwise conv.
 
-    Args:
-      impl: ``'auto'`` or an explicit formulation name.
-      kind: ``'depthwise'`` (formulations ``shifted``/``grouped``) or
-        ``'strided'`` (``im2col``/``lax``).
-    """
-    choices = {"depthwise": ("shifted", "grouped"), "strided": ("im2col", "lax")}[kind]
-    if impl == "auto":
-        # Measured on XLA:CPU (bench/model_throughput.py, batch 32, 3 leads):
-        # shifted-sum depthwise + library strided convs trained at 112
-        # samples/s, shifted + im2col at 98, grouped + library at ~43. The
-        # depthwise conv as shifted sums is XLA-fused elementwise work on any
-        # backend; strided convs use the library conv (oneDNN, cuDNN, MXU).
-        return "shifted" if kind == "depthwise" else "lax"
-    if impl not in choices:
-        raise ValueError(f"Unknown {kind} conv implementation {impl!r}; use 'auto' or one of {choices}.")
-    return impl
+def _shift(x: Array, s: int) -> Array:
+    """``y[:, t] = x[:, t + s]`` with zeros outside; ``(B, L, C)``."""
+    if s == 0:
+        return x
+    length = x.shape[1]
+    if s > 0:
+        return jnp.pad(x[:, s:], ((0, 0), (0, min(s, length)), (0, 0)))[:, :length]
+    return jnp.pad(x[:, :length + s], ((0, 0), (min(-s, length), 0), (0, 0)))[:, :length]
 
 
-def depthwise_conv(x: Array, kernel: Array, dilation: int, impl: str = "auto") -> Array:
+def _offsets(k: int, dilation: int) -> list[int]:
+    pad = dilation * (k - 1) // 2
+    return [i * dilation - pad for i in range(k)]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def depthwise_conv(x: Array, kernel: Array, dilation: int) -> Array:
     """Depthwise 1-D conv, 'same' length, zero padding ``dilation*(K-1)/2`` per side.
+
+    Shifted-sum form with a hand-written VJP (see the module docstring).
 
     Args:
       x: ``(B, L, C)``.
       kernel: ``(K, 1, C)`` (Flax layout of a PyTorch ``(C, 1, K)`` weight), K odd.
       dilation: dilation of the kernel.
-      impl: ``'auto'``, ``'shifted'`` or ``'grouped'``.
 
     Returns:
       ``(B, L, C)``.
     """
     k = kernel.shape[0]
     pad = dilation * (k - 1) // 2
-    impl = resolve_impl(impl, "depthwise")
-    if impl == "grouped":
-        return lax.conv_general_dilated(
-            x, kernel, window_strides=(1,), padding=[(pad, pad)], rhs_dilation=(dilation,),
-            dimension_numbers=("NWC", "WIO", "NWC"), feature_group_count=x.shape[-1])
     length = x.shape[1]
+    # One padded copy read through K slices: XLA fuses pad, slices and the sum
+    # into one loop (nothing is kept for backward but x, see _dw_bwd).
     xp = jnp.pad(x, ((0, 0), (pad, pad), (0, 0)))
     out = xp[:, 0:length] * kernel[0, 0]
     for i in range(1, k):
@@ -73,7 +82,43 @@ def depthwise_conv(x: Array, kernel: Array, dilation: int, impl: str = "auto") -
     return out
 
 
-def strided_conv(x: Array, kernel: Array, stride: int, pad: int, impl: str = "auto") -> Array:
+def _dw_fwd(x, kernel, dilation):
+    return depthwise_conv(x, kernel, dilation), (x, kernel)
+
+
+def _dw_bwd(dilation, res, g):
+    x, kernel = res
+    offs = _offsets(kernel.shape[0], dilation)
+    # d/dx of sum_i shift(x, o_i) w_i is sum_i shift(g, -o_i) w_i.
+    dx = _shift(g, -offs[0]) * kernel[0, 0]
+    for i in range(1, len(offs)):
+        dx = dx + _shift(g, -offs[i]) * kernel[i, 0]
+    # dk_i = sum_{b,t} g[b, t] x[b, t + o_i]. XLA:CPU does not fuse a shifted
+    # operand into a reduction, so each nonzero shift of x is written once
+    # here (2 of the K per call); the forward keeps nothing but x.
+    gf = g.astype(jnp.float32)
+    dk = jnp.stack([(gf * _shift(x, o).astype(jnp.float32)).sum(axis=(0, 1)) for o in offs])
+    return dx, dk[:, None, :].astype(kernel.dtype)
+
+
+depthwise_conv.defvjp(_dw_fwd, _dw_bwd)
+
+
+def depthwise_conv_grouped(x: Array, kernel: Array, dilation: int) -> Array:
+    """:func:`depthwise_conv` as a grouped library conv (``feature_group_count=C``).
+
+    The export form: TFLite lowers it to ``DEPTHWISE_CONV_2D``. Same shapes.
+    """
+    pad = dilation * (kernel.shape[0] - 1) // 2
+    return lax.conv_general_dilated(
+        x, kernel, window_strides=(1,), padding=[(pad, pad)], rhs_dilation=(dilation,),
+        dimension_numbers=("NWC", "WIO", "NWC"), feature_group_count=x.shape[-1])
+
+
+# ----------------------------------------------------------------------------
+# Strided conv and pooling.
+
+def strided_conv(x: Array, kernel: Array, stride: int, pad: int) -> Array:
     """Dense 1-D conv without bias, symmetric zero padding ``pad``.
 
     Args:
@@ -81,22 +126,13 @@ def strided_conv(x: Array, kernel: Array, stride: int, pad: int, impl: str = "au
       kernel: ``(K, Cin, Cout)``.
       stride: time stride.
       pad: zeros added on each side of time.
-      impl: ``'auto'``, ``'im2col'`` or ``'lax'``.
 
     Returns:
       ``(B, floor((L + 2 pad - K) / stride) + 1, Cout)``.
     """
-    k, cin, cout = kernel.shape
-    impl = resolve_impl(impl, "strided")
-    if impl == "lax":
-        return lax.conv_general_dilated(
-            x, kernel, window_strides=(stride,), padding=[(pad, pad)],
-            dimension_numbers=("NWC", "WIO", "NWC"))
-    out_len = (x.shape[1] + 2 * pad - k) // stride + 1
-    xp = jnp.pad(x, ((0, 0), (pad, pad), (0, 0)))
-    span = stride * (out_len - 1) + 1
-    cols = jnp.concatenate([xp[:, i:i + span:stride] for i in range(k)], axis=-1)
-    return cols @ kernel.reshape(k * cin, cout)
+    return lax.conv_general_dilated(
+        x, kernel, window_strides=(stride,), padding=[(pad, pad)],
+        dimension_numbers=("NWC", "WIO", "NWC"))
 
 
 def max_pool(x: Array, window: int = 3, stride: int = 2, pad: int = 1) -> Array:
@@ -114,6 +150,22 @@ def max_pool(x: Array, window: int = 3, stride: int = 2, pad: int = 1) -> Array:
     return out
 
 
+# ----------------------------------------------------------------------------
+# Norms.
+
+def _group_stats(xg: Array, eps: float) -> tuple[Array, Array]:
+    """Per (sample, group) mean and 1/std of ``(B, L, G, Cg)`` float32, one pass."""
+    n = xg.shape[1] * xg.shape[3]
+    # Sum and sum of squares come out of one multi-output reduction (one read
+    # of x). The activations here are conv outputs of order 1, far from the
+    # cancellation regime of E[x^2] - E[x]^2 in float32.
+    s1 = xg.sum(axis=(1, 3), keepdims=True)
+    s2 = jnp.square(xg).sum(axis=(1, 3), keepdims=True)
+    mean = s1 / n
+    var = jnp.maximum(s2 / n - jnp.square(mean), 0.0)
+    return mean, lax.rsqrt(var + eps)
+
+
 def group_norm(x: Array, scale: Array, bias: Array, groups: int, eps: float = 1e-5) -> Array:
     """GroupNorm over (time x channels of a group), contiguous groups, per sample.
 
@@ -121,11 +173,49 @@ def group_norm(x: Array, scale: Array, bias: Array, groups: int, eps: float = 1e
     ``scale``, ``bias``: ``(C,)``. Returns ``x``'s shape and dtype.
     """
     b, length, c = x.shape
-    xf = x.astype(jnp.float32).reshape(b, length, groups, c // groups)
-    mean = xf.mean(axis=(1, 3), keepdims=True)
-    var = jnp.square(xf - mean).mean(axis=(1, 3), keepdims=True)
-    y = ((xf - mean) * lax.rsqrt(var + eps)).reshape(b, length, c)
+    xg = x.astype(jnp.float32).reshape(b, length, groups, c // groups)
+    mean, rstd = _group_stats(xg, eps)
+    y = ((xg - mean) * rstd).reshape(b, length, c)
     return (y * scale + bias).astype(x.dtype)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def group_norm_silu(x: Array, scale: Array, bias: Array, groups: int, eps: float = 1e-5) -> Array:
+    """``silu(group_norm(x))`` with a VJP that keeps only ``x`` and the statistics.
+
+    ``x``: ``(B, L, C)``; ``scale``, ``bias``: ``(C,)`` float32. Returns ``x``'s
+    shape and dtype; statistics and the normalisation run in float32.
+    """
+    return _gn_silu_fwd(x, scale, bias, groups, eps)[0]
+
+
+def _gn_silu_fwd(x, scale, bias, groups, eps):
+    b, length, c = x.shape
+    xg = x.astype(jnp.float32).reshape(b, length, groups, c // groups)
+    mean, rstd = _group_stats(xg, eps)
+    z = ((xg - mean) * rstd).reshape(b, length, c) * scale + bias
+    return (z * jax.nn.sigmoid(z)).astype(x.dtype), (x, scale, bias, mean, rstd)
+
+
+def _gn_silu_bwd(groups, eps, res, g):
+    x, scale, bias, mean, rstd = res
+    b, length, c = x.shape
+    cg = c // groups
+    xhat = ((x.astype(jnp.float32).reshape(b, length, groups, cg) - mean) * rstd).reshape(b, length, c)
+    z = xhat * scale + bias
+    s = jax.nn.sigmoid(z)
+    dz = g.astype(jnp.float32) * s * (1.0 + z * (1.0 - s))       # silu'(z)
+    dscale = (dz * xhat).sum(axis=(0, 1))
+    dbias = dz.sum(axis=(0, 1))
+    dxhat = (dz * scale).reshape(b, length, groups, cg)
+    xh = xhat.reshape(b, length, groups, cg)
+    m1 = dxhat.mean(axis=(1, 3), keepdims=True)
+    m2 = (dxhat * xh).mean(axis=(1, 3), keepdims=True)
+    dx = (rstd * (dxhat - m1 - xh * m2)).reshape(b, length, c)
+    return dx.astype(x.dtype), dscale.astype(scale.dtype), dbias.astype(bias.dtype)
+
+
+group_norm_silu.defvjp(_gn_silu_fwd, _gn_silu_bwd)
 
 
 def layer_norm(x: Array, scale: Array, bias: Array, eps: float = 1e-5) -> Array:
@@ -136,15 +226,31 @@ def layer_norm(x: Array, scale: Array, bias: Array, eps: float = 1e-5) -> Array:
     return ((xf - mean) * lax.rsqrt(var + eps) * scale + bias).astype(x.dtype)
 
 
+# ----------------------------------------------------------------------------
+# Dropout and init.
+
 def dropout(x: Array, rate: float, rng: Array | None) -> Array:
     """Element dropout with an independent mask per element (inverted scaling).
 
-    Identity when ``rng`` is None (evaluation) or ``rate`` is 0.
+    Identity when ``rng`` is None (evaluation) or ``rate`` is 0. ``x``: any
+    shape ``(B, ..., C)``.
+
+    The mask compares 16 random bits per element with ``rate * 2**16``
+    (keep probability ``1 - rate`` to within ``2**-17``): one 32-bit draw
+    feeds two elements, halving the threefry work, the largest elementwise
+    cost of dropout on XLA:CPU. Draws are counter-based, so the mask does not
+    depend on how the batch is sharded.
     """
     if rng is None or rate == 0.0:
         return x
-    keep = jax.random.bernoulli(rng, 1.0 - rate, x.shape)
-    return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
+    threshold = min(int(round(rate * 65536)), 65536)
+    if x.shape[-1] % 2:
+        keep = jax.random.bernoulli(rng, 1.0 - rate, x.shape)
+    else:
+        bits = jax.random.bits(rng, x.shape[:-1] + (x.shape[-1] // 2,), jnp.uint32)
+        halves = jnp.stack([bits & 0xFFFF, bits >> 16], axis=-1).reshape(x.shape)
+        keep = halves >= threshold
+    return jnp.where(keep, x * (1.0 / (1.0 - rate)), jnp.zeros_like(x))
 
 
 def torch_uniform(fan_in: int):

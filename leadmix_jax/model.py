@@ -69,31 +69,35 @@ class Norm(nnx.Module):
 
 
 class ConvNorm(nnx.Module):
-    """Bias-free strided conv, GroupNorm(8), SiLU: the stem's first part and
-    every downsampling step of the body (``body.{1,2,3}`` etc.)."""
+    """Bias-free strided conv, GroupNorm(8), SiLU: every downsampling step of
+    the body (``body.{1,2,3}`` etc.) and the first part of the stem.
+
+    ``(B, L, Cin) -> (B, floor((L + 2 (K // 2) - K) / 2) + 1, Cout)``.
+    """
 
     def __init__(self, cin: int, cout: int, kernel: int, *, groups: int, rngs: nnx.Rngs):
         self.kernel = _param(rngs, layers.torch_uniform(cin * kernel), (kernel, cin, cout))
         self.norm = Norm(cout)
         self.groups = groups
 
-    def conv(self, x: Array, impl: str) -> Array:
+    def conv(self, x: Array) -> Array:
+        """The stride-2 conv alone (``body.{4i+1}`` of the reference)."""
         k = self.kernel.shape[0]
-        return layers.strided_conv(x, _cast(self.kernel, x.dtype), 2, k // 2, impl)
+        return layers.strided_conv(x, _cast(self.kernel, x.dtype), 2, k // 2)
 
-    def __call__(self, x: Array, impl: str, acts: dict | None = None, base: int = 0) -> Array:
-        y = self.conv(x, impl)
-        _record(acts, base, y)
-        y = self.norm.group(y, self.groups)
-        _record(acts, base + 1, y)
-        y = jax.nn.silu(y)
-        _record(acts, base + 2, y)
-        return y
+    def __call__(self, x: Array) -> Array:
+        return layers.group_norm_silu(self.conv(x), self.norm.scale[...], self.norm.bias[...],
+                                      self.groups)
 
 
-def _record(acts: dict | None, index: int, value: Array) -> None:
-    if acts is not None and index >= 0:
-        acts[f"body.{index}"] = value
+class Stem(ConvNorm):
+    """Stem: stride-2 conv k7, GroupNorm, SiLU, max-pool k3 s2 (``-inf`` padding).
+
+    ``(B, T, N) -> (B, T/4, base)``.
+    """
+
+    def __call__(self, x: Array) -> Array:
+        return layers.max_pool(super().__call__(x))
 
 
 class TokenAttention(nnx.Module):
@@ -136,7 +140,7 @@ class LeadMixBlock(nnx.Module):
     """MS-DSC -> LTA -> LCM with a residual; ``(B, L, C) -> (B, L, C)``."""
 
     def __init__(self, channels: int, num_leads: int, *, heads: int, dropout: float,
-                 groups: int, rngs: nnx.Rngs):
+                 groups: int, export: bool = False, rngs: nnx.Rngs):
         c, half, hidden = channels, channels // 2, max(1, channels // 8)
         if c % 2:
             raise ValueError(f"LeadMixBlock needs an even channel count, got {c}")
@@ -157,15 +161,29 @@ class LeadMixBlock(nnx.Module):
         self.ffn2 = Dense(2 * c, c, rngs=rngs)
         self.rate = dropout
         self.groups = groups
+        self.export = export
 
-    def __call__(self, x: Array, rng: Array | None, impl: str) -> Array:
+    def mixing_kernel(self, dtype) -> Array:
+        """The two pointwise convs and ``proj`` folded into one ``(2C, C)`` matrix.
+
+        ``concat(dw1 @ pw1, dw2 @ pw2) @ proj == concat(dw1, dw2) @ W`` with
+        ``W = [pw1 @ proj[:C/2]; pw2 @ proj[C/2:]]``: one matmul instead of three
+        and two fewer ``(B, L, C/2..C)`` intermediates kept for backward.
+        """
+        half = self.proj.shape[0] // 2
+        proj = self.proj[...]
+        w = jnp.concatenate([self.ms1_pw[...] @ proj[:half], self.ms2_pw[...] @ proj[half:]], axis=0)
+        return w.astype(dtype)
+
+    def __call__(self, x: Array, rng: Array | None = None) -> Array:
+        """``(B, L, C) -> (B, L, C)``; ``rng`` is the dropout key (None: eval)."""
         dt = x.dtype
         keys = jax.random.split(rng, 3) if rng is not None else (None,) * 3
-        # (a) MS-DSC: two dilated depthwise-separable branches, concat, proj.
-        b1 = layers.depthwise_conv(x, _cast(self.ms1_dw, dt), 1, impl) @ _cast(self.ms1_pw, dt)
-        b2 = layers.depthwise_conv(x, _cast(self.ms2_dw, dt), 2, impl) @ _cast(self.ms2_pw, dt)
-        y = jnp.concatenate([b1, b2], axis=-1) @ _cast(self.proj, dt)
-        y = jax.nn.silu(self.gn.group(y, self.groups))
+        # (a) MS-DSC: two dilated depthwise branches, pointwise convs and proj.
+        dw = layers.depthwise_conv_grouped if self.export else layers.depthwise_conv
+        d = jnp.concatenate([dw(x, _cast(self.ms1_dw, dt), 1), dw(x, _cast(self.ms2_dw, dt), 2)], axis=-1)
+        y = layers.group_norm_silu(d @ self.mixing_kernel(dt), self.gn.scale[...], self.gn.bias[...],
+                                   self.groups)
         gate = jax.nn.sigmoid(self.se_fc2(jax.nn.relu(self.se_fc1(y.mean(axis=1)))))
         y = layers.dropout(y * gate[:, None, :], self.rate, keys[0])
         # (b) LTA: learned lead tokens; the input enters only through g.
@@ -188,6 +206,16 @@ class LeadMixBlock(nnx.Module):
 class LeadMixMST(nnx.Module):
     """LeadMix-MST: ``(B, T, num_leads) -> (B,)`` MI logits.
 
+    Conv formulations are chosen per use, not configured (details and
+    measurements in :mod:`leadmix_jax.layers`): for training and inference on
+    any XLA backend (CPU, GPU, TPU) the depthwise convs are shifted sums with a
+    hand-written VJP, because XLA's grouped dilated conv is slow on CPU (~75x)
+    and on GPU (public reports); ``export=True`` swaps in the grouped library
+    conv, which TFLite maps to ``DEPTHWISE_CONV_2D``. Both give the same
+    numbers up to float rounding, and the parameter tree is the same, so a
+    trained model is exported by rebuilding it with ``export=True`` and
+    loading its parameters.
+
     Args:
       num_leads: input channels (1-12).
       base: channels after the stem (48 in the paper); doubled per stage.
@@ -196,63 +224,53 @@ class LeadMixMST(nnx.Module):
       dropout: rate of every dropout (block, attention, FFN, head).
       dtype: compute dtype (``jnp.float32`` or ``jnp.bfloat16``); parameters
         stay float32 and norms/softmax compute their statistics in float32.
-      depthwise_impl: ``'auto'``, ``'shifted'`` or ``'grouped'``: formulation of
-        the depthwise convs (:mod:`leadmix_jax.layers`); same numerics.
-      strided_impl: ``'auto'``, ``'im2col'`` or ``'lax'``: formulation of the
-        strided convs; same numerics.
       norm_groups: GroupNorm groups (8 in the reference).
+      export: use the export (TFLite) formulation of the depthwise convs.
       rngs: parameter initialisation keys.
+
+    Stage outputs (for parity checks against the reference's ``stem`` and
+    ``body.<i>``) are the outputs of ``stem``, ``blocks[i]``, ``downs[i].conv``
+    and ``downs[i]``; tests collect them with ``nnx.capture(...,
+    method_outputs=nnx.Intermediate)`` rather than the model returning them.
     """
 
     def __init__(self, num_leads: int, *, base: int = 48, depth: int = 3, heads: int = 4,
-                 dropout: float = 0.1, dtype: Any = jnp.float32, depthwise_impl: str = "auto",
-                 strided_impl: str = "auto", norm_groups: int = 8, rngs: nnx.Rngs):
+                 dropout: float = 0.1, dtype: Any = jnp.float32, norm_groups: int = 8,
+                 export: bool = False, rngs: nnx.Rngs):
         if not 1 <= num_leads:
             raise ValueError(f"num_leads must be >= 1, got {num_leads}")
         self.num_leads, self.depth = num_leads, depth
         self.dtype, self.rate = dtype, dropout
-        self.depthwise_impl, self.strided_impl = depthwise_impl, strided_impl
-        self.stem = ConvNorm(num_leads, base, 7, groups=norm_groups, rngs=rngs)
+        self.stem = Stem(num_leads, base, 7, groups=norm_groups, rngs=rngs)
         blocks, downs = [], []
         c = base
         for _ in range(depth):
             blocks.append(LeadMixBlock(c, num_leads, heads=heads, dropout=dropout,
-                                       groups=norm_groups, rngs=rngs))
+                                       groups=norm_groups, export=export, rngs=rngs))
             downs.append(ConvNorm(c, 2 * c, 3, groups=norm_groups, rngs=rngs))
             c *= 2
         self.blocks = nnx.List(blocks)
         self.downs = nnx.List(downs)
         self.fc = Dense(c, 1, rngs=rngs)
 
-    def __call__(self, x: Array, *, rng: Array | None = None,
-                 return_activations: bool = False):
+    def __call__(self, x: Array, *, rng: Array | None = None) -> Array:
         """Runs the model.
 
         Args:
           x: ``(B, T, num_leads)`` ECG windows (T = 2500 in the paper).
           rng: dropout key; ``None`` evaluates (no dropout).
-          return_activations: also return a dict of stage outputs keyed like
-            the reference (``'stem'``, ``'body.0'`` ... ``'body.{4*depth-1}'``),
-            channels-last, for parity checks.
 
         Returns:
-          ``(B,)`` float32 logits, or ``(logits, activations)``.
+          ``(B,)`` float32 logits.
         """
         if x.ndim != 3 or x.shape[-1] != self.num_leads:
             raise ValueError(f"expected input (batch, time, {self.num_leads}), got {x.shape}")
-        acts: dict | None = {} if return_activations else None
         keys = list(jax.random.split(rng, self.depth + 1)) if rng is not None else [None] * (self.depth + 1)
-        h = self.stem(x.astype(self.dtype), self.strided_impl)
-        h = layers.max_pool(h)
-        if acts is not None:
-            acts["stem"] = h
+        h = self.stem(x.astype(self.dtype))
         for i, (block, down) in enumerate(zip(self.blocks, self.downs)):
-            h = block(h, keys[i], self.depthwise_impl)
-            _record(acts, 4 * i, h)
-            h = down(h, self.strided_impl, acts, 4 * i + 1)
+            h = down(block(h, keys[i]))
         pooled = layers.dropout(h.mean(axis=1), self.rate, keys[-1])
-        logits = self.fc(pooled)[:, 0].astype(jnp.float32)
-        return (logits, acts) if return_activations else logits
+        return self.fc(pooled)[:, 0].astype(jnp.float32)
 
 
 def count_params(model: nnx.Module) -> int:

@@ -7,6 +7,7 @@ from flax import nnx
 
 from leadmix_jax import layers
 from leadmix_jax.model import LeadMixMST, count_params
+from model_stages import stage_outputs
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +20,7 @@ def model3():
 def test_output_shape(num_leads, length):
     model = LeadMixMST(num_leads, base=16, rngs=nnx.Rngs(1))
     x = jax.random.normal(jax.random.key(0), (2, length, num_leads))
-    logits, acts = model(x, return_activations=True)
+    logits, acts = stage_outputs(model, x)
     assert logits.shape == (2,) and logits.dtype == jnp.float32
     assert np.all(np.isfinite(logits))
     # Stem and stride-2 stages follow floor((L + 2p - k) / 2) + 1.
@@ -68,30 +69,46 @@ def test_dropout_layer_statistics():
 
 
 @pytest.mark.parametrize("dilation", [1, 2])
-def test_depthwise_formulations_agree(dilation):
+def test_depthwise_conv_value_and_gradient(dilation):
+    """Shifted sums with the hand-written VJP == the grouped library conv."""
     x = jax.random.normal(jax.random.key(0), (2, 101, 8))
     w = jax.random.normal(jax.random.key(1), (3, 1, 8))
-    a = layers.depthwise_conv(x, w, dilation, "shifted")
-    b = layers.depthwise_conv(x, w, dilation, "grouped")
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    t = jax.random.normal(jax.random.key(2), (2, 101, 8))
+    a = layers.depthwise_conv(x, w, dilation)
+    np.testing.assert_allclose(a, layers.depthwise_conv_grouped(x, w, dilation), rtol=1e-5, atol=1e-5)
     # Hand value: output at t=0, channel 0, with zero padding on the left.
     expected = w[1, 0, 0] * x[0, 0, 0] + w[2, 0, 0] * x[0, dilation, 0]
     np.testing.assert_allclose(a[0, 0, 0], expected, rtol=1e-6)
+    loss = lambda f: lambda x, w: (f(x, w, dilation) * t).sum()
+    got = jax.grad(loss(layers.depthwise_conv), argnums=(0, 1))(x, w)
+    ref = jax.grad(loss(layers.depthwise_conv_grouped), argnums=(0, 1))(x, w)
+    for g, r in zip(got, ref):
+        np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("length,kernel,pad", [(2500, 7, 3), (625, 3, 1), (313, 3, 1)])
-def test_strided_formulations_agree(length, kernel, pad):
-    x = jax.random.normal(jax.random.key(0), (2, length, 5))
-    w = jax.random.normal(jax.random.key(1), (kernel, 5, 4))
-    a = layers.strided_conv(x, w, 2, pad, "im2col")
-    b = layers.strided_conv(x, w, 2, pad, "lax")
-    assert a.shape == (2, (length + 2 * pad - kernel) // 2 + 1, 4)
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+def test_group_norm_silu_value_and_gradient():
+    """Fused GroupNorm+SiLU (one-pass statistics, hand-written VJP) == autodiff."""
+    x = jax.random.normal(jax.random.key(0), (2, 50, 16)) * 3 + 1
+    scale = 1 + 0.1 * jax.random.normal(jax.random.key(1), (16,))
+    bias = 0.1 * jax.random.normal(jax.random.key(2), (16,))
+    t = jax.random.normal(jax.random.key(3), (2, 50, 16))
+    ref_fn = lambda x, s, b: jax.nn.silu(layers.group_norm(x, s, b, 4))
+    np.testing.assert_allclose(layers.group_norm_silu(x, scale, bias, 4), ref_fn(x, scale, bias),
+                               rtol=1e-5, atol=1e-5)
+    loss = lambda f: lambda *a: (f(*a) * t).sum()
+    got = jax.grad(loss(lambda x, s, b: layers.group_norm_silu(x, s, b, 4)), argnums=(0, 1, 2))(x, scale, bias)
+    ref = jax.grad(loss(ref_fn), argnums=(0, 1, 2))(x, scale, bias)
+    for g, r in zip(got, ref):
+        np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4)
 
 
-def test_unknown_formulation_is_rejected():
-    with pytest.raises(ValueError, match="Unknown depthwise conv implementation"):
-        layers.depthwise_conv(jnp.zeros((1, 5, 2)), jnp.zeros((3, 1, 2)), 1, "fft")
+def test_strided_conv_output_length():
+    x = jax.random.normal(jax.random.key(0), (2, 625, 5))
+    w = jax.random.normal(jax.random.key(1), (3, 5, 4))
+    y = layers.strided_conv(x, w, 2, 1)
+    assert y.shape == (2, 313, 4)
+    # Hand value: the first output sees a zero, x[0] and x[1].
+    np.testing.assert_allclose(y[0, 0], x[0, 0] @ w[1] + x[0, 1] @ w[2], rtol=1e-5, atol=1e-5)
 
 
 def test_max_pool_pads_with_minus_inf():
@@ -107,11 +124,12 @@ def test_group_norm_matches_definition():
     np.testing.assert_allclose(y, ref.reshape(2, 50, 16), rtol=1e-4, atol=1e-5)
 
 
-def test_formulations_agree_on_the_whole_model():
+def test_export_formulation_agrees_on_the_whole_model():
+    """``export=True`` (grouped depthwise, TFLite's form) == the training form."""
     x = jax.random.normal(jax.random.key(0), (2, 2500, 3))
-    fast = LeadMixMST(3, depthwise_impl="shifted", strided_impl="im2col", rngs=nnx.Rngs(0))
-    lib = LeadMixMST(3, depthwise_impl="grouped", strided_impl="lax", rngs=nnx.Rngs(0))
-    np.testing.assert_allclose(fast(x), lib(x), rtol=1e-5, atol=1e-5)
+    default = LeadMixMST(3, rngs=nnx.Rngs(0))
+    export = LeadMixMST(3, export=True, rngs=nnx.Rngs(0))
+    np.testing.assert_allclose(default(x), export(x), rtol=1e-5, atol=1e-5)
 
 
 def test_bfloat16_compute_keeps_float32_params():
@@ -120,7 +138,7 @@ def test_bfloat16_compute_keeps_float32_params():
     bf16 = LeadMixMST(3, dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
     params = jax.tree.leaves(nnx.state(bf16, nnx.Param))
     assert all(p.dtype == jnp.float32 for p in params)
-    logits, acts = bf16(x, return_activations=True)
+    logits, acts = stage_outputs(bf16, x)
     assert acts["body.0"].dtype == jnp.bfloat16 and logits.dtype == jnp.float32
     np.testing.assert_allclose(logits, f32(x), atol=0.1)
 

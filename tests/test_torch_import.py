@@ -13,6 +13,7 @@ from flax import nnx
 
 from leadmix_jax import torch_import
 from leadmix_jax.model import LeadMixMST
+from model_stages import stage_outputs
 
 PARITY_DIR = os.environ.get("LEADMIX_PARITY_DIR")
 FIXTURES = ["reference_parity_3lead.npz", "reference_parity_12lead_base16.npz"]
@@ -140,19 +141,19 @@ def test_npz_and_bad_suffix(tmp_path):
 
 @needs_fixtures
 @pytest.mark.parametrize("fixture", FIXTURES)
-@pytest.mark.parametrize("impls", [("shifted", "im2col"), ("grouped", "lax")])
-def test_parity_with_official_model(fixture, impls):
+@pytest.mark.parametrize("export", [False, True])
+def test_parity_with_official_model(fixture, export):
     """Logits and every stage activation match the official PyTorch model."""
     path = pathlib.Path(PARITY_DIR) / fixture
     assert path.exists(), f"parity fixture {path} missing"
     data = np.load(path)
     num_leads, base, depth, heads, length = (int(v) for v in data["config"])
     model = torch_import.model_from_torch(torch_import.load_state_dict(path), heads=heads,
-                                          depthwise_impl=impls[0], strided_impl=impls[1])
+                                          export=export)
     assert (model.num_leads, model.depth) == (num_leads, depth)
     x = jnp.asarray(data["x"].transpose(0, 2, 1))
     assert x.shape[1] == length
-    logits, acts = model(x, return_activations=True)
+    logits, acts = stage_outputs(model, x)
     np.testing.assert_allclose(logits, data["logits"][:, 0], rtol=1e-5, atol=1e-4)
     stages = sorted(k.split("/", 1)[1] for k in data.files if k.startswith("activations/"))
     assert len(stages) == 1 + 4 * depth
