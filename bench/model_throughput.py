@@ -133,6 +133,9 @@ def run_cell(leads, batch, dtypes, use_torch, steps, rounds):
             times[name][1].append(time_steps(infer_fn, steps))
     rates = {name: (batch / statistics.median(t), batch / statistics.median(i))
              for name, (t, i) in times.items()}
+    for name, (tr, inf) in rates.items():  # per cell too, so a cut-short run still reports
+        print(f"| {leads} | {batch} | {name} | train {tr:,.1f} samples/s | infer {inf:,.1f} samples/s |",
+              flush=True)
     return rates
 
 

@@ -70,15 +70,12 @@ def depthwise_conv(x: Array, kernel: Array, dilation: int) -> Array:
     Returns:
       ``(B, L, C)``.
     """
-    k = kernel.shape[0]
-    pad = dilation * (k - 1) // 2
-    length = x.shape[1]
-    # One padded copy read through K slices: XLA fuses pad, slices and the sum
-    # into one loop (nothing is kept for backward but x, see _dw_bwd).
-    xp = jnp.pad(x, ((0, 0), (pad, pad), (0, 0)))
-    out = xp[:, 0:length] * kernel[0, 0]
-    for i in range(1, k):
-        out = out + xp[:, i * dilation:i * dilation + length] * kernel[i, 0]
+    # Each tap is its own slice-then-pad of x (one consumer each), which XLA
+    # fuses into the sum; nothing is kept for backward but x (see _dw_bwd).
+    offs = _offsets(kernel.shape[0], dilation)
+    out = _shift(x, offs[0]) * kernel[0, 0]
+    for i in range(1, len(offs)):
+        out = out + _shift(x, offs[i]) * kernel[i, 0]
     return out
 
 
@@ -94,10 +91,15 @@ def _dw_bwd(dilation, res, g):
     for i in range(1, len(offs)):
         dx = dx + _shift(g, -offs[i]) * kernel[i, 0]
     # dk_i = sum_{b,t} g[b, t] x[b, t + o_i]. XLA:CPU does not fuse a shifted
-    # operand into a reduction, so each nonzero shift of x is written once
-    # here (2 of the K per call); the forward keeps nothing but x.
+    # operand into a reduction, so shifted copies of x are written here.
+    # The shifts here are pad-then-slice, a different HLO from the forward's
+    # slice-then-pad: were they identical, CSE would give the forward's shifts
+    # a second consumer and XLA would materialise them in the forward pass.
     gf = g.astype(jnp.float32)
-    dk = jnp.stack([(gf * _shift(x, o).astype(jnp.float32)).sum(axis=(0, 1)) for o in offs])
+    pad = max(abs(o) for o in offs)
+    length = x.shape[1]
+    xp = jnp.pad(x, ((0, 0), (pad, pad), (0, 0))).astype(jnp.float32)
+    dk = jnp.stack([(gf * xp[:, pad + o:pad + o + length]).sum(axis=(0, 1)) for o in offs])
     return dx, dk[:, None, :].astype(kernel.dtype)
 
 

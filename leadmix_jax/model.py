@@ -61,8 +61,9 @@ class Norm(nnx.Module):
         self.scale = _ones((num_features,))
         self.bias = _zeros((num_features,))
 
-    def group(self, x: Array, groups: int) -> Array:
-        return layers.group_norm(x, self.scale[...], self.bias[...], groups)
+    def group_silu(self, x: Array, groups: int) -> Array:
+        """``silu(GroupNorm(x))``, fused (:func:`layers.group_norm_silu`). ``(B, L, C)``."""
+        return layers.group_norm_silu(x, self.scale[...], self.bias[...], groups)
 
     def layer(self, x: Array) -> Array:
         return layers.layer_norm(x, self.scale[...], self.bias[...])
@@ -86,8 +87,7 @@ class ConvNorm(nnx.Module):
         return layers.strided_conv(x, _cast(self.kernel, x.dtype), 2, k // 2)
 
     def __call__(self, x: Array) -> Array:
-        return layers.group_norm_silu(self.conv(x), self.norm.scale[...], self.norm.bias[...],
-                                      self.groups)
+        return self.norm.group_silu(self.conv(x), self.groups)
 
 
 class Stem(ConvNorm):
@@ -182,8 +182,7 @@ class LeadMixBlock(nnx.Module):
         # (a) MS-DSC: two dilated depthwise branches, pointwise convs and proj.
         dw = layers.depthwise_conv_grouped if self.export else layers.depthwise_conv
         d = jnp.concatenate([dw(x, _cast(self.ms1_dw, dt), 1), dw(x, _cast(self.ms2_dw, dt), 2)], axis=-1)
-        y = layers.group_norm_silu(d @ self.mixing_kernel(dt), self.gn.scale[...], self.gn.bias[...],
-                                   self.groups)
+        y = self.gn.group_silu(d @ self.mixing_kernel(dt), self.groups)
         gate = jax.nn.sigmoid(self.se_fc2(jax.nn.relu(self.se_fc1(y.mean(axis=1)))))
         y = layers.dropout(y * gate[:, None, :], self.rate, keys[0])
         # (b) LTA: learned lead tokens; the input enters only through g.
