@@ -82,7 +82,22 @@ def global_batch(local: dict, sharding: NamedSharding, keys=("ecg", "label")) ->
     return {k: jax.make_array_from_process_local_data(sharding, np.asarray(local[k])) for k in keys}
 
 
-class Runner:
+class OnMesh:
+    """The two shardings of the ``data`` mesh (``self.mesh``): replicated
+    (parameters, optimiser state, outputs) and split along ``data`` (batches)."""
+
+    mesh: Mesh
+
+    @property
+    def replicated(self) -> NamedSharding:
+        return NamedSharding(self.mesh, P())
+
+    @property
+    def data_sharding(self) -> NamedSharding:
+        return NamedSharding(self.mesh, P("data"))
+
+
+class Runner(OnMesh):
     """The model's graph on a mesh with its jitted eval step.
 
     Args:
@@ -93,14 +108,6 @@ class Runner:
     def __init__(self, graphdef, mesh: Mesh | None = None):
         self.graphdef = graphdef
         self.mesh = mesh if mesh is not None else make_mesh()
-
-    @property
-    def replicated(self) -> NamedSharding:
-        return NamedSharding(self.mesh, P())
-
-    @property
-    def data_sharding(self) -> NamedSharding:
-        return NamedSharding(self.mesh, P("data"))
 
     @functools.cached_property
     def step(self):

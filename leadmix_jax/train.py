@@ -21,7 +21,7 @@ import optax
 from absl import logging
 from etils import epath
 from flax import nnx, struct
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh
 
 from leadmix_jax import checkpointing, dispatch, inference, input_pipeline, metric_writers, norm_stats
 from leadmix_jax import leads as leads_lib
@@ -91,7 +91,7 @@ def check_batch_divides(global_batch_size: int) -> None:
 
 
 @dataclasses.dataclass
-class Experiment:
+class Experiment(inference.OnMesh):
     """Everything the loop and evaluation need, built once from a config."""
 
     config: ml_collections.ConfigDict
@@ -101,14 +101,6 @@ class Experiment:
     tx: optax.GradientTransformation
     total_steps: int
     steps_per_epoch: int
-
-    @property
-    def replicated(self) -> NamedSharding:
-        return NamedSharding(self.mesh, P())
-
-    @property
-    def data_sharding(self) -> NamedSharding:
-        return NamedSharding(self.mesh, P("data"))
 
     def init_state(self) -> TrainState:
         """Fresh state, replicated on the mesh (same on every process: seeded)."""

@@ -1,6 +1,5 @@
 """Checkpoint selection ('best' read back from disk, also after a resume)
 and damaged checkpoints (warn, fall back to the newest intact step)."""
-import json
 import pathlib
 
 import grain

@@ -12,7 +12,6 @@ import pytest
 from flax import nnx
 
 from leadmix_jax import torch_import
-from leadmix_jax.model import LeadMixMST
 from model_stages import stage_outputs
 
 PARITY_DIR = os.environ.get("LEADMIX_PARITY_DIR")
