@@ -248,6 +248,10 @@ def latency_ms(run, window: np.ndarray, runs: int) -> float:
 # ----------------------------------------------------------------------------
 # The entry point.
 
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.asarray(z, np.float64)))
+
+
 def _version() -> str:
     try:
         from importlib import metadata
@@ -292,26 +296,27 @@ def export(config, workdir: str, spec: ExportSpec, out_dir: str | None = None) -
         got = run(val_x)
         lat = latency_ms(run, val_x[:1], spec.latency_runs)
         size = os.path.getsize(tmp)
+
+        err = float(np.max(np.abs(got - ref))) if len(ref) else float("nan")
+        # metrics.auroc takes probabilities; float64 sigmoid keeps the logits' order
+        auroc_jax, auroc_exp = (metrics.auroc(val_y, _sigmoid(v)) for v in (ref, got))
+        problems = []
+        if not np.all(np.isfinite(got)):
+            problems.append("non-finite logits")
+        if spec.quantize == "none":
+            if not err <= FLOAT_MAX_LOGIT_ERROR:
+                problems.append(f"max |logit error| {err:.3g} > {FLOAT_MAX_LOGIT_ERROR:g}")
+        else:
+            drop = auroc_jax - auroc_exp
+            if not np.isfinite(drop):
+                problems.append(f"AUROC undefined on {val_name}:{config.val_split} (one class)")
+            elif drop > QUANTIZED_MAX_AUROC_DROP:
+                problems.append(f"AUROC drop {drop:.4f} > {QUANTIZED_MAX_AUROC_DROP} "
+                                f"({auroc_jax:.4f} -> {auroc_exp:.4f})")
     except Exception:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
-
-    err = float(np.max(np.abs(got - ref))) if len(ref) else float("nan")
-    auroc_jax, auroc_exp = metrics.auroc(val_y, ref), metrics.auroc(val_y, got)
-    problems = []
-    if not np.all(np.isfinite(got)):
-        problems.append("non-finite logits")
-    if spec.quantize == "none":
-        if not err <= FLOAT_MAX_LOGIT_ERROR:
-            problems.append(f"max |logit error| {err:.3g} > {FLOAT_MAX_LOGIT_ERROR:g}")
-    else:
-        drop = auroc_jax - auroc_exp
-        if not np.isfinite(drop):
-            problems.append(f"AUROC undefined on {val_name}:{config.val_split} (one class)")
-        elif drop > QUANTIZED_MAX_AUROC_DROP:
-            problems.append(f"AUROC drop {drop:.4f} > {QUANTIZED_MAX_AUROC_DROP} "
-                            f"({auroc_jax:.4f} -> {auroc_exp:.4f})")
 
     source = {"workdir": os.path.abspath(workdir), "step": restored.step, "checkpoint": restored.which,
               "train_dataset": config.train_dataset}
