@@ -120,3 +120,26 @@ def test_predict_with_exported_model(setup, tmp_path):
     assert got["prediction"] == ref["prediction"]
     assert pathlib.Path(got["json"]).parent == pathlib.Path(out) / "predictions"
     assert pathlib.Path(got["png"]).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_predict_from_exported_file_imports_no_jax(setup, tmp_path):
+    """A device-side tool needs numpy and the runtime only: JAX is never imported."""
+    import subprocess
+    import sys
+    _, _, out = setup
+    run_export(setup, "tflite")
+    signal = synthetic.synth_record(np.random.default_rng(4), 500, 10, False)
+    np.save(tmp_path / "r.npy", signal)
+    code = ("import sys; from leadmix_jax import predict; "
+            f"r = predict.predict_record(None, {str(tmp_path / 'r.npy')!r}, fs=500, "
+            f"lead_names={','.join(synthetic_leads())!r}, write=False, model_file={os.path.join(out, 'model.tflite')!r}); "
+            "assert 'jax' not in sys.modules, 'jax imported'; print(r['num_windows'])")
+    env = {**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).resolve().parents[1])}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip().splitlines()[-1] == "1"
+
+
+def synthetic_leads():
+    from leadmix_jax.leads import CANONICAL_LEADS
+    return list(CANONICAL_LEADS)
