@@ -164,7 +164,7 @@ def jax_logits(restored: inference.RestoredModel, windows: np.ndarray, batch: in
 # SiLU/GELU, tanh, the folded z-scoring, pooling) stays float: quantising
 # them all cost the demo model 0.11 validation AUROC, and with the attention
 # matmuls in int8 too it still lost 0.0065.
-TFLITE_INT8_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+TFLITE_INT8_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 
 
 def _tflite(f, num_leads: int, quantize: str, calib: np.ndarray, path: str) -> None:
