@@ -210,8 +210,9 @@ def _onnx(f, num_leads: int, quantize: str, calib: np.ndarray, path: str) -> Non
     from onnxruntime import quantization as q
     try:
         pre = float_path + ".pre.onnx"
-        # shape inference and graph clean-up that the quantiser expects
-        q.quant_pre_process(float_path, pre)
+        # graph clean-up and ONNX shape inference that the quantiser expects; the
+        # symbolic shape inference fails on jax2onnx's Shape ops (dynamic batch)
+        q.quant_pre_process(float_path, pre, skip_symbolic_shape=True)
         if quantize == "dynamic":
             q.quantize_dynamic(pre, path, weight_type=q.QuantType.QInt8)
         else:
