@@ -4,11 +4,13 @@
     python launch.py --mode=eval --workdir=runs/inferior [--checkpoint=best|latest|<step>]
     python launch.py --mode=predict --workdir=runs/inferior --record=path/to/record.hea
     python launch.py --mode=report --workdirs=runs/a,runs/b --workdir=runs/report
+    python launch.py --mode=export --workdir=runs/inferior --format=tflite [--quantize=dynamic|int8]
+    python launch.py --mode=predict --model=runs/inferior/export/model.tflite --record=record.hea
     python launch.py --config=configs/demo.py --workdir=runs/demo     # no-download demo
 
 Every config field can be overridden on the command line with
 --config.<field>=<value> (e.g. --config.batch_size=64 --config.model.base=32).
---mode=eval and --mode=predict read the workdir's own config.json (data_dir,
+--mode=eval, --mode=predict and --mode=export read the workdir's own config.json (data_dir,
 datasets, leads) unless --config is given; overrides apply on top.
 configs/demo.py sets config.mode='demo': synthetic databases, built, trained
 and evaluated end to end.
@@ -40,9 +42,10 @@ config_flags.DEFINE_config_file("config", "configs/default.py",
                                 "Experiment config file; override fields with --config.<field>=<value>.",
                                 lock_config=True)
 flags.DEFINE_string("workdir", None, "Checkpoints, logs and reports go here (required).")
-flags.DEFINE_enum("mode", None, ["train", "eval", "predict", "report", "demo"],
+flags.DEFINE_enum("mode", None, ["train", "eval", "predict", "report", "demo", "export"],
                   "train, eval (restore a checkpoint and evaluate), predict (one record), "
-                  "report (gather several workdirs), demo (synthetic end to end). "
+                  "report (gather several workdirs), demo (synthetic end to end), "
+                  "export (TFLite/ONNX/StableHLO file, verified against JAX). "
                   "Default: the config's 'mode' field, else train.")
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (auto-detected cluster).")
 flags.DEFINE_string("coordinator_address", None, "host:port of process 0 for multi-process runs.")
@@ -51,9 +54,16 @@ flags.DEFINE_integer("process_id", None, "This process's index in a multi-proces
 flags.DEFINE_string("record", None, "--mode=predict: a WFDB .hea, an SPH-style .h5 or a .npy file.")
 flags.DEFINE_float("fs", None, "--mode=predict with .npy: sampling rate in Hz.")
 flags.DEFINE_string("lead_names", None, "--mode=predict with .npy: comma-separated lead names of the columns.")
-flags.DEFINE_string("checkpoint", None, "eval/predict: best, latest or a step (default: config.eval_checkpoint).")
+flags.DEFINE_string("checkpoint", None, "eval/predict/export: best, latest or a step (default: config.eval_checkpoint).")
 flags.DEFINE_string("threshold", None, "--mode=predict: val_youden (default; 0.5 if trained without "
                     "validation), 0.5 or a number.")
+flags.DEFINE_enum("format", None, ["tflite", "onnx", "stablehlo"], "--mode=export: file format.")
+flags.DEFINE_enum("quantize", "none", ["none", "dynamic", "int8"],
+                  "--mode=export: none (float32), dynamic (int8 weights) or int8 (weights and "
+                  "activations, calibrated on training windows); TFLite and ONNX.")
+flags.DEFINE_string("export_dir", None, "--mode=export: output folder (default <workdir>/export).")
+flags.DEFINE_string("model", None, "--mode=predict: an exported .tflite or .onnx file (run without JAX; "
+                    "--workdir not needed, outputs go to <model folder>/predictions).")
 flags.DEFINE_list("workdirs", [], "--mode=report: workdirs to gather into one table.")
 flags.DEFINE_enum("report_level", "patient", ["window", "record", "patient"], "--mode=report: level of the table.")
 flags.DEFINE_string("report_threshold", "0.5", "--mode=report: threshold of the table, 0.5 or val_youden.")
@@ -124,7 +134,7 @@ def run_config(mode: str):
     from leadmix_jax.errors import UserError
     config = FLAGS.config
     saved_path = os.path.join(FLAGS.workdir, "config.json")
-    if mode not in ("eval", "predict") or not os.path.exists(saved_path):
+    if mode not in ("eval", "predict", "export") or not os.path.exists(saved_path):
         return config
     saved = ml_collections.ConfigDict(json.loads(open(saved_path).read()))
     if FLAGS["config"].present:
@@ -145,9 +155,21 @@ def main(argv):
     _quiet_third_parties()
     from leadmix_jax import config_check
     from leadmix_jax.errors import UserError
-    if not FLAGS.workdir:
-        raise app.UsageError("--workdir is required (see --help)")
     mode = FLAGS.mode or FLAGS.config.get("mode", "train")
+    if not FLAGS.workdir and not (mode == "predict" and FLAGS.model):
+        raise app.UsageError("--workdir is required (see --help)")
+    if mode == "predict" and FLAGS.model:
+        # an exported model runs in its own runtime: no config, no JAX
+        try:
+            if not FLAGS.record:
+                raise UserError("--mode=predict needs --record=<.hea, .h5 or .npy file>")
+            from leadmix_jax import predict
+            predict.predict_record(FLAGS.workdir, FLAGS.record, fs=FLAGS.fs, lead_names=FLAGS.lead_names,
+                                   threshold=FLAGS.threshold, model_file=FLAGS.model)
+        except (UserError, ValueError, FileNotFoundError) as e:
+            print(f"error: {e}", file=sys.stderr, flush=True)
+            sys.exit(2)
+        return
     try:
         config = run_config(mode)
         if mode in ("train", "demo", "eval"):
@@ -155,6 +177,8 @@ def main(argv):
             config_check.check(config, mode, jax.device_count())
         if mode == "predict" and not FLAGS.record:
             raise UserError("--mode=predict needs --record=<.hea, .h5 or .npy file>")
+        if mode == "export" and not FLAGS.format:
+            raise UserError("--mode=export needs --format=tflite, onnx or stablehlo")
         if mode == "report" and not FLAGS.workdirs:
             raise UserError("--mode=report needs --workdirs=a,b,c (evaluated workdirs)")
         _hide_accelerators_from_tensorflow()
@@ -191,6 +215,11 @@ def _run(mode: str, config) -> None:
         from leadmix_jax import predict
         predict.predict_record(FLAGS.workdir, FLAGS.record, FLAGS.checkpoint, FLAGS.fs, FLAGS.lead_names,
                                threshold=FLAGS.threshold)
+    elif mode == "export":
+        from leadmix_jax import export
+        export.export(config, FLAGS.workdir, export.ExportSpec(
+            format=FLAGS.format, quantize=FLAGS.quantize, checkpoint=FLAGS.checkpoint or "best"),
+            out_dir=FLAGS.export_dir)
     elif mode == "report":
         from leadmix_jax import report
         report.make_report(FLAGS.workdirs, FLAGS.workdir, FLAGS.report_level, FLAGS.report_threshold,

@@ -3,6 +3,7 @@
     python launch.py --mode=predict --workdir=runs/inferior --record=ptbxl/records500/00000/00001_hr.hea
     python launch.py --mode=predict --workdir=runs/inferior --record=A00001.h5
     python launch.py --mode=predict --workdir=runs/inferior --record=x.npy --fs=500 --lead_names=II,III,aVF
+    python launch.py --mode=predict --model=runs/inferior/export/model.tflite --record=A00001.h5
 
 Inputs:
 
@@ -25,6 +26,11 @@ threshold (Youden's J, chosen at training time; 0.5 for checkpoints trained
 without validation); both thresholds are printed. Results are printed and
 written to ``workdir/predictions/<file name>.json`` and ``<file name>.png``
 (``x.h5.json`` and ``x.npy.json`` stay apart).
+
+With ``model_file`` (``--model``), an exported ``.tflite``/``.onnx`` file
+(:mod:`leadmix_jax.exported`) replaces the checkpoint: leads and thresholds
+come from its sidecar, windows run in LiteRT / onnxruntime and JAX is not
+imported; outputs go to ``<model folder>/predictions`` unless a workdir is given.
 """
 
 from __future__ import annotations
@@ -34,11 +40,12 @@ import json
 import os
 from collections.abc import Sequence
 
-import jax
 import numpy as np
 from etils import epath
 
-from leadmix_jax import inference, preprocessing, records
+# inference (and JAX) are imported where a checkpoint is used: an exported
+# model predicts without them.
+from leadmix_jax import preprocessing, records
 from leadmix_jax import leads as leads_lib
 from leadmix_jax.errors import UserError
 
@@ -106,14 +113,17 @@ def select_leads(signal: np.ndarray, names: Sequence[str], wanted: Sequence[str]
 # Model.
 
 @functools.cache
-def _one_device_mesh() -> jax.sharding.Mesh:
+def _one_device_mesh():
     """One record is a handful of windows: one local device, no cross-device split."""
+    import jax
     return jax.sharding.Mesh(np.asarray(jax.local_devices()[:1]), ("data",))
 
 
-def load_model(workdir: str, checkpoint=None) -> inference.RestoredModel:
+def load_model(workdir: str, checkpoint=None):
     """The checkpoint (default ``best``) restored for inference on one device
-    (kept in memory per workdir and step: saved steps never change)."""
+    (an :class:`~leadmix_jax.inference.RestoredModel`, kept in memory per
+    workdir and step: saved steps never change)."""
+    from leadmix_jax import inference
     return inference.restore(workdir, checkpoint if checkpoint not in (None, "") else "best",
                              mesh=_one_device_mesh(), cache=True)
 
@@ -128,10 +138,11 @@ def output_name(path: str) -> str:
     return name
 
 
-def choose_threshold(model: inference.RestoredModel, threshold: str | float | None) -> tuple[float, str]:
+def choose_threshold(model, threshold: str | float | None) -> tuple[float, str]:
     """``(value, name)`` of the decision threshold: the checkpoint's
     validation Youden threshold by default (0.5 for checkpoints saved
-    without validation), ``'0.5'``/``'val_youden'`` or a number."""
+    without validation), ``'0.5'``/``'val_youden'`` or a number. ``model``:
+    a restored checkpoint or an :class:`~leadmix_jax.exported.ExportedModel`."""
     if threshold in (None, "", "val_youden"):
         if model.val_threshold is not None:
             return model.val_threshold, "val_youden"
@@ -153,8 +164,12 @@ def choose_threshold(model: inference.RestoredModel, threshold: str | float | No
 
 def predict_record(workdir: str, path: str, checkpoint=None, fs: float | None = None,
                    lead_names: Sequence[str] | str | None = None, write: bool = True,
-                   threshold: str | float | None = None) -> dict:
+                   threshold: str | float | None = None, model_file: str | None = None) -> dict:
     """MI probability of each 10-s window and of the whole record.
+
+    ``model_file``: an exported ``.tflite``/``.onnx`` model run in its own
+    runtime instead of ``workdir``'s checkpoint (``workdir`` may then be
+    None: outputs go to ``<model folder>/predictions``).
 
     Returns a JSON-serialisable dict: ``record``, ``checkpoint`` (workdir,
     step), ``leads``, ``fs``, ``duration_s``, ``num_windows`` (cut),
@@ -167,7 +182,13 @@ def predict_record(workdir: str, path: str, checkpoint=None, fs: float | None = 
     ``prediction`` at that threshold and, when written, ``json``/``png``
     paths (``predictions/<file name>.json``/``.png``).
     """
-    model = load_model(workdir, checkpoint)
+    if model_file:
+        from leadmix_jax import exported
+        model = exported.ExportedModel(model_file)
+        out_root = workdir or os.path.dirname(os.path.abspath(model_file))
+    else:
+        model = load_model(workdir, checkpoint)
+        out_root = workdir
     leads, step = model.leads, model.step
     threshold_value, threshold_name = choose_threshold(model, threshold)
     signal, rec_fs, names = read_record(path, fs, lead_names)
@@ -182,7 +203,7 @@ def predict_record(workdir: str, path: str, checkpoint=None, fs: float | None = 
     name = output_name(str(path))
     result = {
         "record": str(path),
-        "checkpoint": {"workdir": str(workdir), "step": int(step)},
+        "checkpoint": {"workdir": str(model.workdir), "step": int(step)},
         "leads": list(leads),
         "fs": rec_fs,
         "duration_s": signal.shape[0] / rec_fs,
@@ -196,9 +217,11 @@ def predict_record(workdir: str, path: str, checkpoint=None, fs: float | None = 
         "threshold_name": threshold_name,
         "prediction": None if record_prob is None else ("MI" if record_prob > threshold_value else "normal"),
     }
-    if write and jax.process_index() == 0:
+    if model_file:
+        result["model_file"] = str(model_file)
+    if write and (model_file or _process_index() == 0):
         from leadmix_jax import plots
-        out_dir = epath.Path(workdir) / "predictions"
+        out_dir = epath.Path(out_root) / "predictions"
         out_dir.mkdir(parents=True, exist_ok=True)
         result["json"] = str(out_dir / f"{name}.json")
         result["png"] = str(out_dir / f"{name}.png")
@@ -210,6 +233,11 @@ def predict_record(workdir: str, path: str, checkpoint=None, fs: float | None = 
         epath.Path(result["json"]).write_text(json.dumps(result, indent=1))
     print(format_result(result), flush=True)
     return result
+
+
+def _process_index() -> int:
+    import jax
+    return jax.process_index()
 
 
 def format_result(result: dict) -> str:

@@ -1,0 +1,414 @@
+"""Export a trained checkpoint to TFLite, ONNX or StableHLO, verified against JAX.
+
+    python launch.py --mode=export --workdir=runs/inferior --format=tflite [--quantize=int8]
+
+What is exported: the checkpoint's model (rebuilt with ``export=True``, the
+grouped depthwise formulation TFLite maps to ``DEPTHWISE_CONV_2D``) with the
+per-lead z-scoring folded in front, so a device feeds a preprocessed window
+in mV: ``(B, 2500, N)`` float32 at 250 Hz, the checkpoint's leads in order
+-> MI logits ``(B,)`` (probability = sigmoid). TFLite files take one window
+(batch 1); ONNX and StableHLO take any batch.
+
+Quantisation (``--quantize``): ``dynamic`` stores weights in int8 and
+computes activations in float (TFLite: ``Optimize.DEFAULT`` without data;
+ONNX: ``quantize_dynamic``); ``int8`` also quantises activations, calibrated
+on real training windows of the checkpoint's dataset (TFLite: the
+convolutions in int8; dense layers, norms, softmax, attention products and
+activations in float; float input/output. ONNX: static QDQ).
+StableHLO is float only.
+
+Verification, before anything is written as a success, on the validation
+split the workdir's config names (JAX reference = the checkpoint's model in
+its training formulation, same windows):
+
+* max |logit difference| <= ``FLOAT_MAX_LOGIT_ERROR`` for float exports;
+* AUROC drop <= ``QUANTIZED_MAX_AUROC_DROP`` for quantised exports;
+* file size and latency per window (batch 1, one thread) in the format's
+  own runtime (LiteRT, onnxruntime, XLA for StableHLO).
+
+Files, in ``<workdir>/export/`` by default (``model.tflite``,
+``model_int8.tflite``, ``model_dynamic.onnx``, ``model.stablehlo``, ...):
+the model, its sidecar ``<model>.json`` (leads, sampling rate, window,
+thresholds, versions, source checkpoint) and the export report
+``<model>.report.json`` / ``.report.md``. The model is written under a
+temporary name and renamed only when it passes; an export that misses its
+bounds leaves ``<model>.failed.report.json`` / ``.md`` and raises
+:class:`ExportError` (one line; launch.py exits 2), and any earlier
+successful export of that name stays as it was.
+
+The selection of what is exported is :class:`ExportSpec`; a lead subset of a
+lead-robust model or a member of a population become fields there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+from flax import nnx
+
+from leadmix_jax import exported, inference, input_pipeline, metrics, preprocessing
+from leadmix_jax import leads as leads_lib
+from leadmix_jax.errors import UserError
+
+FORMATS = ("tflite", "onnx", "stablehlo")
+QUANTIZE = ("none", "dynamic", "int8")
+EXTENSIONS = {"tflite": ".tflite", "onnx": ".onnx", "stablehlo": ".stablehlo"}
+FLOAT_MAX_LOGIT_ERROR = 1e-4
+QUANTIZED_MAX_AUROC_DROP = 0.005
+SIDECAR_VERSION = 1
+
+
+class ExportError(UserError):
+    """An export that failed its verification bounds (its report says why)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportSpec:
+    """What to export and how.
+
+    Attributes:
+      format: ``tflite``, ``onnx`` or ``stablehlo``.
+      quantize: ``none``, ``dynamic`` or ``int8`` (TFLite and ONNX).
+      checkpoint: ``best``, ``latest`` or a step.
+      calibration_examples: training windows used to calibrate ``int8``.
+      latency_runs: timed single-window runs (median reported).
+    """
+
+    format: str = "tflite"
+    quantize: str = "none"
+    checkpoint: str | int = "best"
+    calibration_examples: int = 500
+    latency_runs: int = 30
+
+    def check(self) -> None:
+        if self.format not in FORMATS:
+            raise UserError(f"--format={self.format!r}: use one of {', '.join(FORMATS)}")
+        if self.quantize not in QUANTIZE:
+            raise UserError(f"--quantize={self.quantize!r}: use one of {', '.join(QUANTIZE)}")
+        if self.format == "stablehlo" and self.quantize != "none":
+            raise UserError("--format=stablehlo is float only: use --quantize=none")
+
+    @property
+    def file_name(self) -> str:
+        suffix = "" if self.quantize == "none" else f"_{self.quantize}"
+        return f"model{suffix}{EXTENSIONS[self.format]}"
+
+
+# ----------------------------------------------------------------------------
+# Data: windows in mV of the checkpoint's leads (not z-scored: the export does that).
+
+def split_windows(builder, split: str, leads: Sequence[str], max_examples: int | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """``(windows (n, 2500, N) float32 mV, labels (n,) int)`` of ``split``
+    (all of it, or ``max_examples`` evenly spaced examples)."""
+    total = input_pipeline.split_size(builder, split)
+    n = total if max_examples is None else min(total, max_examples)
+    idx = np.asarray(leads_lib.lead_indices(leads))
+    xs, ys = [], []
+    for ex in input_pipeline._iterate_examples(builder, split, n, total):
+        xs.append(np.asarray(ex["ecg"], np.float32)[:, idx])
+        ys.append(int(ex["label"]))
+    return np.stack(xs), np.asarray(ys)
+
+
+# ----------------------------------------------------------------------------
+# The function that is exported.
+
+def export_function(restored: inference.RestoredModel):
+    """``f(x)``: windows ``(B, 2500, N)`` mV -> logits ``(B,)``, with the
+    checkpoint's z-scoring folded in and the export formulation of the model."""
+    model = inference.build_model({**restored.meta["model"], "export": True}, len(restored.leads))
+    graphdef, _ = nnx.split(model, nnx.Param)
+    params = jax.device_get(restored.params)
+    mean = np.asarray(restored.stats.mean, np.float32)
+    # the same float32 factors as norm_stats.ZScore
+    inv_std = (1.0 / np.asarray(restored.stats.std, np.float64)).astype(np.float32)
+
+    def f(x):
+        z = (x - jnp.asarray(mean)) * jnp.asarray(inv_std)
+        return nnx.merge(graphdef, params)(z)
+
+    return f
+
+
+def jax_logits(restored: inference.RestoredModel, windows: np.ndarray, batch: int = 16) -> np.ndarray:
+    """Reference logits ``(n,)`` of mV windows ``(n, 2500, N)``: the checkpoint's
+    model in its training formulation on ZScore'd windows (as evaluation runs it)."""
+    from leadmix_jax import norm_stats
+    graphdef = restored.runner.graphdef
+    params = jax.device_get(restored.params)
+    fn = jax.jit(lambda p, x: nnx.merge(graphdef, p)(x))
+    z = norm_stats.ZScore(restored.stats)(windows)
+    out = []
+    for i in range(0, len(z), batch):
+        chunk = z[i:i + batch]
+        pad = batch - len(chunk)
+        chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), np.float32)]) if pad else chunk
+        out.append(np.asarray(fn(params, chunk))[:batch - pad])
+    return np.concatenate(out)
+
+
+# ----------------------------------------------------------------------------
+# Converters: each writes the model to ``path``.
+
+# TFLite ops run in int8 by --quantize=int8: the convolutions. Every
+# other op (dense layers, GroupNorm/LayerNorm statistics, softmax, attention matmuls,
+# SiLU/GELU, tanh, the folded z-scoring, pooling) stays float: quantising
+# them all cost the demo model 0.11 validation AUROC, and with the attention
+# matmuls and dense layers in int8 too it still lost 0.0065 (convs alone: 0.0043).
+TFLITE_INT8_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
+
+
+def _tflite(f, num_leads: int, quantize: str, calib: np.ndarray, path: str) -> None:
+    import tensorflow as tf
+    from jax.experimental import jax2tf
+    tf_fn = tf.function(jax2tf.convert(f, with_gradient=False), autograph=False,
+                        input_signature=[tf.TensorSpec((1, preprocessing.WINDOW_SAMPLES, num_leads), tf.float32)])
+
+    def converter():
+        return tf.lite.TFLiteConverter.from_concrete_functions([tf_fn.get_concrete_function()])
+
+    if quantize == "int8":
+        # Selective int8: the float model's op names, all but TFLITE_INT8_OPS
+        # denylisted; input/output stay float32.
+        interp = tf.lite.Interpreter(model_content=converter().convert())
+        names = {op["op_name"] for op in interp._get_ops_details()}
+        conv = converter()
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        data = lambda: ([w[None].astype(np.float32)] for w in calib)  # noqa: E731
+        conv.representative_dataset = data
+        options = tf.lite.experimental.QuantizationDebugOptions(
+            denylisted_ops=sorted(names - set(TFLITE_INT8_OPS)))
+        debugger = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=data,
+                                                             debug_options=options)
+        content = debugger.get_nondebug_quantized_model()
+    else:
+        conv = converter()
+        if quantize == "dynamic":
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]  # int8 weights, float activations
+        content = conv.convert()
+    with open(path, "wb") as fh:
+        fh.write(content)
+
+
+def _onnx(f, num_leads: int, quantize: str, calib: np.ndarray, path: str) -> None:
+    import jax2onnx
+    proto = jax2onnx.to_onnx(f, [("B", preprocessing.WINDOW_SAMPLES, num_leads)], model_name="leadmix_mst")
+    float_path = path if quantize == "none" else path + ".float.onnx"
+    with open(float_path, "wb") as fh:
+        fh.write(proto.SerializeToString())
+    if quantize == "none":
+        return
+    from onnxruntime import quantization as q
+    try:
+        pre = float_path + ".pre.onnx"
+        # graph clean-up and ONNX shape inference that the quantiser expects; the
+        # symbolic shape inference fails on jax2onnx's Shape ops (dynamic batch)
+        q.quant_pre_process(float_path, pre, skip_symbolic_shape=True)
+        if quantize == "dynamic":
+            q.quantize_dynamic(pre, path, weight_type=q.QuantType.QInt8)
+        else:
+            import onnx
+            name = onnx.load(pre).graph.input[0].name
+
+            class Reader(q.CalibrationDataReader):
+                """Calibration windows, one at a time (mV, as the model's input)."""
+
+                def __init__(self):
+                    self.it = iter(calib)
+
+                def get_next(self):
+                    w = next(self.it, None)
+                    return None if w is None else {name: w[None].astype(np.float32)}
+
+            q.quantize_static(pre, path, Reader(), quant_format=q.QuantFormat.QDQ,
+                              activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8,
+                              per_channel=True)
+    finally:
+        for p in (float_path, float_path + ".pre.onnx"):
+            if os.path.exists(p):
+                os.remove(p)
+
+
+def _stablehlo(f, num_leads: int, quantize: str, calib: np.ndarray, path: str) -> None:
+    del quantize, calib
+    (b,) = jax.export.symbolic_shape("b")
+    spec = jax.ShapeDtypeStruct((b, preprocessing.WINDOW_SAMPLES, num_leads), jnp.float32)
+    with open(path, "wb") as fh:
+        fh.write(jax.export.export(jax.jit(f))(spec).serialize())
+
+
+CONVERTERS = {"tflite": _tflite, "onnx": _onnx, "stablehlo": _stablehlo}
+
+
+def runtime_of(fmt: str, path: str):
+    """``(name, callable (B, T, N) mV -> (B,) logits)`` in the format's own runtime (one thread)."""
+    if fmt == "stablehlo":
+        with open(path, "rb") as fh:
+            exp = jax.export.deserialize(bytearray(fh.read()))
+        return "XLA (jax.export)", lambda x: np.asarray(exp.call(np.asarray(x, np.float32)))
+    return ("LiteRT" if fmt == "tflite" else "onnxruntime"), exported.runner(path, threads=1)
+
+
+def latency_ms(run, window: np.ndarray, runs: int) -> float:
+    """Median wall time (ms) of ``run`` on one window ``(1, T, N)``, after warm-up."""
+    for _ in range(3):
+        run(window)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        run(window)
+        times.append(time.perf_counter() - t0)
+    return 1e3 * float(np.median(times))
+
+
+# ----------------------------------------------------------------------------
+# The entry point.
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.asarray(z, np.float64)))
+
+
+def _version() -> str:
+    try:
+        from importlib import metadata
+        return metadata.version("leadmix-jax")
+    except Exception:  # noqa: BLE001 - not installed (a source checkout)
+        return "unknown"
+
+
+def export(config, workdir: str, spec: ExportSpec, out_dir: str | None = None) -> dict:
+    """Exports, verifies and writes one model; returns the report dict.
+
+    ``config`` names the datasets (``train_dataset``/``train_split`` for
+    int8 calibration, ``val_dataset``/``val_split`` for verification; the
+    workdir's ``config.json`` in launch.py). Raises :class:`ExportError`
+    when the export misses its bounds (nothing is written as a success).
+    """
+    spec.check()
+    if not config.get("val_split"):
+        raise UserError("export verifies on the validation split, but the config has val_split=''")
+    mesh = jax.sharding.Mesh(np.asarray(jax.local_devices()[:1]), ("data",))
+    restored = inference.restore(workdir, spec.checkpoint, mesh=mesh)
+    leads = restored.leads
+    out_dir = out_dir or os.path.join(workdir, "export")
+    os.makedirs(out_dir, exist_ok=True)
+    final = os.path.join(out_dir, spec.file_name)
+    tmp = os.path.join(out_dir, f".tmp-{os.getpid()}-{spec.file_name}")
+
+    val_name = config.get("val_dataset") or config.train_dataset
+    val_x, val_y = split_windows(input_pipeline.load_builder(config.data_dir, val_name), config.val_split, leads)
+    calib = np.zeros((0, preprocessing.WINDOW_SAMPLES, len(leads)), np.float32)
+    if spec.quantize == "int8":
+        calib, _ = split_windows(input_pipeline.load_builder(config.data_dir, config.train_dataset),
+                                 config.train_split, leads, spec.calibration_examples)
+
+    logging.info("exporting step %d of %s to %s (quantize %s)", restored.step, workdir, spec.format, spec.quantize)
+    t0 = time.perf_counter()
+    try:
+        CONVERTERS[spec.format](export_function(restored), len(leads), spec.quantize, calib, tmp)
+        convert_s = time.perf_counter() - t0
+        ref = jax_logits(restored, val_x)
+        runtime, run = runtime_of(spec.format, tmp)
+        got = run(val_x)
+        lat = latency_ms(run, val_x[:1], spec.latency_runs)
+        size = os.path.getsize(tmp)
+
+        err = float(np.max(np.abs(got - ref))) if len(ref) else float("nan")
+        # metrics.auroc takes probabilities; float64 sigmoid keeps the logits' order
+        auroc_jax, auroc_exp = (metrics.auroc(val_y, _sigmoid(v)) for v in (ref, got))
+        problems = []
+        if not np.all(np.isfinite(got)):
+            problems.append("non-finite logits")
+        if spec.quantize == "none":
+            if not err <= FLOAT_MAX_LOGIT_ERROR:
+                problems.append(f"max |logit error| {err:.3g} > {FLOAT_MAX_LOGIT_ERROR:g}")
+        else:
+            drop = auroc_jax - auroc_exp
+            if not np.isfinite(drop):
+                problems.append(f"AUROC undefined on {val_name}:{config.val_split} (one class)")
+            elif drop > QUANTIZED_MAX_AUROC_DROP:
+                problems.append(f"AUROC drop {drop:.4f} > {QUANTIZED_MAX_AUROC_DROP} "
+                                f"({auroc_jax:.4f} -> {auroc_exp:.4f})")
+    except Exception:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+    source = {"workdir": os.path.abspath(workdir), "step": restored.step, "checkpoint": restored.which,
+              "train_dataset": config.train_dataset}
+    report = {
+        "passed": not problems, "problems": problems,
+        "file": final, "format": spec.format, "quantize": spec.quantize, "runtime": runtime,
+        "size_bytes": size, "max_abs_logit_error": err,
+        "mean_abs_logit_error": float(np.mean(np.abs(got - ref))) if len(ref) else float("nan"),
+        "auroc_jax": auroc_jax, "auroc_export": auroc_exp, "auroc_drop": auroc_jax - auroc_exp,
+        "latency_ms_per_window": lat, "latency_threads": 1, "convert_seconds": convert_s,
+        "verified_on": f"{val_name}:{config.val_split}", "num_windows": int(len(val_y)),
+        "calibration": (f"{config.train_dataset}:{config.train_split}, {len(calib)} windows"
+                        if spec.quantize == "int8" else None),
+        "bounds": {"max_abs_logit_error": FLOAT_MAX_LOGIT_ERROR if spec.quantize == "none" else None,
+                   "max_auroc_drop": QUANTIZED_MAX_AUROC_DROP if spec.quantize != "none" else None},
+        "source": source,
+    }
+    if problems:
+        os.remove(tmp)
+        _write_report(report, os.path.join(out_dir, spec.file_name + ".failed"))
+        raise ExportError(f"export {spec.file_name} of step {restored.step} failed verification: "
+                          f"{'; '.join(problems)} (report {final}.failed.report.md)")
+
+    sidecar = {
+        "sidecar_version": SIDECAR_VERSION, "model_version": _version(), "file": spec.file_name,
+        "format": spec.format, "quantize": spec.quantize,
+        "leads": list(leads), "sampling_rate_hz": preprocessing.TARGET_FS,
+        "window_samples": preprocessing.WINDOW_SAMPLES, "window_seconds": preprocessing.WINDOW_SECONDS,
+        "input": {"shape": [1 if spec.format == "tflite" else "batch", preprocessing.WINDOW_SAMPLES, len(leads)],
+                  "dtype": "float32", "units": "mV",
+                  "preprocessing": "leadmix_jax.preprocessing.preprocess_record (band-pass, baseline, "
+                                   "wavelet denoise, 250 Hz, 10-s windows); z-scoring is inside the model"},
+        "output": {"shape": [1 if spec.format == "tflite" else "batch"], "meaning": "MI logit; P(MI) = sigmoid"},
+        "thresholds": {"0.5": 0.5, "val_youden": restored.val_threshold},
+        "norm_stats": restored.stats.to_json(),
+        "model": restored.meta["model"],
+        "source": source,
+    }
+    with open(final + ".json.tmp", "w") as fh:
+        json.dump(sidecar, fh, indent=1)
+    os.replace(tmp, final)
+    os.replace(final + ".json.tmp", final + exported.SIDECAR_SUFFIX)
+    _write_report(report, final)
+    print(f"exported {final}: {size / 1e6:.2f} MB, max |logit error| {err:.2g}, AUROC {auroc_exp:.4f} "
+          f"(JAX {auroc_jax:.4f}), {lat:.2f} ms per window in {runtime}", flush=True)
+    return report
+
+
+def _write_report(report: dict, stem: str) -> None:
+    with open(stem + ".report.json", "w") as fh:
+        json.dump(report, fh, indent=1)
+    with open(stem + ".report.md", "w") as fh:
+        fh.write(report_markdown([report]))
+
+
+def report_markdown(reports: Sequence[dict]) -> str:
+    """A markdown table of export reports: one row per exported file."""
+    lines = ["| file | status | size (MB) | max abs logit error | AUROC export (JAX) | latency ms/window |",
+             "|---|---|---|---|---|---|"]
+    for r in reports:
+        status = "passed" if r["passed"] else "FAILED: " + "; ".join(r["problems"])
+        lines.append(f"| {os.path.basename(r['file'])} | {status} | {r['size_bytes'] / 1e6:.2f} | "
+                     f"{r['max_abs_logit_error']:.2e} | {r['auroc_export']:.4f} ({r['auroc_jax']:.4f}) | "
+                     f"{r['latency_ms_per_window']:.2f} ({r['runtime']}) |")
+    src = reports[0]["source"] if reports else {}
+    lines.append("")
+    lines.append(f"Checkpoint step {src.get('step')} of {src.get('workdir')}; verified on "
+                 f"{reports[0]['verified_on'] if reports else ''} ({reports[0]['num_windows'] if reports else 0} "
+                 "windows); latency: batch 1, one thread, median.")
+    return "\n".join(lines) + "\n"
