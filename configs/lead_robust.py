@@ -7,7 +7,7 @@ leadmix_jax/lead_robust.py); evaluation picks the subset:
     python launch.py --config=configs/lead_robust.py --workdir=runs/robust \
         --config.data_dir=~/tensorflow_datasets
     python launch.py --mode=eval --workdir=runs/robust --config.eval_leads=paper   # one eval per paper set
-    python launch.py --mode=eval --workdir=runs/robust --config.leads=inferior     # one set
+    python launch.py --mode=eval --workdir=runs/robust --config.leads=inferior     # one set (default: all 12)
     python launch.py --mode=predict --workdir=runs/robust --record=x.npy --fs=500 --lead_names=II
     python launch.py --mode=report --workdirs=runs/inferior,runs/robust --workdir=runs/table
 """
@@ -24,5 +24,5 @@ def get_config():
     c.lead_robust.random_min_leads = 1
     c.lead_robust.random_max_leads = 12
     c.lead_robust.val_sets = "paper"     # best checkpoint: mean validation AUROC over the 7 sets
-    c.eval_leads = "paper"               # --mode=eval evaluates every paper set
+    c.eval_leads = ""                    # --mode=eval: config.leads (all 12) unless --config.eval_leads=paper (every paper set) or a list
     return c
