@@ -30,6 +30,14 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.heads = 4                     # attention heads over lead tokens
     c.model.dropout = 0.1                 # every dropout in the model
     c.model.dtype = "float32"             # compute dtype: float32 or bfloat16 (params stay float32)
+    c.model.variant = "official"          # official, or lead_robust: one model for any lead subset (configs/lead_robust.py)
+    # Lead-robust variant only (model.variant='lead_robust', leadmix_jax/lead_robust.py) ------------
+    c.lead_robust = ml_collections.ConfigDict()
+    c.lead_robust.paper_sets = "chest,limb,all12,inferior,lateral,I-II-V3,V1-V3-V5"  # sets masks are drawn from
+    c.lead_robust.paper_set_prob = 0.5    # per example: P(one of paper_sets, uniform); else a random subset
+    c.lead_robust.random_min_leads = 1    # random subsets: size uniform in [min, max]
+    c.lead_robust.random_max_leads = 12
+    c.lead_robust.val_sets = "paper"      # validation: mean AUROC over these sets ('paper' = all 7; 'a;b' or 'inferior,lateral')
     # Optimiser (AdamW as the reference) ------------------------------------
     c.optimizer = ml_collections.ConfigDict()
     c.optimizer.learning_rate = 1e-3      # peak learning rate
@@ -67,5 +75,6 @@ def get_config() -> ml_collections.ConfigDict:
     # a dataset may be an absolute path to one built under another data_dir: /data/b/ptbxl_mi/paper:test
     c.exclude_patients = ""               # patient ids left out of evaluation: 'id1,id2' or '@file' (one per line)
     c.eval_checkpoint = "best"            # best, latest or a step number
+    c.eval_leads = ""                     # lead-robust checkpoints: sets to evaluate ('paper' = all 7; 'inferior,lateral'; 'a;b'); '' = config.leads
     c.bootstrap_samples = 1000            # bootstrap resamples (by patient) for 95% CIs
     return c

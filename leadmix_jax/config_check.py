@@ -41,6 +41,25 @@ def check(config: ml_collections.ConfigDict, mode: str = "train", device_count: 
         leads_lib.parse_leads(config.leads)
     except (ValueError, KeyError) as e:
         raise UserError(f"--config.leads={config.leads!r}: {e}") from None
+    if config.get("model") and config.model.get("variant", "official") not in ("official", "lead_robust"):
+        raise UserError(f"--config.model.variant={config.model.variant!r}: use official or lead_robust")
+    robust = config.get("model") and config.model.get("variant") == "lead_robust"
+    if robust and mode in ("train", "demo"):
+        from leadmix_jax import lead_robust
+        if set(leads_lib.parse_leads(config.leads)) != set(leads_lib.CANONICAL_LEADS):
+            raise UserError(f"--config.leads={config.leads!r}: a lead-robust model trains on all 12 leads "
+                            "(random masks choose subsets); choose the subset at --mode=eval or predict")
+        try:
+            lead_robust.MaskSampler.from_config(config.lead_robust)
+            lead_robust.parse_eval_leads(config.lead_robust.val_sets)
+        except (ValueError, KeyError) as e:
+            raise UserError(f"--config.lead_robust: {e}") from None
+    if mode in ("eval", "demo") and config.get("eval_leads"):
+        from leadmix_jax import lead_robust
+        try:
+            lead_robust.parse_eval_leads(config.eval_leads)
+        except ValueError as e:
+            raise UserError(f"--config.eval_leads={config.eval_leads!r}: {e}") from None
     if mode in ("train", "demo"):
         check_dataset_name(config.train_dataset, "--config.train_dataset")
         if config.get("val_dataset"):

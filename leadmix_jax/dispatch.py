@@ -96,7 +96,7 @@ def _step_fn(exp):
     from leadmix_jax import train
     return jax.tree_util.Partial(train.train_step, graphdef=exp.graphdef, tx=exp.tx,
                                  label_smoothing=exp.config.loss.label_smoothing,
-                                 pos_weight=exp.config.loss.pos_weight)
+                                 pos_weight=exp.config.loss.pos_weight, lead_masks=exp.lead_masks)
 
 
 class GrainFeed:

@@ -45,7 +45,7 @@ import numpy as np
 from absl import logging
 from etils import epath
 
-from leadmix_jax import inference, input_pipeline, levels, metrics
+from leadmix_jax import inference, input_pipeline, lead_robust, levels, metrics
 from leadmix_jax import leads as leads_lib
 from leadmix_jax.errors import UserError
 
@@ -99,9 +99,25 @@ def restore(config: ml_collections.ConfigDict, workdir: str, checkpoint=None,
     ``workdir`` for inference, checking the config's leads against it."""
     which = checkpoint if checkpoint not in (None, "") else config.get("eval_checkpoint", "best")
     model = inference.restore(workdir, which)
+    if model.is_lead_robust:  # any subset of its 12 leads: config.leads chooses it (see evaluate)
+        return model
     check_leads(config.get("leads") if check_config_leads else None, model.leads,
                 f"{workdir} (step {model.step})")
     return model
+
+
+def lead_subsets(config: ml_collections.ConfigDict) -> list[tuple[str, tuple[str, ...]]]:
+    """Lead sets a lead-robust checkpoint is evaluated on: ``config.eval_leads``
+    (``'paper'`` = the paper's 7 sets, ``'inferior,lateral'``, ``'a;b'``), else
+    ``config.leads``; ``[(name, leads)]``."""
+    spec = config.get("eval_leads", "") or ""
+    try:
+        if spec:
+            return lead_robust.parse_eval_leads(spec)
+        leads = leads_lib.parse_leads(config.leads)
+    except ValueError as e:
+        raise UserError(f"lead sets to evaluate ({spec or config.leads!r}): {e}") from None
+    return [(lead_robust.set_name(leads), leads)]
 
 
 def parse_patient_list(spec: str) -> set[str]:
@@ -214,6 +230,21 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, checkpoint=None, t
     target_list = parse_targets(targets if targets is not None else config.eval_targets)
     excluded = parse_patient_list(config.get("exclude_patients", ""))
     model = restore(config, workdir, checkpoint)
+    out_dir = epath.Path(workdir) / "eval" / str(model.step)
+    if not model.is_lead_robust:
+        return _evaluate_model(config, workdir, model, target_list, excluded, out_dir)
+    # One lead-robust model, one full evaluation per lead set: eval/<step>/leads_<set>/.
+    results = {}
+    for name, subset in lead_subsets(config):
+        results[name] = _evaluate_model(config, workdir, model.with_leads(subset), target_list, excluded,
+                                        out_dir / f"leads_{slug(name)}")
+    first = next(iter(results.values()))
+    return {**first, "out_dir": str(out_dir), "lead_sets": results}
+
+
+def _evaluate_model(config, workdir: str, model: inference.RestoredModel, target_list, excluded,
+                    out_dir: epath.Path) -> dict:
+    """Evaluates one restored model (a lead-robust one with its lead subset) into ``out_dir``."""
     step, meta = model.step, model.meta
 
     val = validation_threshold(model, config)
@@ -243,12 +274,13 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, checkpoint=None, t
         w = results[key]["levels"]["patient"]["thresholds"][THRESHOLD_DEFAULT]["metrics"]
         logging.info("%s: %d windows, patient AUROC %.4f", key, pred["label"].size, w["auroc"])
 
-    out_dir = epath.Path(workdir) / "eval" / str(step)
     report = {
         "checkpoint": {"workdir": str(workdir), "step": int(step), "which": model.which,
                        # validation metrics saved with this step at training time (None if none ran)
                        "validation": model.validation},
-        "leads": list(model.leads),
+        "leads": list(model.input_leads),
+        # a lead-robust model: one checkpoint for every subset, run here on `leads`
+        "lead_robust": model.is_lead_robust,
         "train_dataset": meta.get("train_dataset"),
         "norm_stats_source": model.stats.source,
         "excluded_patients": {"n_listed": len(excluded), "removed": excluded_counts},
@@ -261,7 +293,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, checkpoint=None, t
     files: list[str] = []
     if jax.process_index() == 0:
         files = write_outputs(out_dir, report, preds)
-        print(f"Evaluation of {workdir} step {step} written to {out_dir}; summary: {out_dir / 'summary.md'}",
+        on = f" on leads {','.join(model.input_leads)} (lead-robust)" if model.is_lead_robust else ""
+        print(f"Evaluation of {workdir} step {step}{on} written to {out_dir}; summary: {out_dir / 'summary.md'}",
               flush=True)
     return {"step": int(step), "out_dir": str(out_dir), "thresholds": thresholds, "validation": val,
             "results": results, "files": files}
@@ -330,7 +363,9 @@ def summary_markdown(report: dict) -> str:
                      f"{ck['validation']['val_auroc']:.4f} at training time")
     else:
         lines.append(f"- checkpoint: step {ck['step']} ({ck['which']}), saved without validation metrics")
-    lines += [f"- leads: {', '.join(report['leads'])}",
+    robust = " (lead-robust model: one checkpoint for every lead subset, absent leads masked)" \
+        if report.get("lead_robust") else ""
+    lines += [f"- leads: {', '.join(report['leads'])}{robust}",
              f"- trained on: {report['train_dataset']}; normalisation statistics of {report['norm_stats_source']}"]
     if val.get("threshold") is not None:
         lines.append(f"- thresholds: `0.5` (reference) and `val_youden` = {val['threshold']:.4f}, "

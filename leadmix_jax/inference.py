@@ -35,23 +35,29 @@ from etils import epath
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from leadmix_jax import checkpointing, input_pipeline, metrics, norm_stats
+from leadmix_jax import checkpointing, input_pipeline, lead_robust, metrics, norm_stats
 from leadmix_jax import leads as leads_lib
 from leadmix_jax.errors import UserError
 from leadmix_jax.model import LeadMixMST
 
 
-def build_model(model_cfg: Mapping[str, Any], num_leads: int, seed: int = 0) -> LeadMixMST:
+def build_model(model_cfg: Mapping[str, Any], num_leads: int, seed: int = 0):
     """LeadMix-MST for ``num_leads`` leads from a ``config.model`` mapping
-    (or a checkpoint's ``meta['model']``).
+    (or a checkpoint's ``meta['model']``); with ``variant='lead_robust'`` the
+    lead-robust :class:`~leadmix_jax.lead_robust.LeadRobustMST` (always the 12
+    canonical leads plus a presence mask; ``num_leads`` must be 12).
 
     Settings the model no longer accepts (e.g. formulation options of older
     checkpoints) are ignored, so old checkpoints keep loading.
     """
     cfg = dict(model_cfg)
     cfg["dtype"] = jnp.dtype(cfg.get("dtype", "float32"))
-    accepted = set(inspect.signature(LeadMixMST.__init__).parameters)
+    accepted = set(inspect.signature(LeadMixMST.__init__).parameters) - {"self", "num_leads", "rngs"}
     kwargs = {k: v for k, v in cfg.items() if k in accepted}
+    if lead_robust.is_lead_robust(cfg):
+        if num_leads != lead_robust.NUM_LEADS:
+            raise ValueError(f"the lead-robust model takes all 12 leads (and a mask), got num_leads={num_leads}")
+        return lead_robust.LeadRobustMST(**kwargs, rngs=nnx.Rngs(seed))
     return LeadMixMST(num_leads, **kwargs, rngs=nnx.Rngs(seed))
 
 
@@ -67,8 +73,11 @@ def bce_with_logits(logits: jax.Array, labels: jax.Array, label_smoothing: float
 
 
 def eval_step(params, batch: dict, *, graphdef) -> dict:
-    """``ecg`` (B, T, N), ``label`` (B,) -> probabilities and per-example loss, (B,) each; no dropout."""
-    logits = nnx.merge(graphdef, params)(batch["ecg"])
+    """``ecg`` (B, T, N), ``label`` (B,) -> probabilities and per-example loss, (B,) each; no dropout.
+
+    A lead-robust model's batch also carries ``lead_mask`` (B, 12)."""
+    model = nnx.merge(graphdef, params)
+    logits = model(batch["ecg"], batch["lead_mask"]) if "lead_mask" in batch else model(batch["ecg"])
     return {"prob": jax.nn.sigmoid(logits), "loss": bce_with_logits(logits, batch["label"])}
 
 
@@ -103,11 +112,27 @@ class Runner(OnMesh):
     Args:
       graphdef: ``nnx.split(model, nnx.Param)[0]`` of the model.
       mesh: devices to split batches over (default: all devices, axis ``data``).
+      lead_mask: ``(12,)`` presence mask given to a lead-robust model with
+        every batch (None for the official model). Runners that differ only
+        in the mask share one compiled step (the mask is an input).
     """
 
-    def __init__(self, graphdef, mesh: Mesh | None = None):
+    def __init__(self, graphdef, mesh: Mesh | None = None, lead_mask: np.ndarray | None = None):
         self.graphdef = graphdef
         self.mesh = mesh if mesh is not None else make_mesh()
+        self.lead_mask = None if lead_mask is None else np.asarray(lead_mask, np.float32)
+
+    def with_mask(self, lead_mask: np.ndarray) -> "Runner":
+        """The same compiled step, another lead mask."""
+        other = Runner(self.graphdef, self.mesh, lead_mask)
+        if "step" in self.__dict__:
+            other.__dict__["step"] = self.__dict__["step"]
+        return other
+
+    def _add_mask(self, batch: dict, rows: int) -> dict:
+        if self.lead_mask is not None:
+            batch["lead_mask"] = np.broadcast_to(self.lead_mask, (rows, self.lead_mask.shape[0])).copy()
+        return batch
 
     @functools.cached_property
     def step(self):
@@ -130,7 +155,9 @@ class Runner(OnMesh):
                                              workers=workers)
         chunks: dict[str, list] = {}
         for local in input_pipeline.eval_dataset(builder, split, pcfg, stats):
-            out = self.step(params, global_batch(local, self.data_sharding))
+            local = self._add_mask(dict(local), len(local["label"]))
+            keys = ("ecg", "label", "lead_mask") if self.lead_mask is not None else ("ecg", "label")
+            out = self.step(params, global_batch(local, self.data_sharding, keys))
             rows = {**local_rows(out, batch_size), "label": np.asarray(local["label"]),
                     "mask": np.asarray(local["mask"]), "index": np.asarray(local["index"])}
             for k in input_pipeline.ID_FIELDS:
@@ -157,7 +184,7 @@ class Runner(OnMesh):
             pad = batch_size - chunk.shape[0]
             if pad:
                 chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), np.float32)])
-            batch = {"ecg": chunk, "label": np.zeros((batch_size,), np.float32)}
+            batch = self._add_mask({"ecg": chunk, "label": np.zeros((batch_size,), np.float32)}, batch_size)
             prob = self.step(params, {k: jax.device_put(v, self.data_sharding) for k, v in batch.items()})
             out.append(np.asarray(prob["prob"])[:batch_size - pad])
         return np.concatenate(out) if out else np.zeros((0,), np.float32)
@@ -206,6 +233,27 @@ class RestoredModel:
         val = self.validation
         return float(val["val_youden"]) if val and "val_youden" in val else None
 
+    @property
+    def is_lead_robust(self) -> bool:
+        """Whether this is a lead-robust checkpoint (any lead subset at inference)."""
+        return lead_robust.is_lead_robust(self.meta.get("model"))
+
+    @property
+    def input_leads(self) -> tuple[str, ...]:
+        """The leads the model is run on: its own, or a lead-robust model's subset."""
+        if self.is_lead_robust and self.runner.lead_mask is not None:
+            return lead_robust.mask_leads(self.runner.lead_mask)
+        return self.leads
+
+    def with_leads(self, subset) -> "RestoredModel":
+        """A lead-robust checkpoint run on ``subset`` (a lead spec, e.g.
+        ``'inferior'`` or ``'I,V2'``): inputs keep all 12 leads, the mask
+        says which are present. ``ValueError`` for an official checkpoint."""
+        if not self.is_lead_robust:
+            raise ValueError(f"{self.workdir} step {self.step} is not lead-robust: it takes leads "
+                             f"{','.join(self.leads)} only")
+        return dataclasses.replace(self, runner=self.runner.with_mask(lead_robust.lead_mask(subset)))
+
     def run_split(self, builder, split: str, batch_size: int, workers: int = 0) -> dict:
         return self.runner.run_split(self.params, builder, split, self.stats, batch_size, workers)
 
@@ -247,7 +295,9 @@ def restore(workdir: str, checkpoint: str | int | None = "best", mesh: Mesh | No
         norm_stats.check_leads(stats, leads, f"{workdir} step {step}")
         graphdef, _ = nnx.split(nnx.eval_shape(lambda: build_model(meta["model"], len(leads))), nnx.Param)
         shapes = jax.eval_shape(lambda: nnx.state(build_model(meta["model"], len(leads)), nnx.Param))
-        runner = Runner(graphdef, mesh)
+        # a lead-robust model runs on all 12 leads until a subset is chosen (with_leads)
+        runner = Runner(graphdef, mesh, lead_robust.lead_mask(leads) if lead_robust.is_lead_robust(meta["model"])
+                        else None)
         abstract = checkpointing.replicated_abstract(shapes, runner.replicated)
         params, meta = checkpointing.restore_for_inference(manager, step, abstract)
     finally:

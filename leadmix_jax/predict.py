@@ -16,7 +16,9 @@ Inputs:
 * NumPy ``.npy`` ``(T, L)`` with ``fs`` and ``lead_names`` given.
 
 The checkpoint's leads are taken from the record in the checkpoint's order
-(an error names any missing). The record goes through the same
+(an error names any missing). A lead-robust checkpoint
+(:mod:`leadmix_jax.lead_robust`) uses whichever standard leads the record
+has (1 to 12; missing ones are masked) and says which. The record goes through the same
 preprocessing as the datasets (:func:`leadmix_jax.preprocessing.preprocess_record`;
 the clean rule is applied over the leads used), is z-scored with the
 checkpoint's statistics, and every clean 10-s window gets a probability; the
@@ -109,6 +111,17 @@ def select_leads(signal: np.ndarray, names: Sequence[str], wanted: Sequence[str]
     return signal[:, [pos[w.lower()] for w in wanted]]
 
 
+def record_leads(names: Sequence[str], source: str) -> tuple[str, ...]:
+    """The standard leads among a record's channel ``names``, in canonical
+    order (what a lead-robust checkpoint runs on); ``ValueError`` if none."""
+    have = {str(n).strip().lower() for n in names}
+    found = tuple(c for c in leads_lib.CANONICAL_LEADS if c.lower() in have)
+    if not found:
+        raise ValueError(f"{source} has no standard ECG lead (channels {', '.join(map(str, names))}); "
+                         f"standard leads: {', '.join(leads_lib.CANONICAL_LEADS)}")
+    return found
+
+
 # ----------------------------------------------------------------------------
 # Model.
 
@@ -192,9 +205,18 @@ def predict_record(workdir: str, path: str, checkpoint=None, fs: float | None = 
     leads, step = model.leads, model.step
     threshold_value, threshold_name = choose_threshold(model, threshold)
     signal, rec_fs, names = read_record(path, fs, lead_names)
+    if model.is_lead_robust:
+        # any subset: the standard leads the record has (canonical order), the rest masked
+        leads = record_leads(names, str(path))
+        model = model.with_leads(leads)
     x = select_leads(signal, names, leads, str(path))
     pre = preprocessing.preprocess_record(x, rec_fs)
-    probs = model.predict_windows(pre.windows) if pre.num_kept else np.zeros((0,), np.float32)
+    windows = pre.windows
+    if model.is_lead_robust:
+        # the model's input is all 12 leads; absent ones are zeros here and masked in the model
+        windows = np.zeros((pre.windows.shape[0], pre.windows.shape[1], len(model.leads)), np.float32)
+        windows[:, :, list(leads_lib.lead_indices(leads))] = pre.windows
+    probs = model.predict_windows(windows) if pre.num_kept else np.zeros((0,), np.float32)
     win = preprocessing.WINDOW_SECONDS
     windows = [{"window": int(w), "start_s": float(w * win), "end_s": float((w + 1) * win),
                 "probability": float(p)} for w, p in zip(pre.window_index, probs)]
@@ -205,6 +227,7 @@ def predict_record(workdir: str, path: str, checkpoint=None, fs: float | None = 
         "record": str(path),
         "checkpoint": {"workdir": str(model.workdir), "step": int(step)},
         "leads": list(leads),
+        "lead_robust": model.is_lead_robust,
         "fs": rec_fs,
         "duration_s": signal.shape[0] / rec_fs,
         "num_windows": pre.num_windows,
@@ -241,7 +264,8 @@ def _process_index() -> int:
 
 
 def format_result(result: dict) -> str:
-    lines = [f"{result['record']}: leads {','.join(result['leads'])}, {result['duration_s']:.1f} s at "
+    robust = " (lead-robust checkpoint: the record's leads, the others masked)" if result.get("lead_robust") else ""
+    lines = [f"{result['record']}: leads {','.join(result['leads'])}{robust}, {result['duration_s']:.1f} s at "
              f"{result['fs']:g} Hz, {len(result['windows'])} of {result['num_windows']} windows clean"]
     for w in result["windows"]:
         lines.append(f"  window {w['window']:3d} [{w['start_s']:6.1f}, {w['end_s']:6.1f}) s  "

@@ -3,7 +3,11 @@
     python launch.py --mode=report --workdirs=runs/inferior,runs/limb,runs/all12 --workdir=runs/report
 
 Each workdir must have been evaluated (``--mode=eval``); its newest
-``eval/<step>/metrics.json`` is used (or that of ``step`` when given).
+``eval/<step>/metrics.json`` is used (or that of ``step`` when given). A
+lead-robust workdir (one model for every lead subset, evaluated per set into
+``eval/<step>/leads_<set>/``) gives one row per evaluated set, labelled
+``<set> (one model)`` and placed right after the dedicated model's row of
+that set.
 Rows = lead sets, columns = datasets x metrics, at one level (window, record
 or patient) and one threshold (``0.5`` or ``val_youden``), both stated in
 the table's caption. Writes ``report.md`` and ``report.csv`` (the CSV has the
@@ -20,6 +24,7 @@ from collections.abc import Sequence
 from etils import epath
 
 from leadmix_jax import leads as leads_lib
+from leadmix_jax.lead_robust import set_name
 
 DEFAULT_METRICS = ("auroc", "accuracy", "sensitivity", "specificity", "macro_f1")
 
@@ -37,6 +42,25 @@ def find_metrics(workdir: str, step: int | None = None) -> epath.Path:
         raise FileNotFoundError(f"no evaluation in {workdir} (expected {root}/<step>/metrics.json): "
                                 f"run `launch.py --mode=eval --workdir={workdir}` first")
     return max(found, key=lambda p: (p.stat().mtime, p.parent.name))
+
+
+def find_all_metrics(workdir: str, step: int | None = None) -> list[epath.Path]:
+    """The evaluations of ``workdir`` that make rows: ``[find_metrics(...)]``
+    for a dedicated model; for a lead-robust model (evaluated per lead set
+    into ``eval/<step>/leads_<set>/``) every lead set of the newest (or
+    ``step``'s) evaluation, in the paper's set order."""
+    root = epath.Path(workdir) / "eval"
+    per_set = list(root.glob(f"{step if step is not None else '*'}/leads_*/metrics.json")) if root.exists() else []
+    plain = list(root.glob(f"{step if step is not None else '*'}/metrics.json")) if root.exists() else []
+    if not per_set:
+        return [find_metrics(workdir, step)]
+    newest = max(per_set + plain, key=lambda p: (p.stat().mtime, p.parent.name))
+    if newest in plain:
+        return [newest]
+    step_dir = newest.parent.parent
+    found = [p for p in per_set if p.parent.parent == step_dir]
+    order = {f"leads_{n}": i for i, n in enumerate(leads_lib.LEAD_SETS)}
+    return sorted(found, key=lambda p: (order.get(p.parent.name, len(order)), p.parent.name))
 
 
 def lead_set_name(leads: Sequence[str]) -> str:
@@ -57,8 +81,7 @@ def gather(workdirs: Sequence[str], level: str = "patient", threshold: str = "0.
            metrics: Sequence[str] = DEFAULT_METRICS, step: int | None = None) -> dict:
     """Rows of the table: ``{'columns': [(target, metric)], 'rows': [{...}]}``."""
     rows, targets = [], []
-    for wd in workdirs:
-        path = find_metrics(wd, step)
+    for wd, path in ((wd, path) for wd in workdirs for path in find_all_metrics(wd, step)):
         rep = json.loads(path.read_text())
         cells = {}
         for target, res in rep["results"].items():
@@ -73,9 +96,16 @@ def gather(workdirs: Sequence[str], level: str = "patient", threshold: str = "0.
             for m in metrics:
                 ci = entry.get("ci", {}).get(m, [float("nan"), float("nan")])
                 cells[(target, m)] = (float(entry["metrics"][m]), float(ci[0]), float(ci[1]))
-        rows.append({"lead_set": lead_set_name(rep["leads"]), "leads": ",".join(rep["leads"]),
+        robust = bool(rep.get("lead_robust"))
+        # a lead-robust row names its set whatever the order of its (canonical) leads
+        name = f"{set_name(rep['leads'])} (one model)" if robust else lead_set_name(rep["leads"])
+        rows.append({"lead_set": name, "leads": ",".join(rep["leads"]), "lead_robust": robust,
                      "workdir": str(wd), "step": rep["checkpoint"]["step"],
                      "threshold_value": rep["thresholds"].get(threshold), "cells": cells})
+    if any(r["lead_robust"] for r in rows):
+        # the single model's row of each lead set right after the dedicated model's
+        order = {n: i for i, n in enumerate(leads_lib.LEAD_SETS)}
+        rows.sort(key=lambda r: (order.get(set_name(r["leads"].split(",")), len(order)), r["lead_robust"]))
     columns = [(t, m) for t in targets for m in metrics]
     return {"level": level, "threshold": threshold, "metrics": list(metrics), "columns": columns, "rows": rows}
 
@@ -102,6 +132,9 @@ def to_markdown(table: dict) -> str:
                f"probability); threshold-dependent metrics at {thr_text}; "
                "95 % CIs in brackets: percentile bootstrap resampling patients.")
     sources = "; ".join(f"{r['lead_set']}: {r['workdir']} step {r['step']}" for r in table["rows"])
+    if any(r.get("lead_robust") for r in table["rows"]):
+        caption += (" Rows marked (one model) are one lead-robust checkpoint evaluated on each lead set "
+                    "(absent leads masked); the others are models trained on that set alone.")
     return caption + "\n\n" + "\n".join(lines) + f"\n\nCheckpoints: {sources}.\n"
 
 

@@ -23,7 +23,7 @@ from etils import epath
 from flax import nnx, struct
 from jax.sharding import Mesh
 
-from leadmix_jax import checkpointing, dispatch, inference, input_pipeline, metric_writers, norm_stats
+from leadmix_jax import checkpointing, dispatch, inference, input_pipeline, lead_robust, metric_writers, norm_stats
 from leadmix_jax import leads as leads_lib
 
 
@@ -60,13 +60,25 @@ def make_optimizer(config: ml_collections.ConfigDict, total_steps: int) -> optax
 # ----------------------------------------------------------------------------
 # Steps (pure; compiled once).
 
+# Salt of the lead-mask key: fold_in(dropout key, salt), so the dropout keys of
+# the official model's steps stay what they were.
+_MASK_KEY_SALT = 0x3A5C
+
+
 def train_step(state: TrainState, batch: dict, *, graphdef, tx, label_smoothing: float,
-               pos_weight: float) -> tuple[TrainState, dict]:
-    """One optimiser step on a global batch ``ecg`` (B, T, N), ``label`` (B,)."""
+               pos_weight: float, lead_masks=None) -> tuple[TrainState, dict]:
+    """One optimiser step on a global batch ``ecg`` (B, T, N), ``label`` (B,).
+
+    ``lead_masks``: for the lead-robust model, a
+    :class:`~leadmix_jax.lead_robust.MaskSampler`; each example gets a
+    ``(12,)`` presence mask drawn here from the step's key (N = 12)."""
     key = jax.random.fold_in(state.rng, state.step)
+    inputs = (batch["ecg"],)
+    if lead_masks is not None:
+        inputs += (lead_masks(jax.random.fold_in(key, _MASK_KEY_SALT), batch["ecg"].shape[0]),)
 
     def loss_fn(params):
-        logits = nnx.merge(graphdef, params)(batch["ecg"], rng=key)
+        logits = nnx.merge(graphdef, params)(*inputs, rng=key)
         return inference.bce_with_logits(logits, batch["label"], label_smoothing, pos_weight).mean()
 
     loss, grads = jax.value_and_grad(loss_fn)(state.params)
@@ -101,6 +113,7 @@ class Experiment(inference.OnMesh):
     tx: optax.GradientTransformation
     total_steps: int
     steps_per_epoch: int
+    lead_masks: Any = None  # lead_robust.MaskSampler of a lead-robust model, else None
 
     def init_state(self) -> TrainState:
         """Fresh state, replicated on the mesh (same on every process: seeded)."""
@@ -122,7 +135,7 @@ class Experiment(inference.OnMesh):
     def compiled_train_step(self):
         step = jax.tree_util.Partial(train_step, graphdef=self.graphdef, tx=self.tx,
                                      label_smoothing=self.config.loss.label_smoothing,
-                                     pos_weight=self.config.loss.pos_weight)
+                                     pos_weight=self.config.loss.pos_weight, lead_masks=self.lead_masks)
         return jax.jit(lambda s, b: step(s, b),
                        in_shardings=(self.replicated, self.data_sharding),
                        out_shardings=(self.replicated, self.replicated), donate_argnums=(0,))
@@ -134,22 +147,27 @@ class Experiment(inference.OnMesh):
 
 
 def make_experiment(config: ml_collections.ConfigDict, train_size: int | None = None) -> Experiment:
-    leads = leads_lib.parse_leads(config.leads)
+    # A lead-robust model trains on all 12 leads in canonical order (masks pick subsets).
+    robust = lead_robust.is_lead_robust(config.model)
+    leads = leads_lib.CANONICAL_LEADS if robust else leads_lib.parse_leads(config.leads)
     check_batch_divides(config.batch_size)
     model = nnx.eval_shape(lambda: inference.build_model(config.model, len(leads)))
     graphdef, _ = nnx.split(model, nnx.Param)
     steps_per_epoch = max(1, (train_size or config.batch_size) // config.batch_size)
     total = config.num_train_steps if config.num_train_steps > 0 else config.num_epochs * steps_per_epoch
     return Experiment(config, leads, make_mesh(), graphdef, make_optimizer(config, total), total,
-                      steps_per_epoch)
+                      steps_per_epoch, lead_robust.sampler_from_config(config))
 
 
 # ----------------------------------------------------------------------------
 # The loop.
 
 def _meta(exp: Experiment, stats) -> dict:
-    return {"leads": list(exp.leads), "norm_stats": stats.to_json(),
+    meta = {"leads": list(exp.leads), "norm_stats": stats.to_json(),
             "model": exp.config.model.to_dict(), "train_dataset": exp.config.train_dataset}
+    if exp.lead_masks is not None:
+        meta["lead_robust"] = exp.config.lead_robust.to_dict()
+    return meta
 
 
 class Interrupted(KeyboardInterrupt):
@@ -271,9 +289,27 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 
 def validate(exp: Experiment, params, builder, split: str, stats, batch_size: int) -> dict:
-    """``val_loss``, ``val_auroc``, ``val_youden`` of ``params`` on ``split``."""
-    preds = exp.runner.run_split(params, builder, split, stats, batch_size, exp.config.workers)
-    return inference.validation_metrics(preds)
+    """``val_loss``, ``val_auroc``, ``val_youden`` of ``params`` on ``split``.
+
+    A lead-robust model is validated on each lead set of
+    ``config.lead_robust.val_sets``: ``val_auroc`` and ``val_loss`` are the
+    means over the sets (what selects the best checkpoint), ``val_youden`` is
+    Youden's J on all sets' windows pooled, and ``val_auroc_<set>`` each set's."""
+    if exp.lead_masks is None:
+        preds = exp.runner.run_split(params, builder, split, stats, batch_size, exp.config.workers)
+        return inference.validation_metrics(preds)
+    per_set, pooled = {}, []
+    for name, subset in lead_robust.parse_eval_leads(exp.config.lead_robust.val_sets):
+        runner = exp.runner.with_mask(lead_robust.lead_mask(subset))
+        preds = runner.run_split(params, builder, split, stats, batch_size, exp.config.workers)
+        per_set[name] = inference.validation_metrics(preds)
+        pooled.append(preds)
+    both = {k: np.concatenate([p[k] for p in pooled]) for k in ("label", "prob", "loss")}
+    out = {"val_loss": float(np.mean([m["val_loss"] for m in per_set.values()])),
+           "val_auroc": float(np.mean([m["val_auroc"] for m in per_set.values()])),
+           "val_youden": inference.validation_metrics(both)["val_youden"]}
+    out.update({f"val_auroc_{name}": m["val_auroc"] for name, m in per_set.items()})
+    return out
 
 
 def _check_finite(last_step: int, metrics: dict) -> None:
