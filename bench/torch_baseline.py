@@ -1,5 +1,5 @@
 """PyTorch baseline for bench/model_throughput.py: LeadMix-MST in PyTorch,
-written from spec/model.md (module names match the official state_dict, so
+written from the paper's architecture (module names match the official state_dict, so
 official weights load with strict=True), timed the same way as the JAX model
 in the same run: training step (forward, backward, AdamW) and inference
 samples/s, eager and torch.compile.

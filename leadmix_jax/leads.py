@@ -18,7 +18,7 @@ NUM_LEADS = len(CANONICAL_LEADS)
 
 _BY_KEY = {name.lower(): i for i, name in enumerate(CANONICAL_LEADS)}
 
-# The paper's lead sets (../spec/data.md section 3), in the channel order of
+# The paper's seven lead sets, in the channel order of
 # the paper's files (the 12-lead and limb sets put aVL before aVR).
 LEAD_SETS: dict[str, tuple[str, ...]] = {
     "chest": ("V1", "V2", "V3", "V4", "V5", "V6"),

@@ -3,7 +3,8 @@
 Input is channels-last ``(batch, time, num_leads)`` (z-scored ECG at 250 Hz),
 output one MI logit per example ``(batch,)``. The architecture, its quirks
 (double Q/K/V projection, input-independent lead tokens, bounded modulation)
-and parameter count follow ``spec/model.md``; official checkpoints load via
+and parameter count follow the official PyTorch model of the paper's
+repository (its ``state_dict`` names and shapes); official checkpoints load via
 :mod:`leadmix_jax.torch_import`.
 
 Dropout is functional: ``model(x, rng=key)`` trains with dropout, ``model(x)``

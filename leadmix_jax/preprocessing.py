@@ -1,6 +1,6 @@
 """Signal preprocessing of one ECG record: the paper's chain, done once per record.
 
-The chain (``shared/spec/data.md`` section 2) runs at the record's native
+The chain (docs/data.md, "Preprocessing") runs at the record's native
 sampling rate on a ``(time, leads)`` array, all leads at once:
 
 1. :func:`bandpass` - 4th-order Butterworth band-pass, 0.5-25 Hz, applied

@@ -1,7 +1,7 @@
 """Import of official PyTorch LeadMix-MST weights into :class:`LeadMixMST`.
 
-The official ``state_dict`` (keys such as ``body.4.mha.in_proj_weight``, see
-``spec/reference-state-dict.txt``) is mapped tensor by tensor onto this
+The official ``state_dict`` (keys such as ``body.4.mha.in_proj_weight``, as
+saved by the paper's PyTorch code) is mapped tensor by tensor onto this
 port's parameter tree, transposing PyTorch's channels-first layouts:
 
 * Conv1d ``(out, in/groups, k)`` -> ``(k, in/groups, out)``;

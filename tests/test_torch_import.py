@@ -20,7 +20,7 @@ needs_fixtures = pytest.mark.skipif(not PARITY_DIR, reason="LEADMIX_PARITY_DIR i
 
 
 def official_shapes(num_leads, base=48, depth=3):
-    """Official state_dict key -> shape, written from spec/model.md."""
+    """Official state_dict key -> shape, as the official PyTorch model names them."""
     shapes = {"stem.0.weight": (base, num_leads, 7), "stem.1.weight": (base,), "stem.1.bias": (base,)}
     c = base
     for i in range(depth):
