@@ -38,43 +38,76 @@ import sys  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-config_flags.DEFINE_config_file("config", "configs/default.py",
-                                "Experiment config file; override fields with --config.<field>=<value>.",
-                                lock_config=True)
+config_flags.DEFINE_config_file(
+    "config",
+    "configs/default.py",
+    "Experiment config file; override fields with --config.<field>=<value>.",
+    lock_config=True,
+)
 flags.DEFINE_string("workdir", None, "Checkpoints, logs and reports go here (required).")
-flags.DEFINE_enum("mode", None, ["train", "eval", "predict", "report", "demo", "export"],
-                  "train, eval (restore a checkpoint and evaluate), predict (one record), "
-                  "report (gather several workdirs), demo (synthetic end to end), "
-                  "export (TFLite/ONNX/StableHLO file, verified against JAX). "
-                  "Default: the config's 'mode' field, else train.")
+flags.DEFINE_enum(
+    "mode",
+    None,
+    ["train", "eval", "predict", "report", "demo", "export"],
+    "train, eval (restore a checkpoint and evaluate), predict (one record), "
+    "report (gather several workdirs), demo (synthetic end to end), "
+    "export (TFLite/ONNX/StableHLO file, verified against JAX). "
+    "Default: the config's 'mode' field, else train.",
+)
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (auto-detected cluster).")
 flags.DEFINE_string("coordinator_address", None, "host:port of process 0 for multi-process runs.")
 flags.DEFINE_integer("num_processes", None, "Number of processes of a multi-process run.")
 flags.DEFINE_integer("process_id", None, "This process's index in a multi-process run.")
 flags.DEFINE_string("record", None, "--mode=predict: a WFDB .hea, an SPH-style .h5 or a .npy file.")
 flags.DEFINE_float("fs", None, "--mode=predict with .npy: sampling rate in Hz.")
-flags.DEFINE_string("lead_names", None, "--mode=predict with .npy: comma-separated lead names of the columns.")
-flags.DEFINE_string("checkpoint", None, "eval/predict/export: best, latest or a step (default: config.eval_checkpoint).")
-flags.DEFINE_string("threshold", None, "--mode=predict: val_youden (default; 0.5 if trained without "
-                    "validation), 0.5 or a number.")
+flags.DEFINE_string(
+    "lead_names", None, "--mode=predict with .npy: comma-separated lead names of the columns."
+)
+flags.DEFINE_string(
+    "checkpoint", None, "eval/predict/export: best, latest or a step (default: config.eval_checkpoint)."
+)
+flags.DEFINE_string(
+    "threshold",
+    None,
+    "--mode=predict: val_youden (default; 0.5 if trained without validation), 0.5 or a number.",
+)
 flags.DEFINE_enum("format", None, ["tflite", "onnx", "stablehlo"], "--mode=export: file format.")
-flags.DEFINE_enum("quantize", "none", ["none", "dynamic", "int8"],
-                  "--mode=export: none (float32), dynamic (int8 weights) or int8 (weights and "
-                  "activations, calibrated on training windows); TFLite and ONNX.")
+flags.DEFINE_enum(
+    "quantize",
+    "none",
+    ["none", "dynamic", "int8"],
+    "--mode=export: none (float32), dynamic (int8 weights) or int8 (weights and "
+    "activations, calibrated on training windows); TFLite and ONNX.",
+)
 flags.DEFINE_string("export_dir", None, "--mode=export: output folder (default <workdir>/export).")
-flags.DEFINE_string("model", None, "--mode=predict: an exported .tflite or .onnx file (run without JAX; "
-                    "--workdir not needed, outputs go to <model folder>/predictions).")
+flags.DEFINE_string(
+    "model",
+    None,
+    "--mode=predict: an exported .tflite or .onnx file (run without JAX; "
+    "--workdir not needed, outputs go to <model folder>/predictions).",
+)
 flags.DEFINE_list("workdirs", [], "--mode=report: workdirs to gather into one table.")
-flags.DEFINE_enum("report_level", "patient", ["window", "record", "patient"], "--mode=report: level of the table.")
+flags.DEFINE_enum(
+    "report_level", "patient", ["window", "record", "patient"], "--mode=report: level of the table."
+)
 flags.DEFINE_string("report_threshold", "0.5", "--mode=report: threshold of the table, 0.5 or val_youden.")
-flags.DEFINE_list("report_metrics", ["auroc", "accuracy", "sensitivity", "specificity", "macro_f1"],
-                  "--mode=report: metrics per dataset.")
+flags.DEFINE_list(
+    "report_metrics",
+    ["auroc", "accuracy", "sensitivity", "specificity", "macro_f1"],
+    "--mode=report: metrics per dataset.",
+)
 FLAGS = flags.FLAGS
 
 # Messages of libraries that say nothing the user can act on.
-_NOISE = ("Unable to initialize backend", "Given directory is read only", "read_only=True, setting",
-          "Downloading and preparing dataset", "Dataset sph_mi downloaded", "Constructing tf.data",
-          "Requested `tracked_metric`")
+_NOISE = (
+    "Unable to initialize backend",
+    "Given directory is read only",
+    "read_only=True, setting",
+    "Downloading and preparing dataset",
+    "Dataset sph_mi downloaded",
+    "Constructing tf.data",
+    "Requested `tracked_metric`",
+)
 
 
 class _QuietLibraries:
@@ -88,8 +121,9 @@ class _QuietLibraries:
             return True
         if any(n in message for n in _NOISE):
             return False
-        return record.levelno > 20 or not ("/orbax/" in path or "/grain/" in path
-                                           or "/tensorflow_datasets/" in path)
+        return record.levelno > 20 or not (
+            "/orbax/" in path or "/grain/" in path or "/tensorflow_datasets/" in path
+        )
 
 
 def _quiet_third_parties() -> None:
@@ -103,6 +137,7 @@ def _quiet_third_parties() -> None:
         os.environ.setdefault("TQDM_DISABLE", "1")
         try:
             import tensorflow_datasets as tfds
+
             tfds.disable_progress_bar()
         except ImportError:
             pass
@@ -113,15 +148,20 @@ def _hide_accelerators_from_tensorflow() -> None:
     if importlib.util.find_spec("tensorflow") is None:
         return
     import tensorflow as tf
+
     tf.config.set_visible_devices([], "GPU")
     tf.config.set_visible_devices([], "TPU")
 
 
 def _init_distributed() -> None:
     import jax
+
     if FLAGS.coordinator_address or FLAGS.num_processes:
-        jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
-                                   num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
+        jax.distributed.initialize(
+            coordinator_address=FLAGS.coordinator_address,
+            num_processes=FLAGS.num_processes,
+            process_id=FLAGS.process_id,
+        )
     elif FLAGS.distributed:
         jax.distributed.initialize()
 
@@ -132,6 +172,7 @@ def run_config(mode: str):
     ``--config.<field>`` overrides applied on top."""
     import ml_collections
     from leadmix_jax.errors import UserError
+
     config = FLAGS.config
     saved_path = os.path.join(FLAGS.workdir, "config.json")
     if mode not in ("eval", "predict", "export") or not os.path.exists(saved_path):
@@ -155,6 +196,7 @@ def main(argv):
     _quiet_third_parties()
     from leadmix_jax import config_check
     from leadmix_jax.errors import UserError
+
     mode = FLAGS.mode or FLAGS.config.get("mode", "train")
     if not FLAGS.workdir and not (mode == "predict" and FLAGS.model):
         raise app.UsageError("--workdir is required (see --help)")
@@ -164,8 +206,15 @@ def main(argv):
             if not FLAGS.record:
                 raise UserError("--mode=predict needs --record=<.hea, .h5 or .npy file>")
             from leadmix_jax import predict
-            predict.predict_record(FLAGS.workdir, FLAGS.record, fs=FLAGS.fs, lead_names=FLAGS.lead_names,
-                                   threshold=FLAGS.threshold, model_file=FLAGS.model)
+
+            predict.predict_record(
+                FLAGS.workdir,
+                FLAGS.record,
+                fs=FLAGS.fs,
+                lead_names=FLAGS.lead_names,
+                threshold=FLAGS.threshold,
+                model_file=FLAGS.model,
+            )
         except (UserError, ValueError, FileNotFoundError) as e:
             print(f"error: {e}", file=sys.stderr, flush=True)
             sys.exit(2)
@@ -174,6 +223,7 @@ def main(argv):
         config = run_config(mode)
         if mode in ("train", "demo", "eval"):
             import jax
+
             config_check.check(config, mode, jax.device_count())
         if mode == "predict" and not FLAGS.record:
             raise UserError("--mode=predict needs --record=<.hea, .h5 or .npy file>")
@@ -200,30 +250,55 @@ def main(argv):
 
 def _run(mode: str, config) -> None:
     import jax
-    logging.info("JAX process %d of %d; %d devices (%d local) on %s", jax.process_index(),
-                 jax.process_count(), jax.device_count(), jax.local_device_count(), jax.default_backend())
+
+    logging.info(
+        "JAX process %d of %d; %d devices (%d local) on %s",
+        jax.process_index(),
+        jax.process_count(),
+        jax.device_count(),
+        jax.local_device_count(),
+        jax.default_backend(),
+    )
     if mode == "demo":
         from leadmix_jax import demo
+
         demo.run(config, FLAGS.workdir)
     elif mode == "train":
         from leadmix_jax import train
+
         train.train_and_evaluate(config, FLAGS.workdir)
     elif mode == "eval":
         from leadmix_jax import evaluate
+
         evaluate.evaluate(config, FLAGS.workdir, FLAGS.checkpoint)
     elif mode == "predict":
         from leadmix_jax import predict
-        predict.predict_record(FLAGS.workdir, FLAGS.record, FLAGS.checkpoint, FLAGS.fs, FLAGS.lead_names,
-                               threshold=FLAGS.threshold)
+
+        predict.predict_record(
+            FLAGS.workdir,
+            FLAGS.record,
+            FLAGS.checkpoint,
+            FLAGS.fs,
+            FLAGS.lead_names,
+            threshold=FLAGS.threshold,
+        )
     elif mode == "export":
         from leadmix_jax import export
-        export.export(config, FLAGS.workdir, export.ExportSpec(
-            format=FLAGS.format, quantize=FLAGS.quantize, checkpoint=FLAGS.checkpoint or "best"),
-            out_dir=FLAGS.export_dir)
+
+        export.export(
+            config,
+            FLAGS.workdir,
+            export.ExportSpec(
+                format=FLAGS.format, quantize=FLAGS.quantize, checkpoint=FLAGS.checkpoint or "best"
+            ),
+            out_dir=FLAGS.export_dir,
+        )
     elif mode == "report":
         from leadmix_jax import report
-        report.make_report(FLAGS.workdirs, FLAGS.workdir, FLAGS.report_level, FLAGS.report_threshold,
-                           FLAGS.report_metrics)
+
+        report.make_report(
+            FLAGS.workdirs, FLAGS.workdir, FLAGS.report_level, FLAGS.report_threshold, FLAGS.report_metrics
+        )
 
 
 def _help_and_exit() -> None:

@@ -72,10 +72,12 @@ def hlo_stats(compiled, batch: int) -> dict:
     text = compiled.as_text()
     fusions = len(re.findall(r"=\s*\S+\s+fusion\(", text))
     mem = compiled.memory_analysis()
-    return {"gflop": cost.get("flops", 0.0) / batch / 1e9,
-            "mb": cost.get("bytes accessed", 0.0) / batch / 1e6,
-            "temp_mb": (mem.temp_size_in_bytes / batch / 1e6) if mem is not None else float("nan"),
-            "fusions": fusions}
+    return {
+        "gflop": cost.get("flops", 0.0) / batch / 1e9,
+        "mb": cost.get("bytes accessed", 0.0) / batch / 1e6,
+        "temp_mb": (mem.temp_size_in_bytes / batch / 1e6) if mem is not None else float("nan"),
+        "fusions": fusions,
+    }
 
 
 def jax_timers(num_leads, batch, dtype):
@@ -113,13 +115,17 @@ def run_cell(leads, batch, dtypes, use_torch, steps, rounds):
     for dt in dtypes:
         tr, inf, st_train, st_infer = jax_timers(leads, batch, jnp.dtype(dt))
         systems[f"jax {dt}"] = (tr, inf)
-        print(f"| {leads} | {batch} | jax {dt} | train step: {st_train['gflop']:.3f} GFLOP, "
-              f"{st_train['mb']:.1f} MB accessed, {st_train['temp_mb']:.1f} MB temp per sample, "
-              f"{st_train['fusions']} fusions | inference: {st_infer['mb']:.1f} MB/sample, "
-              f"{st_infer['fusions']} fusions |", flush=True)
+        print(
+            f"| {leads} | {batch} | jax {dt} | train step: {st_train['gflop']:.3f} GFLOP, "
+            f"{st_train['mb']:.1f} MB accessed, {st_train['temp_mb']:.1f} MB temp per sample, "
+            f"{st_train['fusions']} fusions | inference: {st_infer['mb']:.1f} MB/sample, "
+            f"{st_infer['fusions']} fusions |",
+            flush=True,
+        )
     if use_torch:
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import torch_baseline
+
         systems["torch eager"] = torch_baseline.make_steps(leads, batch, compiled=False)
         systems["torch.compile"] = torch_baseline.make_steps(leads, batch, compiled=True)
     for train_fn, infer_fn in systems.values():  # compile + warm-up
@@ -131,11 +137,14 @@ def run_cell(leads, batch, dtypes, use_torch, steps, rounds):
         for name, (train_fn, infer_fn) in systems.items():
             times[name][0].append(time_steps(train_fn, steps))
             times[name][1].append(time_steps(infer_fn, steps))
-    rates = {name: (batch / statistics.median(t), batch / statistics.median(i))
-             for name, (t, i) in times.items()}
+    rates = {
+        name: (batch / statistics.median(t), batch / statistics.median(i)) for name, (t, i) in times.items()
+    }
     for name, (tr, inf) in rates.items():  # per cell too, so a cut-short run still reports
-        print(f"| {leads} | {batch} | {name} | train {tr:,.1f} samples/s | infer {inf:,.1f} samples/s |",
-              flush=True)
+        print(
+            f"| {leads} | {batch} | {name} | train {tr:,.1f} samples/s | infer {inf:,.1f} samples/s |",
+            flush=True,
+        )
     return rates
 
 
@@ -153,10 +162,13 @@ def main():
     batches = [int(v) for v in args.batch.split(",")]
     dtypes = args.dtypes.split(",")
     dev = jax.devices()[0]
-    print(f"device: {dev.device_kind} ({jax.default_backend()}, {jax.device_count()} device(s)), "
-          f"jax {jax.__version__}, {os.cpu_count()} cores, {load()}")
+    print(
+        f"device: {dev.device_kind} ({jax.default_backend()}, {jax.device_count()} device(s)), "
+        f"jax {jax.__version__}, {os.cpu_count()} cores, {load()}"
+    )
     if not args.no_torch and not args.hlo_only:
         import torch
+
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print("| leads | batch | system | compiled-HLO proxies (per sample) |\n|---|---|---|---|")
     if args.hlo_only:
@@ -165,10 +177,13 @@ def main():
                 for dt in dtypes:
                     *_, train_c, infer_c = make_jax_steps(leads, batch, jnp.dtype(dt))
                     s, si = hlo_stats(train_c, batch), hlo_stats(infer_c, batch)
-                    print(f"| {leads} | {batch} | jax {dt} | train step: {s['gflop']:.3f} GFLOP, "
-                          f"{s['mb']:.1f} MB accessed, {s['temp_mb']:.1f} MB temp per sample, "
-                          f"{s['fusions']} fusions | inference: {si['mb']:.1f} MB/sample, "
-                          f"{si['fusions']} fusions |", flush=True)
+                    print(
+                        f"| {leads} | {batch} | jax {dt} | train step: {s['gflop']:.3f} GFLOP, "
+                        f"{s['mb']:.1f} MB accessed, {s['temp_mb']:.1f} MB temp per sample, "
+                        f"{s['fusions']} fusions | inference: {si['mb']:.1f} MB/sample, "
+                        f"{si['fusions']} fusions |",
+                        flush=True,
+                    )
         return
     results = []
     for leads in leads_list:
@@ -187,12 +202,16 @@ def main():
             for base in ("torch eager", "torch.compile"):
                 if base in rates:
                     bt, bi = rates[base]
-                    print(f"leads {leads} batch {batch}: jax {dt} / {base}: train {jt / bt:.2f}x, "
-                          f"infer {ji / bi:.2f}x")
+                    print(
+                        f"leads {leads} batch {batch}: jax {dt} / {base}: train {jt / bt:.2f}x, "
+                        f"infer {ji / bi:.2f}x"
+                    )
         if "jax bfloat16" in rates and "jax float32" in rates:
             (bt, bi), (ft, fi) = rates["jax bfloat16"], rates["jax float32"]
-            print(f"leads {leads} batch {batch}: jax bfloat16 / float32: train {bt / ft:.2f}x, "
-                  f"infer {bi / fi:.2f}x")
+            print(
+                f"leads {leads} batch {batch}: jax bfloat16 / float32: train {bt / ft:.2f}x, "
+                f"infer {bi / fi:.2f}x"
+            )
 
 
 if __name__ == "__main__":

@@ -25,8 +25,9 @@ class SqueezeExcite(nn.Module):
     def __init__(self, c: int, r: int = 8):
         super().__init__()
         h = max(1, c // r)
-        self.fc = nn.Sequential(nn.AdaptiveAvgPool1d(1), nn.Conv1d(c, h, 1), nn.ReLU(),
-                                nn.Conv1d(h, c, 1), nn.Sigmoid())
+        self.fc = nn.Sequential(
+            nn.AdaptiveAvgPool1d(1), nn.Conv1d(c, h, 1), nn.ReLU(), nn.Conv1d(h, c, 1), nn.Sigmoid()
+        )
 
     def forward(self, x):
         return x * self.fc(x)
@@ -35,10 +36,13 @@ class SqueezeExcite(nn.Module):
 class Block(nn.Module):
     def __init__(self, c: int, n: int, heads: int = 4, drop: float = 0.1):
         super().__init__()
-        self.ms1 = nn.Sequential(nn.Conv1d(c, c, 3, padding=1, groups=c, bias=False),
-                                 nn.Conv1d(c, c // 2, 1, bias=False))
-        self.ms2 = nn.Sequential(nn.Conv1d(c, c, 3, padding=2, dilation=2, groups=c, bias=False),
-                                 nn.Conv1d(c, c // 2, 1, bias=False))
+        self.ms1 = nn.Sequential(
+            nn.Conv1d(c, c, 3, padding=1, groups=c, bias=False), nn.Conv1d(c, c // 2, 1, bias=False)
+        )
+        self.ms2 = nn.Sequential(
+            nn.Conv1d(c, c, 3, padding=2, dilation=2, groups=c, bias=False),
+            nn.Conv1d(c, c // 2, 1, bias=False),
+        )
         self.proj = nn.Conv1d(c, c, 1, bias=False)
         self.gn = nn.GroupNorm(8, c)
         self.se = SqueezeExcite(c)
@@ -68,12 +72,17 @@ class Block(nn.Module):
 class LeadMixMSTTorch(nn.Module):
     def __init__(self, n: int, base: int = 48, depth: int = 3, heads: int = 4, drop: float = 0.1):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv1d(n, base, 7, 2, 3, bias=False), nn.GroupNorm(8, base), nn.SiLU(),
-                                  nn.MaxPool1d(3, 2, 1))
+        self.stem = nn.Sequential(
+            nn.Conv1d(n, base, 7, 2, 3, bias=False), nn.GroupNorm(8, base), nn.SiLU(), nn.MaxPool1d(3, 2, 1)
+        )
         body, c = [], base
         for _ in range(depth):
-            body += [Block(c, n, heads, drop), nn.Conv1d(c, 2 * c, 3, 2, 1, bias=False),
-                     nn.GroupNorm(8, 2 * c), nn.SiLU()]
+            body += [
+                Block(c, n, heads, drop),
+                nn.Conv1d(c, 2 * c, 3, 2, 1, bias=False),
+                nn.GroupNorm(8, 2 * c),
+                nn.SiLU(),
+            ]
             c *= 2
         self.body = nn.Sequential(*body)
         self.head = nn.Sequential(nn.AdaptiveAvgPool1d(1))
@@ -89,8 +98,14 @@ def check(path: str) -> float:
     data = np.load(path)
     n, base, depth, heads, _ = (int(v) for v in data["config"])
     model = LeadMixMSTTorch(n, base, depth, heads).eval()
-    model.load_state_dict({k[len("state_dict/"):]: torch.from_numpy(data[k])
-                           for k in data.files if k.startswith("state_dict/")}, strict=True)
+    model.load_state_dict(
+        {
+            k[len("state_dict/") :]: torch.from_numpy(data[k])
+            for k in data.files
+            if k.startswith("state_dict/")
+        },
+        strict=True,
+    )
     with torch.no_grad():
         out = model(torch.from_numpy(data["x"])).numpy()
     err = float(np.abs(out - data["logits"]).max())
@@ -153,7 +168,7 @@ def main():
     print("|---|---|---|---|---|")
     for leads in (int(v) for v in args.leads.split(",")):
         for batch in (int(v) for v in args.batch.split(",")):
-            for compiled in ([False, True] if args.compile else [False]):
+            for compiled in [False, True] if args.compile else [False]:
                 tr, inf = bench(leads, batch, compiled, args.steps)
                 mode = "torch.compile" if compiled else "eager"
                 print(f"| {leads} | {batch} | {mode} | {tr:,.0f} | {inf:,.0f} |", flush=True)

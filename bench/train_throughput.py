@@ -56,8 +56,9 @@ def _run(feed_run, state, k, dispatches):
 
 def bench(builder, split, config, mode, k, dispatches, stats):
     exp = train.make_experiment(config, input_pipeline.split_size(builder, split))
-    pcfg = input_pipeline.PipelineConfig(leads=exp.leads, global_batch=config.batch_size, seed=0,
-                                         workers=config.workers)
+    pcfg = input_pipeline.PipelineConfig(
+        leads=exp.leads, global_batch=config.batch_size, seed=0, workers=config.workers
+    )
     feed = dispatch.make_feed(exp, config, builder, stats, pcfg, mode=mode, reason="benchmark")
     steps = k * dispatches
     state = exp.init_state()
@@ -68,15 +69,20 @@ def bench(builder, split, config, mode, k, dispatches, stats):
     const = feed if isinstance(feed, dispatch.GrainFeed) else dispatch.GrainFeed(exp, None)
     shape = (k, config.batch_size, preprocessing.WINDOW_SAMPLES, len(exp.leads))
     rng = np.random.default_rng(0)
-    batches = {"ecg": jax.device_put(rng.standard_normal(shape, np.float32), const._sharding),  # noqa: SLF001
-               "label": jax.device_put((rng.uniform(size=shape[:2]) < 0.5).astype(np.float32),
-                                       const._sharding)}  # noqa: SLF001
+    batches = {
+        "ecg": jax.device_put(rng.standard_normal(shape, np.float32), const._sharding),  # noqa: SLF001
+        "label": jax.device_put((rng.uniform(size=shape[:2]) < 0.5).astype(np.float32), const._sharding),
+    }  # noqa: SLF001
     fn = const._fn(k)  # noqa: SLF001
     state, dev_s = _run(lambda s, _k: fn(s, batches), state, k, dispatches)
     n = input_pipeline.split_size(builder, split)
-    return {"e2e": config.batch_size * steps / e2e_s, "device": config.batch_size * steps / dev_s,
-            "dispatches_per_epoch": math.ceil(max(1, n // config.batch_size) / k),
-            "h2d_bytes": feed.bytes_per_step(), "wait": wait / e2e_s}
+    return {
+        "e2e": config.batch_size * steps / e2e_s,
+        "device": config.batch_size * steps / dev_s,
+        "dispatches_per_epoch": math.ceil(max(1, n // config.batch_size) / k),
+        "h2d_bytes": feed.bytes_per_step(),
+        "wait": wait / e2e_s,
+    }
 
 
 def main():
@@ -91,25 +97,35 @@ def main():
     ap.add_argument("--workers", type=int, default=0, help="grain worker processes")
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--base", type=int, default=None, help="model width (default: the paper's 48)")
-    ap.add_argument("--min_steps", type=int, default=16,
-                    help="timed steps per measurement at least (rounded up to whole dispatches)")
+    ap.add_argument(
+        "--min_steps",
+        type=int,
+        default=16,
+        help="timed steps per measurement at least (rounded up to whole dispatches)",
+    )
     ap.add_argument("--dispatches", type=int, default=None, help="timed dispatches (overrides --min_steps)")
     args = ap.parse_args()
     from absl import flags
+
     flags.FLAGS.mark_as_parsed()  # grain's worker processes read absl flags
     if args.data_dir is None:
         sys.path.insert(0, str(ROOT / "tests"))
         import builtdata
+
         args.data_dir = builtdata.build(tempfile.mkdtemp(prefix="leadmix_bench_"))
         args.dataset = builtdata.NAME
     builder = input_pipeline.load_builder(args.data_dir, args.dataset)
     dev = jax.devices()[0]
     n = input_pipeline.split_size(builder, args.split)
-    print(f"device: {dev.device_kind} x{jax.device_count()} ({jax.default_backend()}), "
-          f"dataset {args.dataset}:{args.split} ({n} examples), leads {args.leads}, {args.dtype}, "
-          f"grain workers {args.workers}; load average at start {os.getloadavg()}")
-    print("| batch | mode | K | end-to-end samples/s | device-only samples/s | e2e / device-only | "
-          "dispatches per epoch | host->device bytes per step | waiting for data |")
+    print(
+        f"device: {dev.device_kind} x{jax.device_count()} ({jax.default_backend()}), "
+        f"dataset {args.dataset}:{args.split} ({n} examples), leads {args.leads}, {args.dtype}, "
+        f"grain workers {args.workers}; load average at start {os.getloadavg()}"
+    )
+    print(
+        "| batch | mode | K | end-to-end samples/s | device-only samples/s | e2e / device-only | "
+        "dispatches per epoch | host->device bytes per step | waiting for data |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     stats = None
     for batch in (int(b) for b in args.batch.split(",")):
@@ -126,9 +142,12 @@ def main():
                 dispatches = args.dispatches or math.ceil(args.min_steps / k)
                 r = bench(builder, args.split, config, mode, k, dispatches, stats)
                 wait = f"{100 * r['wait']:.0f} %" if mode == "grain" else "-"
-                print(f"| {batch} | {mode} | {k} | {r['e2e']:,.1f} | {r['device']:,.1f} | "
-                      f"{r['e2e'] / r['device']:.3f} | {r['dispatches_per_epoch']} | {r['h2d_bytes']:,} | "
-                      f"{wait} |", flush=True)
+                print(
+                    f"| {batch} | {mode} | {k} | {r['e2e']:,.1f} | {r['device']:,.1f} | "
+                    f"{r['e2e'] / r['device']:.3f} | {r['dispatches_per_epoch']} | {r['h2d_bytes']:,} | "
+                    f"{wait} |",
+                    flush=True,
+                )
     print(f"load average at end {os.getloadavg()}")
 
 

@@ -16,7 +16,7 @@ def get_config():
     c.train_dataset = "sph_mi/paper"
     c.val_split = "validation"
     c.batch_size = 32
-    c.input_mode = "auto"                 # device-resident when the split fits, else grain
+    c.input_mode = "auto"  # device-resident when the split fits, else grain
     c.num_epochs = 25
     c.eval_targets = "ptbdb_mi/paper:all,ptbxl_mi/paper:all,sph_mi/paper:test"
     return c

@@ -48,8 +48,17 @@ from leadmix_jax.records import RecordTask
 VERSION = "1.1.0"
 
 __all__ = [
-    "VERSION", "WORKERS_ENV", "REPORT_NAME", "EXPECTED_FS", "NotTheDatabaseError", "Scan",
-    "MiEcgBuilder", "features", "default_workers", "load_builder_class", "scan_database",
+    "VERSION",
+    "WORKERS_ENV",
+    "REPORT_NAME",
+    "EXPECTED_FS",
+    "NotTheDatabaseError",
+    "Scan",
+    "MiEcgBuilder",
+    "features",
+    "default_workers",
+    "load_builder_class",
+    "scan_database",
     "read_report",
 ]
 
@@ -57,33 +66,38 @@ __all__ = [
 # ---------------------------------------------------------------------------
 # the builder base class
 
+
 def features() -> tfds.features.FeaturesDict:
     """The feature set shared by the three builders (and tests/builtdata): ``ecg``
     float32 ``(2500, 12)`` in canonical lead order, ``label`` 0/1, ids, window
     index, fold, raw codes, age (float32, NaN if unknown) and sex."""
-    return tfds.features.FeaturesDict({
-        "ecg": tfds.features.Tensor(shape=(WINDOW_SAMPLES, len(CANONICAL_LEADS)),
-                                    dtype=np.float32, encoding=tfds.features.Encoding.BYTES,
-                                    doc="10 s at 250 Hz, mV, leads " + " ".join(CANONICAL_LEADS)),
-        "label": tfds.features.ClassLabel(names=list(labels_lib.LABEL_NAMES)),
-        "patient_id": tfds.features.Text(),
-        "record_id": tfds.features.Text(),
-        "window": tfds.features.Scalar(np.int32, doc="index of the window in its record"),
-        "fold": tfds.features.Scalar(np.int32, doc="1-8 train, 9 validation, 10 test"),
-        "codes": tfds.features.Text(doc="the record's raw diagnostic codes / clinical text"),
-        "age": tfds.features.Scalar(np.float32, doc="years, NaN when unknown"),
-        "sex": tfds.features.Text(doc="'male', 'female' or '' when unknown"),
-    })
+    return tfds.features.FeaturesDict(
+        {
+            "ecg": tfds.features.Tensor(
+                shape=(WINDOW_SAMPLES, len(CANONICAL_LEADS)),
+                dtype=np.float32,
+                encoding=tfds.features.Encoding.BYTES,
+                doc="10 s at 250 Hz, mV, leads " + " ".join(CANONICAL_LEADS),
+            ),
+            "label": tfds.features.ClassLabel(names=list(labels_lib.LABEL_NAMES)),
+            "patient_id": tfds.features.Text(),
+            "record_id": tfds.features.Text(),
+            "window": tfds.features.Scalar(np.int32, doc="index of the window in its record"),
+            "fold": tfds.features.Scalar(np.int32, doc="1-8 train, 9 validation, 10 test"),
+            "codes": tfds.features.Text(doc="the record's raw diagnostic codes / clinical text"),
+            "age": tfds.features.Scalar(np.float32, doc="years, NaN when unknown"),
+            "sex": tfds.features.Text(doc="'male', 'female' or '' when unknown"),
+        }
+    )
 
 
 BUILDER_CONFIGS = [
-    tfds.core.BuilderConfig(
-        name="paper",
-        description="Label rule of the LeadMix-MST paper (default)."),
+    tfds.core.BuilderConfig(name="paper", description="Label rule of the LeadMix-MST paper (default)."),
     tfds.core.BuilderConfig(
         name="mi_superclass",
         description="Field-standard MI-superclass label rule (PTB: reason for admission; "
-                    "PTB-XL: diagnostic_class MI / NORM only; SPH: as the paper)."),
+        "PTB-XL: diagnostic_class MI / NORM only; SPH: as the paper).",
+    ),
 ]
 
 
@@ -99,9 +113,9 @@ class MiEcgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     RELEASE_NOTES = {
         "1.0.0": "Initial release: one example per clean 10 s window.",
         "1.1.0": "PTB and SPH folds are a hash of the patient id (stable when metadata rows "
-                 "are added, removed or bad; splits changed). WFDB signals in uV/V are "
-                 "converted to mV. Metadata paths leaving the source folder, bad CSV rows "
-                 "and empty splits are skipped and reported instead of stopping the build.",
+        "are added, removed or bad; splits changed). WFDB signals in uV/V are "
+        "converted to mV. Metadata paths leaving the source folder, bad CSV rows "
+        "and empty splits are skipped and reported instead of stopping the build.",
     }
     BUILDER_CONFIGS = BUILDER_CONFIGS
     DEFAULT_CONFIG_NAME = "paper"
@@ -117,7 +131,8 @@ class MiEcgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
-            features=features(), supervised_keys=("ecg", "label"), homepage=self.HOMEPAGE)
+            features=features(), supervised_keys=("ecg", "label"), homepage=self.HOMEPAGE
+        )
 
     # -- stages ---------------------------------------------------------------
 
@@ -127,23 +142,33 @@ class MiEcgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     def _split_generators(self, dl_manager):
         scan = self._scan(dl_manager.manual_dir)
         fmt = self.info.file_format
-        self._report = BuildReport(self.name, self.builder_config.name, str(self.version), scan,
-                                   self._num_workers, getattr(fmt, "value", str(fmt)))
+        self._report = BuildReport(
+            self.name,
+            self.builder_config.name,
+            str(self.version),
+            scan,
+            self._num_workers,
+            getattr(fmt, "value", str(fmt)),
+        )
         by_split: dict[str, list[RecordTask]] = defaultdict(list)
         for t in scan.tasks:
             by_split[splits_lib.split_of_fold(t.fold)].append(t)
-        splits_lib.check_patient_disjoint(
-            {s: [t.patient_id for t in ts] for s, ts in by_split.items()})
-        logging.info("%s: %d records to process: %s", self.name, len(scan.tasks),
-                     {s: len(ts) for s, ts in by_split.items()})
+        splits_lib.check_patient_disjoint({s: [t.patient_id for t in ts] for s, ts in by_split.items()})
+        logging.info(
+            "%s: %d records to process: %s",
+            self.name,
+            len(scan.tasks),
+            {s: len(ts) for s, ts in by_split.items()},
+        )
         if not by_split:
-            raise ValueError(f"{self.name}: no MI or normal record in {scan.source} "
-                             f"({scan.n_source} listed).\n{self._report.summary()}")
+            raise ValueError(
+                f"{self.name}: no MI or normal record in {scan.source} "
+                f"({scan.n_source} listed).\n{self._report.summary()}"
+            )
         for s in splits_lib.SPLITS:
             if not by_split.get(s):
                 self._report.empty_splits.append(s)
-        return {s: self._generate_examples(by_split[s], s)
-                for s in splits_lib.SPLITS if by_split.get(s)}
+        return {s: self._generate_examples(by_split[s], s) for s in splits_lib.SPLITS if by_split.get(s)}
 
     def _generate_splits(self, dl_manager, download_config):
         """TFDS's split generation, except that a split whose every record was
@@ -156,29 +181,37 @@ class MiEcgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         from tensorflow_datasets.core import split_builder as split_builder_lib
 
         split_builder = split_builder_lib.SplitBuilder(
-            split_dict=self.info.splits, features=self.info.features,
+            split_dict=self.info.splits,
+            features=self.info.features,
             dataset_size=self.info.dataset_size,
             max_examples_per_split=download_config.max_examples_per_split,
-            beam_options=download_config.beam_options, beam_runner=download_config.beam_runner,
+            beam_options=download_config.beam_options,
+            beam_runner=download_config.beam_runner,
             shard_config=download_config.get_shard_config(),
             example_writer=self._example_writer(),
-            ignore_duplicates=download_config.ignore_duplicates)
+            ignore_duplicates=download_config.ignore_duplicates,
+        )
         infos = []
         for name, generator in self._split_generators(dl_manager).items():
             try:
-                infos.append(split_builder.submit_split_generation(
-                    split_name=name, generator=generator,
-                    filename_template=self._get_filename_template(split_name=name),
-                    disable_shuffling=self.info.disable_shuffling,
-                    nondeterministic_order=download_config.nondeterministic_order).result())
+                infos.append(
+                    split_builder.submit_split_generation(
+                        split_name=name,
+                        generator=generator,
+                        filename_template=self._get_filename_template(split_name=name),
+                        disable_shuffling=self.info.disable_shuffling,
+                        nondeterministic_order=download_config.nondeterministic_order,
+                    ).result()
+                )
             except AssertionError as err:
                 if "No examples were yielded" not in str(err) or self._report is None:
                     raise
                 self._report.empty_splits.append(name)
                 logging.warning("%s: split %s is empty: every record was skipped", self.name, name)
         if not infos:
-            raise RuntimeError(f"{self.name}: every record was skipped, nothing to write.\n"
-                               f"{self._report.summary()}")
+            raise RuntimeError(
+                f"{self.name}: every record was skipped, nothing to write.\n{self._report.summary()}"
+            )
         return infos
 
     def _generate_examples(self, tasks: list[RecordTask], split: str):
@@ -192,16 +225,26 @@ class MiEcgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             if done % 1000 == 0:
                 logging.info("%s %s: %d/%d records", self.name, split, done, len(tasks))
             if not result.ok:
-                logging.info("%s: skipped %s: %s %s", self.name, result.task.record_id,
-                             result.reason, result.detail)
+                logging.info(
+                    "%s: skipped %s: %s %s", self.name, result.task.record_id, result.reason, result.detail
+                )
                 continue
             t = result.task
             for window, idx in zip(result.windows, result.window_index):
-                yield f"{t.record_id}#{int(idx)}", {
-                    "ecg": window, "label": label_of[t.label], "patient_id": t.patient_id,
-                    "record_id": t.record_id, "window": int(idx), "fold": int(t.fold),
-                    "codes": t.codes, "age": np.float32(t.age), "sex": t.sex,
-                }
+                yield (
+                    f"{t.record_id}#{int(idx)}",
+                    {
+                        "ecg": window,
+                        "label": label_of[t.label],
+                        "patient_id": t.patient_id,
+                        "record_id": t.record_id,
+                        "window": int(idx),
+                        "fold": int(t.fold),
+                        "codes": t.codes,
+                        "age": np.float32(t.age),
+                        "sex": t.sex,
+                    },
+                )
 
     def download_and_prepare(self, *args, **kwargs):
         """As TFDS's, after deleting ``incomplete.*`` folders that killed builds
@@ -212,8 +255,7 @@ class MiEcgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             for stale in parent.glob("incomplete.*"):
                 if stale.is_dir():
                     logging.info("%s: removing %s left by an interrupted build", self.name, stale)
-                    print(f"{self.name}: removing {stale} (left by an interrupted build)",
-                          flush=True)
+                    print(f"{self.name}: removing {stale} (left by an interrupted build)", flush=True)
                     stale.rmtree()
         return super().download_and_prepare(*args, **kwargs)
 
@@ -231,7 +273,6 @@ class MiEcgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             path = epath.Path(self.data_dir) / REPORT_NAME
             path.write_text(json.dumps(report, indent=1, default=json_default) + "\n")
             print(self._report.summary(), file=sys.stdout, flush=True)
-
 
 
 def load_builder_class(name: str, datasets_dir=None):
@@ -258,4 +299,3 @@ def read_report(data_dir, name: str, config: str = "paper", version: str = VERSI
     """Reads ``<data_dir>/<name>/<config>/<version>/build_report.json``."""
     path = epath.Path(data_dir) / name / config / version / REPORT_NAME
     return json.loads(path.read_text())
-

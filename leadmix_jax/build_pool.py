@@ -62,7 +62,7 @@ def _workers_skip_main():
         if main is not None:
             main.__dict__["__spec__"] = None
             main.__dict__.pop("__file__", None)
-        for k in _THREAD_ENV:   # one process per core: no BLAS/OpenMP thread pools
+        for k in _THREAD_ENV:  # one process per core: no BLAS/OpenMP thread pools
             os.environ.setdefault(k, "1")
         yield
     finally:
@@ -97,7 +97,7 @@ class RecordPool:
         limit = max(64, 4 * chunk * self.workers)
         slots, stop = threading.Semaphore(limit), threading.Event()
 
-        def feed():   # runs in the pool's task-handler thread
+        def feed():  # runs in the pool's task-handler thread
             for t in tasks:
                 while not slots.acquire(timeout=0.2):
                     if stop.is_set():
@@ -118,4 +118,3 @@ class RecordPool:
             self._pool.terminate()
             self._pool.join()
             self._pool = None
-

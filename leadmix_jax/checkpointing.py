@@ -49,16 +49,25 @@ CORRUPT_DIR = "corrupt_checkpoints"
 def make_manager(workdir: str, keep: int, read_only: bool = False) -> ocp.CheckpointManager:
     """Manager of ``workdir/checkpoints`` keeping the ``keep`` latest steps and the best one."""
     policies = ocp.checkpoint_managers
-    preservation = policies.AnyPreservationPolicy([
-        policies.LatestN(n=keep),
-        policies.BestN(get_metric_fn=_best_metric, reverse=False, n=1,
-                       keep_checkpoints_without_metrics=False),
-    ])
+    preservation = policies.AnyPreservationPolicy(
+        [
+            policies.LatestN(n=keep),
+            policies.BestN(
+                get_metric_fn=_best_metric, reverse=False, n=1, keep_checkpoints_without_metrics=False
+            ),
+        ]
+    )
     options = ocp.CheckpointManagerOptions(
-        preservation_policy=preservation, best_fn=_best_metric, best_mode="max",
-        enable_async_checkpointing=True, read_only=read_only, create=not read_only)
-    return ocp.CheckpointManager(epath.Path(workdir).absolute() / "checkpoints",
-                                 item_names=("state", "data", "meta"), options=options)
+        preservation_policy=preservation,
+        best_fn=_best_metric,
+        best_mode="max",
+        enable_async_checkpointing=True,
+        read_only=read_only,
+        create=not read_only,
+    )
+    return ocp.CheckpointManager(
+        epath.Path(workdir).absolute() / "checkpoints", item_names=("state", "data", "meta"), options=options
+    )
 
 
 def _best_metric(metrics: dict | None) -> float:
@@ -66,30 +75,43 @@ def _best_metric(metrics: dict | None) -> float:
     return value if value == value else float("-inf")  # NaN AUROC ranks last
 
 
-def save(manager: ocp.CheckpointManager, step: int, state: Any, iterator, meta: dict,
-         metrics: dict | None = None) -> None:
+def save(
+    manager: ocp.CheckpointManager, step: int, state: Any, iterator, meta: dict, metrics: dict | None = None
+) -> None:
     """Starts an asynchronous save of ``step``; ``metrics`` (validation at this
     step, if any) are stored both in ``meta['validation']`` and as Orbax metrics."""
     meta = {**meta, "step": int(step), "validation": dict(metrics) if metrics else None}
-    manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state),
-        data=_data_args(iterator, restore=False),
-        meta=ocp.args.JsonSave(meta)), metrics=dict(metrics) if metrics else None, force=True)
+    manager.save(
+        step,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state),
+            data=_data_args(iterator, restore=False),
+            meta=ocp.args.JsonSave(meta),
+        ),
+        metrics=dict(metrics) if metrics else None,
+        force=True,
+    )
 
 
 def _data_args(iterator, restore: bool):
     if hasattr(iterator, "checkpoint_args"):  # device-resident input: a JSON position
         return iterator.checkpoint_args(restore)
-    return grain.checkpoint.CheckpointRestore(iterator) if restore else grain.checkpoint.CheckpointSave(iterator)
+    return (
+        grain.checkpoint.CheckpointRestore(iterator) if restore else grain.checkpoint.CheckpointSave(iterator)
+    )
 
 
 def restore_train(manager: ocp.CheckpointManager, step: int, abstract_state: Any, iterator):
     """Restores state (onto the shardings of ``abstract_state``) and the
     iterator (in place); returns ``(state, meta)``."""
-    out = manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract_state),
-        data=_data_args(iterator, restore=True),
-        meta=ocp.args.JsonRestore()))
+    out = manager.restore(
+        step,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state),
+            data=_data_args(iterator, restore=True),
+            meta=ocp.args.JsonRestore(),
+        ),
+    )
     if hasattr(iterator, "restored"):
         iterator.restored(out["data"])
     return out["state"], out["meta"]
@@ -113,10 +135,13 @@ def restore_newest_intact(manager: ocp.CheckpointManager, abstract_state: Any, i
             return state, meta, step
         except Exception as e:  # noqa: BLE001 - any failure to read the step means it is damaged
             problem = describe_problem(manager, step, e)
-            logging.warning("checkpoint step %d is damaged (%s): set aside, trying an older step",
-                            step, problem)
-            print(f"warning: checkpoint step {step} is damaged ({problem}); resuming from an older step",
-                  flush=True)
+            logging.warning(
+                "checkpoint step %d is damaged (%s): set aside, trying an older step", step, problem
+            )
+            print(
+                f"warning: checkpoint step {step} is damaged ({problem}); resuming from an older step",
+                flush=True,
+            )
             _set_aside(manager, step)
     return None, None, None
 
@@ -142,6 +167,7 @@ def _set_aside(manager: ocp.CheckpointManager, step: int) -> None:
         src.rename(dst)
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
+
         multihost_utils.sync_global_devices(f"set_aside_{step}")
     manager.reload()
 
@@ -183,8 +209,9 @@ def select_step(manager: ocp.CheckpointManager, which: str | int) -> int:
     if which == "best":
         best = best_step(manager)
         if best is None:
-            logging.warning("no checkpoint of %s has validation metrics: 'best' is the latest step",
-                            manager.directory)
+            logging.warning(
+                "no checkpoint of %s has validation metrics: 'best' is the latest step", manager.directory
+            )
             return manager.latest_step()
         return best
     try:
@@ -210,9 +237,16 @@ def restore_for_inference(manager: ocp.CheckpointManager, step: int, abstract_pa
     meta = read_meta(manager, step)
     target = {"params": abstract_params}
     try:
-        restored = manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.PyTreeRestore(item=target, partial_restore=True,
-                                         restore_args=ocp.checkpoint_utils.construct_restore_args(target))))
+        restored = manager.restore(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.PyTreeRestore(
+                    item=target,
+                    partial_restore=True,
+                    restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+                )
+            ),
+        )
     except Exception as e:  # noqa: BLE001
         raise UserError(f"checkpoint step {step} is damaged ({describe_problem(manager, step, e)})") from None
     return restored["state"]["params"], meta

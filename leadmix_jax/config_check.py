@@ -26,8 +26,10 @@ def check_dataset_name(name: str, field: str) -> None:
     if os.path.isabs(os.path.expanduser(name)):
         return
     if not _DATASET.match(name):
-        raise UserError(f"{field}={name!r} is not a dataset name: use name[/config[/version]] as built by "
-                        "`tfds build` (e.g. sph_mi/paper) or an absolute path to a built dataset")
+        raise UserError(
+            f"{field}={name!r} is not a dataset name: use name[/config[/version]] as built by "
+            "`tfds build` (e.g. sph_mi/paper) or an absolute path to a built dataset"
+        )
 
 
 def check(config: ml_collections.ConfigDict, mode: str = "train", device_count: int | None = None) -> None:
@@ -46,9 +48,12 @@ def check(config: ml_collections.ConfigDict, mode: str = "train", device_count: 
     robust = config.get("model") and config.model.get("variant") == "lead_robust"
     if robust and mode in ("train", "demo"):
         from leadmix_jax import lead_robust
+
         if set(leads_lib.parse_leads(config.leads)) != set(leads_lib.CANONICAL_LEADS):
-            raise UserError(f"--config.leads={config.leads!r}: a lead-robust model trains on all 12 leads "
-                            "(random masks choose subsets); choose the subset at --mode=eval or predict")
+            raise UserError(
+                f"--config.leads={config.leads!r}: a lead-robust model trains on all 12 leads "
+                "(random masks choose subsets); choose the subset at --mode=eval or predict"
+            )
         try:
             lead_robust.MaskSampler.from_config(config.lead_robust)
             lead_robust.parse_eval_leads(config.lead_robust.val_sets)
@@ -56,6 +61,7 @@ def check(config: ml_collections.ConfigDict, mode: str = "train", device_count: 
             raise UserError(f"--config.lead_robust: {e}") from None
     if mode in ("eval", "demo") and config.get("eval_leads"):
         from leadmix_jax import lead_robust
+
         try:
             lead_robust.parse_eval_leads(config.eval_leads)
         except ValueError as e:
@@ -71,6 +77,7 @@ def check(config: ml_collections.ConfigDict, mode: str = "train", device_count: 
                 raise UserError(f"--config.{field} must be positive, got {config[field]}")
     if mode in ("eval", "demo"):
         from leadmix_jax import evaluate
+
         for dataset, _ in evaluate.parse_targets(config.eval_targets):
             check_dataset_name(dataset, "an entry of --config.eval_targets")
         spec = str(config.get("exclude_patients", "") or "")
@@ -81,10 +88,13 @@ def check(config: ml_collections.ConfigDict, mode: str = "train", device_count: 
             raise UserError(f"--config.eval_checkpoint={which!r}: use best, latest or a step number")
     if device_count is None:
         import jax
+
         device_count = jax.device_count()
     sizes = [("batch_size", config.batch_size)] if mode in ("train", "demo") else []
     sizes.append(("eval_batch_size", config.eval_batch_size))
     for field, size in sizes:
         if size <= 0 or size % device_count:
-            raise UserError(f"--config.{field}={size} must be a positive multiple of the {device_count} "
-                            f"devices (data-parallel batches are split evenly), e.g. {device_count * 8}")
+            raise UserError(
+                f"--config.{field}={size} must be a positive multiple of the {device_count} "
+                f"devices (data-parallel batches are split evenly), e.g. {device_count * 8}"
+            )

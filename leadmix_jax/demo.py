@@ -32,8 +32,13 @@ def write_databases(root: epath.Path, cfg: ml_collections.ConfigDict) -> dict:
     marker = root / "summary.json"
     if marker.exists():
         return json.loads(marker.read_text())
-    summary = synthetic.write_all(root, cfg.seed, ptb_patients=cfg.ptb_patients,
-                                  ptbxl_records=cfg.ptbxl_records, sph_records=cfg.sph_records)
+    summary = synthetic.write_all(
+        root,
+        cfg.seed,
+        ptb_patients=cfg.ptb_patients,
+        ptbxl_records=cfg.ptbxl_records,
+        sph_records=cfg.sph_records,
+    )
     short = {db: {k: v for k, v in s.items() if k != "records"} for db, s in summary.items()}
     marker.write_text(json.dumps(short, indent=1, default=str))
     return short
@@ -41,10 +46,12 @@ def write_databases(root: epath.Path, cfg: ml_collections.ConfigDict) -> dict:
 
 def build_datasets(root: epath.Path, data_dir: epath.Path, label_config: str = "paper") -> None:
     import tensorflow_datasets as tfds
+
     for name, folder in DATABASES.items():
         builder = build.load_builder_class(name)(data_dir=str(data_dir), config=label_config)
         builder.download_and_prepare(
-            download_config=tfds.download.DownloadConfig(manual_dir=str(root / folder)))
+            download_config=tfds.download.DownloadConfig(manual_dir=str(root / folder))
+        )
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -55,8 +62,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     if jax.process_index() == 0:
         root.mkdir(parents=True, exist_ok=True)
         logging.info("demo: writing synthetic databases to %s", root)
-        print(f"[demo] synthetic databases: {json.dumps(write_databases(root, config.synthetic))}",
-              flush=True)
+        print(
+            f"[demo] synthetic databases: {json.dumps(write_databases(root, config.synthetic))}", flush=True
+        )
         print(f"[demo] building TFDS datasets in {data_dir}", flush=True)
         build_datasets(root, data_dir)
     with config.unlocked():

@@ -52,6 +52,7 @@ AXIS = "data"
 # ----------------------------------------------------------------------------
 # Sizes and loading.
 
+
 def padded_rows(num_examples: int, num_devices: int) -> int:
     """Rows of the resident array: ``num_examples`` rounded up to a multiple of the devices."""
     return math.ceil(num_examples / num_devices) * num_devices
@@ -102,8 +103,14 @@ def load_resident(builder, split: str, mesh: Mesh) -> Resident:
     ecg = {s: np.zeros((per, *shape), np.float32) for s in starts}
     label = {s: np.zeros((per,), np.float32) for s in starts}
     wanted = [i for s in starts for i in range(s, min(s + per, n))]
-    logging.info("loading %d of %d examples of %s:%s into device memory (%.1f MB per device)",
-                 len(wanted), n, builder.name, split, bytes_per_device(n, shape, mesh.size) / 1e6)
+    logging.info(
+        "loading %d of %d examples of %s:%s into device memory (%.1f MB per device)",
+        len(wanted),
+        n,
+        builder.name,
+        split,
+        bytes_per_device(n, shape, mesh.size) / 1e6,
+    )
     for i, ex in _read_rows(builder, split, wanted):
         s = (i // per) * per
         ecg[s][i - s] = np.asarray(ex["ecg"], np.float32)
@@ -111,7 +118,8 @@ def load_resident(builder, split: str, mesh: Mesh) -> Resident:
     return Resident(
         ecg=jax.make_array_from_callback((rows, *shape), sharding, lambda idx: ecg[idx[0].start or 0]),
         label=jax.make_array_from_callback((rows,), sharding, lambda idx: label[idx[0].start or 0]),
-        num_examples=n)
+        num_examples=n,
+    )
 
 
 def _read_rows(builder, split: str, wanted: list[int]):
@@ -132,8 +140,14 @@ def _read_rows(builder, split: str, wanted: list[int]):
 # ----------------------------------------------------------------------------
 # Order.
 
-def stream_indices(shuffle_key: jax.Array, first_position: jax.Array, count: int, num_examples: int,
-                   orders: jax.Array | None = None) -> jax.Array:
+
+def stream_indices(
+    shuffle_key: jax.Array,
+    first_position: jax.Array,
+    count: int,
+    num_examples: int,
+    orders: jax.Array | None = None,
+) -> jax.Array:
     """Example indices of stream positions ``first_position + [0, count)``, ``(count,)`` int32.
 
     Args:
@@ -160,12 +174,13 @@ def stream_indices(shuffle_key: jax.Array, first_position: jax.Array, count: int
 # ----------------------------------------------------------------------------
 # Batches (inside the compiled step).
 
+
 @dataclasses.dataclass(frozen=True)
 class BatchSpec:
     """Static description of how a batch is made from resident rows."""
 
-    lead_idx: tuple[int, ...]       # canonical indices of the model's leads, in input order
-    mean: tuple[float, ...]         # per model lead
+    lead_idx: tuple[int, ...]  # canonical indices of the model's leads, in input order
+    mean: tuple[float, ...]  # per model lead
     std: tuple[float, ...]
     augment: input_pipeline.AugmentConfig = input_pipeline.AugmentConfig()
 
@@ -205,8 +220,9 @@ def make_batch_fn(spec: BatchSpec, mesh: Mesh):
             x = jax.vmap(lambda e, p: augment_example(e, jax.random.fold_in(augment_key, p), aug))(x, my_pos)
         return x, y
 
-    sharded = jax.shard_map(local, mesh=mesh, in_specs=(P(AXIS), P(AXIS), P(), P(), P()),
-                            out_specs=(P(AXIS), P(AXIS)))
+    sharded = jax.shard_map(
+        local, mesh=mesh, in_specs=(P(AXIS), P(AXIS), P(), P(), P()), out_specs=(P(AXIS), P(AXIS))
+    )
 
     def batch(ecg, label, idx, pos, augment_key):
         x, y = sharded(ecg, label, idx, pos, augment_key)

@@ -48,8 +48,10 @@ _DATA_KEY_SALT = 0x1EAD
 # ----------------------------------------------------------------------------
 # Mode selection and bookkeeping.
 
-def choose_input_mode(config: ml_collections.ConfigDict, builder, split: str,
-                      num_devices: int | None = None) -> tuple[str, str]:
+
+def choose_input_mode(
+    config: ml_collections.ConfigDict, builder, split: str, num_devices: int | None = None
+) -> tuple[str, str]:
     """``(mode, reason)``: ``'device'`` or ``'grain'`` per ``config.input_mode``;
     ``'auto'`` picks device when the split's per-device shard fits
     ``config.device_data_budget_bytes``. The same on every process."""
@@ -60,8 +62,10 @@ def choose_input_mode(config: ml_collections.ConfigDict, builder, split: str,
     n = input_pipeline.split_size(builder, split)
     need = device_input.bytes_per_device(n, device_input.example_shape(builder), num_devices)
     budget = int(config.device_data_budget_bytes)
-    size = (f"{n} examples of {split!r} need {need / 2**20:.1f} MiB per device "
-            f"(sharded over {num_devices}), budget {budget / 2**20:.1f} MiB")
+    size = (
+        f"{n} examples of {split!r} need {need / 2**20:.1f} MiB per device "
+        f"(sharded over {num_devices}), budget {budget / 2**20:.1f} MiB"
+    )
     if mode == "grain":
         return "grain", f"input_mode='grain' ({size})"
     if mode == "device":
@@ -92,11 +96,18 @@ def crossed(step: int, end: int, every: int) -> bool:
 # ----------------------------------------------------------------------------
 # Feeds.
 
+
 def _step_fn(exp):
     from leadmix_jax import train
-    return jax.tree_util.Partial(train.train_step, graphdef=exp.graphdef, tx=exp.tx,
-                                 label_smoothing=exp.config.loss.label_smoothing,
-                                 pos_weight=exp.config.loss.pos_weight, lead_masks=exp.lead_masks)
+
+    return jax.tree_util.Partial(
+        train.train_step,
+        graphdef=exp.graphdef,
+        tx=exp.tx,
+        label_smoothing=exp.config.loss.label_smoothing,
+        pos_weight=exp.config.loss.pos_weight,
+        lead_masks=exp.lead_masks,
+    )
 
 
 class GrainFeed:
@@ -121,7 +132,9 @@ class GrainFeed:
             self._compiled[k] = jax.jit(
                 lambda state, batches: jax.lax.scan(step, state, batches),
                 in_shardings=(self.exp.replicated, self._sharding),
-                out_shardings=(self.exp.replicated, self.exp.replicated), donate_argnums=(0,))
+                out_shardings=(self.exp.replicated, self.exp.replicated),
+                donate_argnums=(0,),
+            )
         return self._compiled[k]
 
     def host_batches(self, k: int) -> dict:
@@ -152,21 +165,32 @@ class DevicePosition:
 
     def to_json(self) -> dict:
         position = self.step * self.global_batch
-        return {"input_mode": "device", "step": self.step, "epoch": position // self.num_examples,
-                "position": position, "index_in_epoch": position % self.num_examples,
-                "num_examples": self.num_examples, "global_batch": self.global_batch, "seed": self.seed}
+        return {
+            "input_mode": "device",
+            "step": self.step,
+            "epoch": position // self.num_examples,
+            "position": position,
+            "index_in_epoch": position % self.num_examples,
+            "num_examples": self.num_examples,
+            "global_batch": self.global_batch,
+            "seed": self.seed,
+        }
 
     def checkpoint_args(self, restore: bool):
         return ocp.args.JsonRestore() if restore else ocp.args.JsonSave(self.to_json())
 
     def restored(self, saved: dict) -> None:
         if not isinstance(saved, dict) or saved.get("input_mode") != "device":
-            raise ValueError("the checkpoint's input state is not a device-mode position (was it written "
-                             "with input_mode='grain'?): resume with the same input mode")
+            raise ValueError(
+                "the checkpoint's input state is not a device-mode position (was it written "
+                "with input_mode='grain'?): resume with the same input mode"
+            )
         for key in ("num_examples", "global_batch", "seed"):
             if saved[key] != getattr(self, key):
-                raise ValueError(f"checkpoint was written with {key}={saved[key]}, this run has "
-                                 f"{getattr(self, key)}: the data order would not resume exactly")
+                raise ValueError(
+                    f"checkpoint was written with {key}={saved[key]}, this run has "
+                    f"{getattr(self, key)}: the data order would not resume exactly"
+                )
         self.step = int(saved["step"])
 
 
@@ -183,8 +207,14 @@ class DeviceFeed:
 
     mode = "device"
 
-    def __init__(self, exp, resident: device_input.Resident, spec: device_input.BatchSpec, seed: int,
-                 orders: np.ndarray | None = None):
+    def __init__(
+        self,
+        exp,
+        resident: device_input.Resident,
+        spec: device_input.BatchSpec,
+        seed: int,
+        orders: np.ndarray | None = None,
+    ):
         self.exp, self.n = exp, resident.num_examples
         self.batch = exp.config.batch_size
         self.position = DevicePosition(self.n, self.batch, seed)
@@ -192,9 +222,12 @@ class DeviceFeed:
         data_key = jax.random.fold_in(jax.random.PRNGKey(seed), _DATA_KEY_SALT)
         shuffle_key, augment_key = jax.random.split(data_key)
         rep = exp.replicated
-        self.arrays = {"ecg": resident.ecg, "label": resident.label,
-                       "shuffle_key": jax.device_put(shuffle_key, rep),
-                       "augment_key": jax.device_put(augment_key, rep)}
+        self.arrays = {
+            "ecg": resident.ecg,
+            "label": resident.label,
+            "shuffle_key": jax.device_put(shuffle_key, rep),
+            "augment_key": jax.device_put(augment_key, rep),
+        }
         if orders is not None:
             self.arrays["orders"] = jax.device_put(np.asarray(orders, np.int32), rep)
         self._batch_of = device_input.make_batch_fn(spec, exp.mesh)
@@ -209,8 +242,9 @@ class DeviceFeed:
     def _indices(self, arrays: dict, step: jax.Array, k: int):
         """Row indices and stream positions of steps ``step .. step + k - 1``, ``(k, B)`` each."""
         first = step.astype(jnp.int32) * self.batch
-        idx = device_input.stream_indices(arrays["shuffle_key"], first, k * self.batch, self.n,
-                                          arrays.get("orders"))
+        idx = device_input.stream_indices(
+            arrays["shuffle_key"], first, k * self.batch, self.n, arrays.get("orders")
+        )
         pos = first + jnp.arange(k * self.batch, dtype=jnp.int32)
         return idx.reshape(k, self.batch), pos.reshape(k, self.batch)
 
@@ -219,6 +253,7 @@ class DeviceFeed:
 
     def _fn(self, k: int):
         if k not in self._compiled:
+
             def dispatch(state, arrays):
                 idx, pos = self._indices(arrays, state.step, k)
 
@@ -227,8 +262,9 @@ class DeviceFeed:
 
                 return jax.lax.scan(body, state, (idx, pos))
 
-            self._compiled[k] = jax.jit(dispatch, out_shardings=(self.exp.replicated, self.exp.replicated),
-                                        donate_argnums=(0,))
+            self._compiled[k] = jax.jit(
+                dispatch, out_shardings=(self.exp.replicated, self.exp.replicated), donate_argnums=(0,)
+            )
         return self._compiled[k]
 
     def run(self, state, k: int):
@@ -243,9 +279,11 @@ class DeviceFeed:
         """The global batches steps ``step .. step + k - 1`` train on (tests):
         ``ecg`` (k, B, T, N), ``label`` (k, B)."""
         if k not in self._compiled_batches:
+
             def make(step, arrays):
                 idx, pos = self._indices(arrays, step, k)
                 return jax.lax.map(lambda xs: self._make_batch(arrays, *xs), (idx, pos))
+
             self._compiled_batches[k] = jax.jit(make)
         return self._compiled_batches[k](step, self.arrays)
 
@@ -253,8 +291,9 @@ class DeviceFeed:
         return 0
 
 
-def make_feed(exp, config: ml_collections.ConfigDict, builder, stats, pcfg, mode: str | None = None,
-              reason: str = ""):
+def make_feed(
+    exp, config: ml_collections.ConfigDict, builder, stats, pcfg, mode: str | None = None, reason: str = ""
+):
     """The feed of ``config.input_mode`` (chosen by :func:`choose_input_mode`
     unless ``mode`` is given); logs the mode and why."""
     if mode is None:

@@ -56,6 +56,7 @@ THRESHOLD_VAL = "val_youden"
 # ----------------------------------------------------------------------------
 # Checkpoint and model.
 
+
 def parse_targets(targets: str | list | tuple) -> list[tuple[str, str]]:
     """``'a/cfg:all,b:test'`` (or a list of such items) -> ``[('a/cfg', 'all'), ('b', 'test')]``.
 
@@ -72,8 +73,10 @@ def parse_targets(targets: str | list | tuple) -> list[tuple[str, str]]:
         else:
             ds, sep, split = str(item).strip().rpartition(":")
             if not sep or not ds or not split:
-                raise UserError(f"evaluation target {item!r} must be 'dataset:split' "
-                                 "(split 'all' = every split), e.g. 'ptbxl_mi/paper:test'")
+                raise UserError(
+                    f"evaluation target {item!r} must be 'dataset:split' "
+                    "(split 'all' = every split), e.g. 'ptbxl_mi/paper:test'"
+                )
         out.append((str(ds).strip(), str(split).strip()))
     if not out:
         raise UserError("no evaluation target given (config.eval_targets is empty)")
@@ -89,20 +92,23 @@ def check_leads(config_leads: str | None, checkpoint_leads, where: str) -> tuple
             raise UserError(
                 f"the checkpoint in {where} was trained on leads {','.join(ckpt)} but the config asks "
                 f"for leads {','.join(asked)}: evaluate with --config.leads={','.join(ckpt)} or choose "
-                "the workdir trained on the requested leads")
+                "the workdir trained on the requested leads"
+            )
     return ckpt
 
 
-def restore(config: ml_collections.ConfigDict, workdir: str, checkpoint=None,
-            check_config_leads=True) -> inference.RestoredModel:
+def restore(
+    config: ml_collections.ConfigDict, workdir: str, checkpoint=None, check_config_leads=True
+) -> inference.RestoredModel:
     """Restores ``checkpoint`` (default ``config.eval_checkpoint``) of
     ``workdir`` for inference, checking the config's leads against it."""
     which = checkpoint if checkpoint not in (None, "") else config.get("eval_checkpoint", "best")
     model = inference.restore(workdir, which)
     if model.is_lead_robust:  # any subset of its 12 leads: config.leads chooses it (see evaluate)
         return model
-    check_leads(config.get("leads") if check_config_leads else None, model.leads,
-                f"{workdir} (step {model.step})")
+    check_leads(
+        config.get("leads") if check_config_leads else None, model.leads, f"{workdir} (step {model.step})"
+    )
     return model
 
 
@@ -139,6 +145,7 @@ def parse_patient_list(spec: str) -> set[str]:
 # ----------------------------------------------------------------------------
 # Predictions.
 
+
 def _split_names(builder, split: str) -> list[str]:
     names = list(builder.info.splits.keys())
     if split == "all":
@@ -173,15 +180,25 @@ def predict_target(model: inference.RestoredModel, config, dataset: str, split: 
         p = model.run_split(builder, name, config.eval_batch_size, config.workers)
         if jax.process_count() > 1:
             p.update(_lookup_ids(builder, name, p["index"]))
-        parts.append({"split": np.full(len(p["prob"]), name, dtype=object),
-                      "record": p["record_id"].astype(str).astype(object),
-                      "patient": p["patient_id"].astype(str).astype(object),
-                      "window": p["window"].astype(np.int64),
-                      "label": np.rint(p["label"]).astype(np.int64),
-                      "prob": p["prob"].astype(np.float64)})
+        parts.append(
+            {
+                "split": np.full(len(p["prob"]), name, dtype=object),
+                "record": p["record_id"].astype(str).astype(object),
+                "patient": p["patient_id"].astype(str).astype(object),
+                "window": p["window"].astype(np.int64),
+                "label": np.rint(p["label"]).astype(np.int64),
+                "prob": p["prob"].astype(np.float64),
+            }
+        )
     if not parts:
-        return {"split": np.zeros(0, object), "record": np.zeros(0, object), "patient": np.zeros(0, object),
-                "window": np.zeros(0, np.int64), "label": np.zeros(0, np.int64), "prob": np.zeros(0)}
+        return {
+            "split": np.zeros(0, object),
+            "record": np.zeros(0, object),
+            "patient": np.zeros(0, object),
+            "window": np.zeros(0, np.int64),
+            "label": np.zeros(0, np.int64),
+            "prob": np.zeros(0),
+        }
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
@@ -189,14 +206,23 @@ def validation_threshold(model: inference.RestoredModel, config) -> dict:
     """Youden's J threshold on the validation windows of the training dataset."""
     dataset = config.get("val_dataset") or model.meta.get("train_dataset") or config.train_dataset
     split = config.get("val_split", "")
-    info: dict[str, Any] = {"dataset": dataset, "split": split, "level": "window",
-                            "rule": "Youden's J (max sensitivity + specificity - 1)"}
+    info: dict[str, Any] = {
+        "dataset": dataset,
+        "split": split,
+        "level": "window",
+        "rule": "Youden's J (max sensitivity + specificity - 1)",
+    }
     if not split:
         info.update(threshold=None, note="no validation split configured (config.val_split='')")
         return info
     if config.train_dataset != dataset and not config.get("val_dataset"):
-        logging.warning("config.train_dataset %s differs from the checkpoint's %s: the threshold is "
-                        "chosen on %s:%s", config.train_dataset, dataset, dataset, split)
+        logging.warning(
+            "config.train_dataset %s differs from the checkpoint's %s: the threshold is chosen on %s:%s",
+            config.train_dataset,
+            dataset,
+            dataset,
+            split,
+        )
     pred = predict_target(model, config, dataset, split)
     info.update(n_windows=int(pred["label"].size), n_pos=int(pred["label"].sum()))
     if pred["label"].size == 0:
@@ -210,6 +236,7 @@ def validation_threshold(model: inference.RestoredModel, config) -> dict:
 
 # ----------------------------------------------------------------------------
 # The entry point.
+
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str, checkpoint=None, targets=None) -> dict:
     """Evaluates a checkpoint of ``workdir`` on ``targets`` and writes the report.
@@ -236,14 +263,16 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, checkpoint=None, t
     # One lead-robust model, one full evaluation per lead set: eval/<step>/leads_<set>/.
     results = {}
     for name, subset in lead_subsets(config):
-        results[name] = _evaluate_model(config, workdir, model.with_leads(subset), target_list, excluded,
-                                        out_dir / f"leads_{slug(name)}")
+        results[name] = _evaluate_model(
+            config, workdir, model.with_leads(subset), target_list, excluded, out_dir / f"leads_{slug(name)}"
+        )
     first = next(iter(results.values()))
     return {**first, "out_dir": str(out_dir), "lead_sets": results}
 
 
-def _evaluate_model(config, workdir: str, model: inference.RestoredModel, target_list, excluded,
-                    out_dir: epath.Path) -> dict:
+def _evaluate_model(
+    config, workdir: str, model: inference.RestoredModel, target_list, excluded, out_dir: epath.Path
+) -> dict:
     """Evaluates one restored model (a lead-robust one with its lead subset) into ``out_dir``."""
     step, meta = model.step, model.meta
 
@@ -260,24 +289,36 @@ def _evaluate_model(config, workdir: str, model: inference.RestoredModel, target
         pred = predict_target(model, config, dataset, split)
         if excluded:
             keep = ~np.isin(pred["patient"].astype(str), sorted(excluded))
-            excluded_counts[key] = {"windows": int((~keep).sum()),
-                                    "patients": int(len(set(pred["patient"][~keep])))}
+            excluded_counts[key] = {
+                "windows": int((~keep).sum()),
+                "patients": int(len(set(pred["patient"][~keep]))),
+            }
             pred = {k: v[keep] for k, v in pred.items()}
         preds[key] = pred
         if pred["label"].size == 0:
             results[key] = {"note": "no windows"}
             continue
         results[key] = levels.evaluate_levels(
-            pred["prob"], pred["label"], pred["record"], pred["patient"],
-            thresholds, n_boot=int(config.bootstrap_samples), seed=int(config.seed),
-            mixed_patients="drop")
+            pred["prob"],
+            pred["label"],
+            pred["record"],
+            pred["patient"],
+            thresholds,
+            n_boot=int(config.bootstrap_samples),
+            seed=int(config.seed),
+            mixed_patients="drop",
+        )
         w = results[key]["levels"]["patient"]["thresholds"][THRESHOLD_DEFAULT]["metrics"]
         logging.info("%s: %d windows, patient AUROC %.4f", key, pred["label"].size, w["auroc"])
 
     report = {
-        "checkpoint": {"workdir": str(workdir), "step": int(step), "which": model.which,
-                       # validation metrics saved with this step at training time (None if none ran)
-                       "validation": model.validation},
+        "checkpoint": {
+            "workdir": str(workdir),
+            "step": int(step),
+            "which": model.which,
+            # validation metrics saved with this step at training time (None if none ran)
+            "validation": model.validation,
+        },
         "leads": list(model.input_leads),
         # a lead-robust model: one checkpoint for every subset, run here on `leads`
         "lead_robust": model.is_lead_robust,
@@ -294,10 +335,18 @@ def _evaluate_model(config, workdir: str, model: inference.RestoredModel, target
     if jax.process_index() == 0:
         files = write_outputs(out_dir, report, preds)
         on = f" on leads {','.join(model.input_leads)} (lead-robust)" if model.is_lead_robust else ""
-        print(f"Evaluation of {workdir} step {step}{on} written to {out_dir}; summary: {out_dir / 'summary.md'}",
-              flush=True)
-    return {"step": int(step), "out_dir": str(out_dir), "thresholds": thresholds, "validation": val,
-            "results": results, "files": files}
+        print(
+            f"Evaluation of {workdir} step {step}{on} written to {out_dir}; summary: {out_dir / 'summary.md'}",
+            flush=True,
+        )
+    return {
+        "step": int(step),
+        "out_dir": str(out_dir),
+        "thresholds": thresholds,
+        "validation": val,
+        "results": results,
+        "files": files,
+    }
 
 
 def slug(text: str) -> str:
@@ -334,10 +383,12 @@ def write_outputs(out_dir: epath.Path, report: dict, preds: dict[str, dict]) -> 
         matrices = {}
         for tname, t in report["thresholds"].items():
             for level in metrics.LEVELS:
-                matrices[f"{level}, threshold {tname} ({t:.3f})"] = \
-                    res["levels"][level]["thresholds"][tname]["metrics"]["confusion_matrix"]
-        files.append(plots.confusion_figure(matrices, f"Confusion matrices: {key}",
-                                            out_dir / f"confusion_{name}.png"))
+                matrices[f"{level}, threshold {tname} ({t:.3f})"] = res["levels"][level]["thresholds"][tname][
+                    "metrics"
+                ]["confusion_matrix"]
+        files.append(
+            plots.confusion_figure(matrices, f"Confusion matrices: {key}", out_dir / f"confusion_{name}.png")
+        )
 
     path = out_dir / "summary.md"
     path.write_text(summary_markdown(report))
@@ -359,25 +410,35 @@ def summary_markdown(report: dict) -> str:
     val = report["validation"]
     lines = [f"# Evaluation: {ck['workdir']} (checkpoint step {ck['step']}, {ck['which']})", ""]
     if ck.get("validation"):
-        lines.append(f"- checkpoint: step {ck['step']} ({ck['which']}), validation AUROC "
-                     f"{ck['validation']['val_auroc']:.4f} at training time")
+        lines.append(
+            f"- checkpoint: step {ck['step']} ({ck['which']}), validation AUROC "
+            f"{ck['validation']['val_auroc']:.4f} at training time"
+        )
     else:
         lines.append(f"- checkpoint: step {ck['step']} ({ck['which']}), saved without validation metrics")
-    robust = " (lead-robust model: one checkpoint for every lead subset, absent leads masked)" \
-        if report.get("lead_robust") else ""
-    lines += [f"- leads: {', '.join(report['leads'])}{robust}",
-             f"- trained on: {report['train_dataset']}; normalisation statistics of {report['norm_stats_source']}"]
+    robust = (
+        " (lead-robust model: one checkpoint for every lead subset, absent leads masked)"
+        if report.get("lead_robust")
+        else ""
+    )
+    lines += [
+        f"- leads: {', '.join(report['leads'])}{robust}",
+        f"- trained on: {report['train_dataset']}; normalisation statistics of {report['norm_stats_source']}",
+    ]
     if val.get("threshold") is not None:
-        lines.append(f"- thresholds: `0.5` (reference) and `val_youden` = {val['threshold']:.4f}, "
-                     f"Youden's J on {val['n_windows']} validation windows ({val['n_pos']} MI) of "
-                     f"{val['dataset']}:{val['split']}; applied at every level"
-                     + (f" ({val['note']})" if val.get("note") else ""))
+        lines.append(
+            f"- thresholds: `0.5` (reference) and `val_youden` = {val['threshold']:.4f}, "
+            f"Youden's J on {val['n_windows']} validation windows ({val['n_pos']} MI) of "
+            f"{val['dataset']}:{val['split']}; applied at every level"
+            + (f" ({val['note']})" if val.get("note") else "")
+        )
     else:
         lines.append(f"- threshold: `0.5` only ({val.get('note', 'no validation threshold')})")
     ex = report.get("excluded_patients") or {}
     if ex.get("n_listed"):
-        removed = ", ".join(f"{k}: {v['patients']} patients / {v['windows']} windows"
-                            for k, v in ex["removed"].items())
+        removed = ", ".join(
+            f"{k}: {v['patients']} patients / {v['windows']} windows" for k, v in ex["removed"].items()
+        )
         lines.append(f"- left out: {ex['n_listed']} listed patients ({removed})")
     lines.append("")
     for key, res in report["results"].items():
@@ -387,13 +448,18 @@ def summary_markdown(report: dict) -> str:
             lines += [res.get("note", "no result"), ""]
             continue
         lv = res["levels"]
-        lines.append(f"{lv['window']['n']} windows, {lv['record']['n']} records, "
-                     f"{lv['record']['n_patients']} patients "
-                     f"(MI: {lv['window']['n_pos']} windows, {lv['record']['n_pos']} records, "
-                     f"{lv['patient']['n_pos']} patients)"
-                     + (f"; {lv['patient']['n_mixed_patients_dropped']} patient(s) with both MI and "
-                        "normal records left out of the patient level."
-                        if lv["patient"]["n_mixed_patients_dropped"] else "."))
+        lines.append(
+            f"{lv['window']['n']} windows, {lv['record']['n']} records, "
+            f"{lv['record']['n_patients']} patients "
+            f"(MI: {lv['window']['n_pos']} windows, {lv['record']['n_pos']} records, "
+            f"{lv['patient']['n_pos']} patients)"
+            + (
+                f"; {lv['patient']['n_mixed_patients_dropped']} patient(s) with both MI and "
+                "normal records left out of the patient level."
+                if lv["patient"]["n_mixed_patients_dropped"]
+                else "."
+            )
+        )
         lines.append("")
         lines.append(levels.metrics_markdown(res))
         name = slug(key)

@@ -105,8 +105,10 @@ class ExportSpec:
 # ----------------------------------------------------------------------------
 # Data: windows in mV of the checkpoint's leads (not z-scored: the export does that).
 
-def split_windows(builder, split: str, leads: Sequence[str], max_examples: int | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
+
+def split_windows(
+    builder, split: str, leads: Sequence[str], max_examples: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``(windows (n, 2500, N) float32 mV, labels (n,) int)`` of ``split``
     (all of it, or ``max_examples`` evenly spaced examples)."""
     total = input_pipeline.split_size(builder, split)
@@ -121,6 +123,7 @@ def split_windows(builder, split: str, leads: Sequence[str], max_examples: int |
 
 # ----------------------------------------------------------------------------
 # The function that is exported.
+
 
 def export_function(restored: inference.RestoredModel):
     """``f(x)``: windows ``(B, 2500, N)`` mV -> logits ``(B,)``, with the
@@ -143,16 +146,17 @@ def jax_logits(restored: inference.RestoredModel, windows: np.ndarray, batch: in
     """Reference logits ``(n,)`` of mV windows ``(n, 2500, N)``: the checkpoint's
     model in its training formulation on ZScore'd windows (as evaluation runs it)."""
     from leadmix_jax import norm_stats
+
     graphdef = restored.runner.graphdef
     params = jax.device_get(restored.params)
     fn = jax.jit(lambda p, x: nnx.merge(graphdef, p)(x))
     z = norm_stats.ZScore(restored.stats)(windows)
     out = []
     for i in range(0, len(z), batch):
-        chunk = z[i:i + batch]
+        chunk = z[i : i + batch]
         pad = batch - len(chunk)
         chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), np.float32)]) if pad else chunk
-        out.append(np.asarray(fn(params, chunk))[:batch - pad])
+        out.append(np.asarray(fn(params, chunk))[: batch - pad])
     return np.concatenate(out)
 
 
@@ -170,8 +174,12 @@ TFLITE_INT8_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 def _tflite(f, num_leads: int, quantize: str, calib: np.ndarray, path: str) -> None:
     import tensorflow as tf
     from jax.experimental import jax2tf
-    tf_fn = tf.function(jax2tf.convert(f, with_gradient=False), autograph=False,
-                        input_signature=[tf.TensorSpec((1, preprocessing.WINDOW_SAMPLES, num_leads), tf.float32)])
+
+    tf_fn = tf.function(
+        jax2tf.convert(f, with_gradient=False),
+        autograph=False,
+        input_signature=[tf.TensorSpec((1, preprocessing.WINDOW_SAMPLES, num_leads), tf.float32)],
+    )
 
     def converter():
         return tf.lite.TFLiteConverter.from_concrete_functions([tf_fn.get_concrete_function()])
@@ -186,9 +194,11 @@ def _tflite(f, num_leads: int, quantize: str, calib: np.ndarray, path: str) -> N
         data = lambda: ([w[None].astype(np.float32)] for w in calib)  # noqa: E731
         conv.representative_dataset = data
         options = tf.lite.experimental.QuantizationDebugOptions(
-            denylisted_ops=sorted(names - set(TFLITE_INT8_OPS)))
-        debugger = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=data,
-                                                             debug_options=options)
+            denylisted_ops=sorted(names - set(TFLITE_INT8_OPS))
+        )
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=conv, debug_dataset=data, debug_options=options
+        )
         content = debugger.get_nondebug_quantized_model()
     else:
         conv = converter()
@@ -201,6 +211,7 @@ def _tflite(f, num_leads: int, quantize: str, calib: np.ndarray, path: str) -> N
 
 def _onnx(f, num_leads: int, quantize: str, calib: np.ndarray, path: str) -> None:
     import jax2onnx
+
     proto = jax2onnx.to_onnx(f, [("B", preprocessing.WINDOW_SAMPLES, num_leads)], model_name="leadmix_mst")
     float_path = path if quantize == "none" else path + ".float.onnx"
     with open(float_path, "wb") as fh:
@@ -208,6 +219,7 @@ def _onnx(f, num_leads: int, quantize: str, calib: np.ndarray, path: str) -> Non
     if quantize == "none":
         return
     from onnxruntime import quantization as q
+
     try:
         pre = float_path + ".pre.onnx"
         # graph clean-up and ONNX shape inference that the quantiser expects; the
@@ -217,6 +229,7 @@ def _onnx(f, num_leads: int, quantize: str, calib: np.ndarray, path: str) -> Non
             q.quantize_dynamic(pre, path, weight_type=q.QuantType.QInt8)
         else:
             import onnx
+
             name = onnx.load(pre).graph.input[0].name
 
             class Reader(q.CalibrationDataReader):
@@ -229,9 +242,15 @@ def _onnx(f, num_leads: int, quantize: str, calib: np.ndarray, path: str) -> Non
                     w = next(self.it, None)
                     return None if w is None else {name: w[None].astype(np.float32)}
 
-            q.quantize_static(pre, path, Reader(), quant_format=q.QuantFormat.QDQ,
-                              activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8,
-                              per_channel=True)
+            q.quantize_static(
+                pre,
+                path,
+                Reader(),
+                quant_format=q.QuantFormat.QDQ,
+                activation_type=q.QuantType.QInt8,
+                weight_type=q.QuantType.QInt8,
+                per_channel=True,
+            )
     finally:
         for p in (float_path, float_path + ".pre.onnx"):
             if os.path.exists(p):
@@ -273,6 +292,7 @@ def latency_ms(run, window: np.ndarray, runs: int) -> float:
 # ----------------------------------------------------------------------------
 # The entry point.
 
+
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.asarray(z, np.float64)))
 
@@ -280,6 +300,7 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 def _version() -> str:
     try:
         from importlib import metadata
+
         return metadata.version("leadmix-jax")
     except Exception:  # noqa: BLE001 - not installed (a source checkout)
         return "unknown"
@@ -305,13 +326,21 @@ def export(config, workdir: str, spec: ExportSpec, out_dir: str | None = None) -
     tmp = os.path.join(out_dir, f".tmp-{os.getpid()}-{spec.file_name}")
 
     val_name = config.get("val_dataset") or config.train_dataset
-    val_x, val_y = split_windows(input_pipeline.load_builder(config.data_dir, val_name), config.val_split, leads)
+    val_x, val_y = split_windows(
+        input_pipeline.load_builder(config.data_dir, val_name), config.val_split, leads
+    )
     calib = np.zeros((0, preprocessing.WINDOW_SAMPLES, len(leads)), np.float32)
     if spec.quantize == "int8":
-        calib, _ = split_windows(input_pipeline.load_builder(config.data_dir, config.train_dataset),
-                                 config.train_split, leads, spec.calibration_examples)
+        calib, _ = split_windows(
+            input_pipeline.load_builder(config.data_dir, config.train_dataset),
+            config.train_split,
+            leads,
+            spec.calibration_examples,
+        )
 
-    logging.info("exporting step %d of %s to %s (quantize %s)", restored.step, workdir, spec.format, spec.quantize)
+    logging.info(
+        "exporting step %d of %s to %s (quantize %s)", restored.step, workdir, spec.format, spec.quantize
+    )
     t0 = time.perf_counter()
     try:
         CONVERTERS[spec.format](export_function(restored), len(leads), spec.quantize, calib, tmp)
@@ -336,45 +365,78 @@ def export(config, workdir: str, spec: ExportSpec, out_dir: str | None = None) -
             if not np.isfinite(drop):
                 problems.append(f"AUROC undefined on {val_name}:{config.val_split} (one class)")
             elif drop > QUANTIZED_MAX_AUROC_DROP:
-                problems.append(f"AUROC drop {drop:.4f} > {QUANTIZED_MAX_AUROC_DROP} "
-                                f"({auroc_jax:.4f} -> {auroc_exp:.4f})")
+                problems.append(
+                    f"AUROC drop {drop:.4f} > {QUANTIZED_MAX_AUROC_DROP} ({auroc_jax:.4f} -> {auroc_exp:.4f})"
+                )
     except Exception:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
 
-    source = {"workdir": os.path.abspath(workdir), "step": restored.step, "checkpoint": restored.which,
-              "train_dataset": config.train_dataset}
+    source = {
+        "workdir": os.path.abspath(workdir),
+        "step": restored.step,
+        "checkpoint": restored.which,
+        "train_dataset": config.train_dataset,
+    }
     report = {
-        "passed": not problems, "problems": problems,
-        "file": final, "format": spec.format, "quantize": spec.quantize, "runtime": runtime,
-        "size_bytes": size, "max_abs_logit_error": err,
+        "passed": not problems,
+        "problems": problems,
+        "file": final,
+        "format": spec.format,
+        "quantize": spec.quantize,
+        "runtime": runtime,
+        "size_bytes": size,
+        "max_abs_logit_error": err,
         "mean_abs_logit_error": float(np.mean(np.abs(got - ref))) if len(ref) else float("nan"),
-        "auroc_jax": auroc_jax, "auroc_export": auroc_exp, "auroc_drop": auroc_jax - auroc_exp,
-        "latency_ms_per_window": lat, "latency_threads": 1, "convert_seconds": convert_s,
-        "verified_on": f"{val_name}:{config.val_split}", "num_windows": int(len(val_y)),
-        "calibration": (f"{config.train_dataset}:{config.train_split}, {len(calib)} windows"
-                        if spec.quantize == "int8" else None),
-        "bounds": {"max_abs_logit_error": FLOAT_MAX_LOGIT_ERROR if spec.quantize == "none" else None,
-                   "max_auroc_drop": QUANTIZED_MAX_AUROC_DROP if spec.quantize != "none" else None},
+        "auroc_jax": auroc_jax,
+        "auroc_export": auroc_exp,
+        "auroc_drop": auroc_jax - auroc_exp,
+        "latency_ms_per_window": lat,
+        "latency_threads": 1,
+        "convert_seconds": convert_s,
+        "verified_on": f"{val_name}:{config.val_split}",
+        "num_windows": int(len(val_y)),
+        "calibration": (
+            f"{config.train_dataset}:{config.train_split}, {len(calib)} windows"
+            if spec.quantize == "int8"
+            else None
+        ),
+        "bounds": {
+            "max_abs_logit_error": FLOAT_MAX_LOGIT_ERROR if spec.quantize == "none" else None,
+            "max_auroc_drop": QUANTIZED_MAX_AUROC_DROP if spec.quantize != "none" else None,
+        },
         "source": source,
     }
     if problems:
         os.remove(tmp)
         _write_report(report, os.path.join(out_dir, spec.file_name + ".failed"))
-        raise ExportError(f"export {spec.file_name} of step {restored.step} failed verification: "
-                          f"{'; '.join(problems)} (report {final}.failed.report.md)")
+        raise ExportError(
+            f"export {spec.file_name} of step {restored.step} failed verification: "
+            f"{'; '.join(problems)} (report {final}.failed.report.md)"
+        )
 
     sidecar = {
-        "sidecar_version": SIDECAR_VERSION, "model_version": _version(), "file": spec.file_name,
-        "format": spec.format, "quantize": spec.quantize,
-        "leads": list(leads), "sampling_rate_hz": preprocessing.TARGET_FS,
-        "window_samples": preprocessing.WINDOW_SAMPLES, "window_seconds": preprocessing.WINDOW_SECONDS,
-        "input": {"shape": [1 if spec.format == "tflite" else "batch", preprocessing.WINDOW_SAMPLES, len(leads)],
-                  "dtype": "float32", "units": "mV",
-                  "preprocessing": "leadmix_jax.preprocessing.preprocess_record (band-pass, baseline, "
-                                   "wavelet denoise, 250 Hz, 10-s windows); z-scoring is inside the model"},
-        "output": {"shape": [1 if spec.format == "tflite" else "batch"], "meaning": "MI logit; P(MI) = sigmoid"},
+        "sidecar_version": SIDECAR_VERSION,
+        "model_version": _version(),
+        "file": spec.file_name,
+        "format": spec.format,
+        "quantize": spec.quantize,
+        "leads": list(leads),
+        "sampling_rate_hz": preprocessing.TARGET_FS,
+        "window_samples": preprocessing.WINDOW_SAMPLES,
+        "window_seconds": preprocessing.WINDOW_SECONDS,
+        "input": {
+            "shape": [1 if spec.format == "tflite" else "batch", preprocessing.WINDOW_SAMPLES, len(leads)],
+            "dtype": "float32",
+            "units": "mV",
+            "preprocessing": "leadmix_jax.preprocessing.preprocess_record (band-pass, baseline, "
+            "wavelet denoise, 250 Hz, 10-s windows); z-scoring is inside the model",
+        },
+        "output": {
+            "shape": [1 if spec.format == "tflite" else "batch"],
+            "meaning": "MI logit; P(MI) = sigmoid",
+        },
         "thresholds": {"0.5": 0.5, "val_youden": restored.val_threshold},
         "norm_stats": restored.stats.to_json(),
         "model": restored.meta["model"],
@@ -385,8 +447,11 @@ def export(config, workdir: str, spec: ExportSpec, out_dir: str | None = None) -
     os.replace(tmp, final)
     os.replace(final + ".json.tmp", final + exported.SIDECAR_SUFFIX)
     _write_report(report, final)
-    print(f"exported {final}: {size / 1e6:.2f} MB, max |logit error| {err:.2g}, AUROC {auroc_exp:.4f} "
-          f"(JAX {auroc_jax:.4f}), {lat:.2f} ms per window in {runtime}", flush=True)
+    print(
+        f"exported {final}: {size / 1e6:.2f} MB, max |logit error| {err:.2g}, AUROC {auroc_exp:.4f} "
+        f"(JAX {auroc_jax:.4f}), {lat:.2f} ms per window in {runtime}",
+        flush=True,
+    )
     return report
 
 
@@ -399,16 +464,22 @@ def _write_report(report: dict, stem: str) -> None:
 
 def report_markdown(reports: Sequence[dict]) -> str:
     """A markdown table of export reports: one row per exported file."""
-    lines = ["| file | status | size (MB) | max abs logit error | AUROC export (JAX) | latency ms/window |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| file | status | size (MB) | max abs logit error | AUROC export (JAX) | latency ms/window |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in reports:
         status = "passed" if r["passed"] else "FAILED: " + "; ".join(r["problems"])
-        lines.append(f"| {os.path.basename(r['file'])} | {status} | {r['size_bytes'] / 1e6:.2f} | "
-                     f"{r['max_abs_logit_error']:.2e} | {r['auroc_export']:.4f} ({r['auroc_jax']:.4f}) | "
-                     f"{r['latency_ms_per_window']:.2f} ({r['runtime']}) |")
+        lines.append(
+            f"| {os.path.basename(r['file'])} | {status} | {r['size_bytes'] / 1e6:.2f} | "
+            f"{r['max_abs_logit_error']:.2e} | {r['auroc_export']:.4f} ({r['auroc_jax']:.4f}) | "
+            f"{r['latency_ms_per_window']:.2f} ({r['runtime']}) |"
+        )
     src = reports[0]["source"] if reports else {}
     lines.append("")
-    lines.append(f"Checkpoint step {src.get('step')} of {src.get('workdir')}; verified on "
-                 f"{reports[0]['verified_on'] if reports else ''} ({reports[0]['num_windows'] if reports else 0} "
-                 "windows); latency: batch 1, one thread, median.")
+    lines.append(
+        f"Checkpoint step {src.get('step')} of {src.get('workdir')}; verified on "
+        f"{reports[0]['verified_on'] if reports else ''} ({reports[0]['num_windows'] if reports else 0} "
+        "windows); latency: batch 1, one thread, median."
+    )
     return "\n".join(lines) + "\n"

@@ -32,7 +32,9 @@ def format_of(path: str) -> str:
     """``'tflite'``, ``'onnx'`` or ``'stablehlo'`` from a model file's extension."""
     ext = os.path.splitext(str(path))[1].lower()
     if ext not in RUNTIMES:
-        raise UserError(f"unknown model file type {path!r}: give a .tflite or .onnx file written by --mode=export")
+        raise UserError(
+            f"unknown model file type {path!r}: give a .tflite or .onnx file written by --mode=export"
+        )
     return RUNTIMES[ext]
 
 
@@ -40,8 +42,10 @@ def read_sidecar(path: str) -> dict:
     """The sidecar ``<path>.json`` of an exported model (leads, fs, thresholds, source)."""
     side = str(path) + SIDECAR_SUFFIX
     if not os.path.exists(side):
-        raise UserError(f"{side} is missing: an exported model needs the sidecar written next to it by "
-                        "--mode=export (leads, sampling rate, thresholds)")
+        raise UserError(
+            f"{side} is missing: an exported model needs the sidecar written next to it by "
+            "--mode=export (leads, sampling rate, thresholds)"
+        )
     return json.loads(open(side).read())
 
 
@@ -53,6 +57,7 @@ class _TFLiteRunner:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError:  # TensorFlow's own copy of the interpreter
             import tensorflow as tf
+
             Interpreter = tf.lite.Interpreter
         self.interp = Interpreter(model_path=str(path), num_threads=threads)
         self.interp.allocate_tensors()
@@ -63,7 +68,7 @@ class _TFLiteRunner:
         """``(B, T, N)`` mV -> logits ``(B,)``."""
         out = np.empty((x.shape[0],), np.float32)
         for i in range(x.shape[0]):
-            self.interp.set_tensor(self.inp["index"], np.ascontiguousarray(x[i:i + 1], np.float32))
+            self.interp.set_tensor(self.inp["index"], np.ascontiguousarray(x[i : i + 1], np.float32))
             self.interp.invoke()
             out[i] = self.interp.get_tensor(self.out["index"]).reshape(-1)[0]
         return out
@@ -74,6 +79,7 @@ class _OnnxRunner:
 
     def __init__(self, path: str, threads: int = 1):
         import onnxruntime as ort
+
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -82,7 +88,9 @@ class _OnnxRunner:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """``(B, T, N)`` mV -> logits ``(B,)``."""
-        return np.asarray(self.sess.run(None, {self.name: np.asarray(x, np.float32)})[0], np.float32).reshape(-1)
+        return np.asarray(self.sess.run(None, {self.name: np.asarray(x, np.float32)})[0], np.float32).reshape(
+            -1
+        )
 
 
 def runner(path: str, threads: int = 1):
@@ -92,8 +100,10 @@ def runner(path: str, threads: int = 1):
         return _TFLiteRunner(path, threads)
     if fmt == "onnx":
         return _OnnxRunner(path, threads)
-    raise UserError(f"{path}: StableHLO runs only in XLA (jax.export.deserialize); "
-                    "predict with a .tflite or .onnx export, or with --workdir")
+    raise UserError(
+        f"{path}: StableHLO runs only in XLA (jax.export.deserialize); "
+        "predict with a .tflite or .onnx export, or with --workdir"
+    )
 
 
 class ExportedModel:

@@ -56,13 +56,16 @@ def build_model(model_cfg: Mapping[str, Any], num_leads: int, seed: int = 0):
     kwargs = {k: v for k, v in cfg.items() if k in accepted}
     if lead_robust.is_lead_robust(cfg):
         if num_leads != lead_robust.NUM_LEADS:
-            raise ValueError(f"the lead-robust model takes all 12 leads (and a mask), got num_leads={num_leads}")
+            raise ValueError(
+                f"the lead-robust model takes all 12 leads (and a mask), got num_leads={num_leads}"
+            )
         return lead_robust.LeadRobustMST(**kwargs, rngs=nnx.Rngs(seed))
     return LeadMixMST(num_leads, **kwargs, rngs=nnx.Rngs(seed))
 
 
-def bce_with_logits(logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0,
-                    pos_weight: float = 1.0) -> jax.Array:
+def bce_with_logits(
+    logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0, pos_weight: float = 1.0
+) -> jax.Array:
     """Per-example binary cross-entropy with logits, ``(B,) -> (B,)``.
 
     Label smoothing maps targets to ``y (1 - s) + s / 2``; ``pos_weight``
@@ -138,11 +141,15 @@ class Runner(OnMesh):
     def step(self):
         """Jitted :func:`eval_step`, built once (compiled once per batch shape)."""
         fn = jax.tree_util.Partial(eval_step, graphdef=self.graphdef)
-        return jax.jit(lambda p, b: fn(p, b), in_shardings=(self.replicated, self.data_sharding),
-                       out_shardings=self.replicated)
+        return jax.jit(
+            lambda p, b: fn(p, b),
+            in_shardings=(self.replicated, self.data_sharding),
+            out_shardings=self.replicated,
+        )
 
-    def run_split(self, params, builder, split: str, stats: norm_stats.NormStats, batch_size: int,
-                  workers: int = 0) -> dict[str, np.ndarray]:
+    def run_split(
+        self, params, builder, split: str, stats: norm_stats.NormStats, batch_size: int, workers: int = 0
+    ) -> dict[str, np.ndarray]:
         """Every example of ``split`` exactly once.
 
         Returns numpy arrays over the split's examples (padding removed),
@@ -151,15 +158,20 @@ class Runner(OnMesh):
         """
         from jax.experimental import multihost_utils
 
-        pcfg = input_pipeline.PipelineConfig(leads=tuple(stats.leads), global_batch=batch_size,
-                                             workers=workers)
+        pcfg = input_pipeline.PipelineConfig(
+            leads=tuple(stats.leads), global_batch=batch_size, workers=workers
+        )
         chunks: dict[str, list] = {}
         for local in input_pipeline.eval_dataset(builder, split, pcfg, stats):
             local = self._add_mask(dict(local), len(local["label"]))
             keys = ("ecg", "label", "lead_mask") if self.lead_mask is not None else ("ecg", "label")
             out = self.step(params, global_batch(local, self.data_sharding, keys))
-            rows = {**local_rows(out, batch_size), "label": np.asarray(local["label"]),
-                    "mask": np.asarray(local["mask"]), "index": np.asarray(local["index"])}
+            rows = {
+                **local_rows(out, batch_size),
+                "label": np.asarray(local["label"]),
+                "mask": np.asarray(local["mask"]),
+                "index": np.asarray(local["index"]),
+            }
             for k in input_pipeline.ID_FIELDS:
                 rows[k] = np.asarray(local[k])
             for k, v in rows.items():
@@ -180,13 +192,13 @@ class Runner(OnMesh):
         batch_size -= batch_size % self.mesh.size
         out = []
         for i in range(0, x.shape[0], batch_size):
-            chunk = np.asarray(x[i:i + batch_size], np.float32)
+            chunk = np.asarray(x[i : i + batch_size], np.float32)
             pad = batch_size - chunk.shape[0]
             if pad:
                 chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), np.float32)])
             batch = self._add_mask({"ecg": chunk, "label": np.zeros((batch_size,), np.float32)}, batch_size)
             prob = self.step(params, {k: jax.device_put(v, self.data_sharding) for k, v in batch.items()})
-            out.append(np.asarray(prob["prob"])[:batch_size - pad])
+            out.append(np.asarray(prob["prob"])[: batch_size - pad])
         return np.concatenate(out) if out else np.zeros((0,), np.float32)
 
 
@@ -194,20 +206,23 @@ def local_rows(out: dict, batch_size: int) -> dict:
     """This process's rows of a replicated global output."""
     local = batch_size // jax.process_count()
     start = jax.process_index() * local
-    return {k: np.asarray(v)[start:start + local] for k, v in out.items()}
+    return {k: np.asarray(v)[start : start + local] for k, v in out.items()}
 
 
 def validation_metrics(preds: Mapping[str, np.ndarray]) -> dict[str, float]:
     """``val_loss``, ``val_auroc`` and ``val_youden`` (Youden's J threshold on
     the windows) of :meth:`Runner.run_split` output."""
     n = len(preds["loss"])
-    return {"val_loss": float(preds["loss"].mean()) if n else float("nan"),
-            "val_auroc": metrics.auroc(preds["label"], preds["prob"]),
-            "val_youden": metrics.youden_threshold(preds["label"], preds["prob"]) if n else 0.5}
+    return {
+        "val_loss": float(preds["loss"].mean()) if n else float("nan"),
+        "val_auroc": metrics.auroc(preds["label"], preds["prob"]),
+        "val_youden": metrics.youden_threshold(preds["label"], preds["prob"]) if n else 0.5,
+    }
 
 
 # ----------------------------------------------------------------------------
 # Restoring a checkpoint.
+
 
 @dataclasses.dataclass
 class RestoredModel:
@@ -215,11 +230,11 @@ class RestoredModel:
 
     workdir: str
     step: int
-    which: str                      # 'best', 'latest' or the step asked for
-    meta: dict                      # the checkpoint's metadata
+    which: str  # 'best', 'latest' or the step asked for
+    meta: dict  # the checkpoint's metadata
     leads: tuple[str, ...]
     stats: norm_stats.NormStats
-    params: Any                     # replicated on runner.mesh
+    params: Any  # replicated on runner.mesh
     runner: Runner
 
     @property
@@ -250,8 +265,10 @@ class RestoredModel:
         ``'inferior'`` or ``'I,V2'``): inputs keep all 12 leads, the mask
         says which are present. ``ValueError`` for an official checkpoint."""
         if not self.is_lead_robust:
-            raise ValueError(f"{self.workdir} step {self.step} is not lead-robust: it takes leads "
-                             f"{','.join(self.leads)} only")
+            raise ValueError(
+                f"{self.workdir} step {self.step} is not lead-robust: it takes leads "
+                f"{','.join(self.leads)} only"
+            )
         return dataclasses.replace(self, runner=self.runner.with_mask(lead_robust.lead_mask(subset)))
 
     def run_split(self, builder, split: str, batch_size: int, workers: int = 0) -> dict:
@@ -268,8 +285,9 @@ class RestoredModel:
 _CACHE: dict[tuple, RestoredModel] = {}
 
 
-def restore(workdir: str, checkpoint: str | int | None = "best", mesh: Mesh | None = None,
-            cache: bool = False) -> RestoredModel:
+def restore(
+    workdir: str, checkpoint: str | int | None = "best", mesh: Mesh | None = None, cache: bool = False
+) -> RestoredModel:
     """Restores ``checkpoint`` (``'best'``, ``'latest'`` or a step) of ``workdir``.
 
     The model is built from the checkpoint's metadata, not from a config.
@@ -281,8 +299,10 @@ def restore(workdir: str, checkpoint: str | int | None = "best", mesh: Mesh | No
     which = str(checkpoint) if checkpoint not in (None, "") else "best"
     path = epath.Path(workdir)
     if not (path / "checkpoints").exists():
-        raise UserError(f"no checkpoints in {path.absolute()} (expected {path.absolute() / 'checkpoints'}): "
-                        "train first or pass the training --workdir")
+        raise UserError(
+            f"no checkpoints in {path.absolute()} (expected {path.absolute() / 'checkpoints'}): "
+            "train first or pass the training --workdir"
+        )
     manager = checkpointing.make_manager(workdir, keep=1, read_only=True)
     try:
         step = checkpointing.select_step(manager, which)
@@ -296,8 +316,11 @@ def restore(workdir: str, checkpoint: str | int | None = "best", mesh: Mesh | No
         graphdef, _ = nnx.split(nnx.eval_shape(lambda: build_model(meta["model"], len(leads))), nnx.Param)
         shapes = jax.eval_shape(lambda: nnx.state(build_model(meta["model"], len(leads)), nnx.Param))
         # a lead-robust model runs on all 12 leads until a subset is chosen (with_leads)
-        runner = Runner(graphdef, mesh, lead_robust.lead_mask(leads) if lead_robust.is_lead_robust(meta["model"])
-                        else None)
+        runner = Runner(
+            graphdef,
+            mesh,
+            lead_robust.lead_mask(leads) if lead_robust.is_lead_robust(meta["model"]) else None,
+        )
         abstract = checkpointing.replicated_abstract(shapes, runner.replicated)
         params, meta = checkpointing.restore_for_inference(manager, step, abstract)
     finally:

@@ -45,6 +45,7 @@ ID_FIELDS = ("record_id", "patient_id", "window")
 # ----------------------------------------------------------------------------
 # Locating built datasets.
 
+
 def builder_dir(data_dir: str, name: str) -> epath.Path:
     """Folder of a built dataset: ``data_dir/<name>[/<config>]/<version>``.
 
@@ -63,9 +64,11 @@ def builder_dir(data_dir: str, name: str) -> epath.Path:
     if (path / "dataset_info.json").exists():
         return path
     if not path.exists():
-        raise UserError(f"No built dataset {name!r}: {path} does not exist. Build it with `tfds build` "
-                        "or set "
-                        "--config.data_dir to the folder it was built in.")
+        raise UserError(
+            f"No built dataset {name!r}: {path} does not exist. Build it with `tfds build` "
+            "or set "
+            "--config.data_dir to the folder it was built in."
+        )
     # <name>/<version> or <name>/<config>/<version>
     found = [*path.glob("*/dataset_info.json"), *path.glob("*/*/dataset_info.json")]
     found.sort(key=lambda p: _version_key(p.parent.name))
@@ -73,8 +76,10 @@ def builder_dir(data_dir: str, name: str) -> epath.Path:
         raise UserError(f"{path} holds no built dataset (no dataset_info.json below it).")
     configs = {p.parent.parent for p in found if p.parent.parent != path}
     if len(configs) > 1:
-        raise UserError(f"{name!r} has several built configs {sorted(c.name for c in configs)}: "
-                        f"name one, e.g. '{name}/{sorted(c.name for c in configs)[0]}'.")
+        raise UserError(
+            f"{name!r} has several built configs {sorted(c.name for c in configs)}: "
+            f"name one, e.g. '{name}/{sorted(c.name for c in configs)[0]}'."
+        )
     return found[-1].parent
 
 
@@ -85,6 +90,7 @@ def _version_key(version: str) -> tuple:
 def load_builder(data_dir: str, name: str):
     """A read-only TFDS builder of a built dataset (no builder code imported)."""
     import tensorflow_datasets as tfds
+
     return tfds.builder_from_directory(str(builder_dir(data_dir, name)))
 
 
@@ -94,9 +100,11 @@ def split_size(builder, split: str) -> int:
     splits = builder.info.splits
     n = splits[split].num_examples if split in list(splits.keys()) else 0
     if n == 0:
-        raise ValueError(f"split {split!r} of {builder.info.full_name} is empty: the build kept no "
-                         f"record for it (see build_report.json in {builder.data_dir}); "
-                         f"it has {sorted(splits.keys())}")
+        raise ValueError(
+            f"split {split!r} of {builder.info.full_name} is empty: the build kept no "
+            f"record for it (see build_report.json in {builder.data_dir}); "
+            f"it has {sorted(splits.keys())}"
+        )
     return n
 
 
@@ -111,8 +119,10 @@ def _decode(value: Any) -> Any:
 # ----------------------------------------------------------------------------
 # Normalisation statistics (computed by norm_stats; this module only reads the examples).
 
-def compute_norm_stats(builder, split: str, leads: Sequence[str], max_examples: int,
-                       source_name: str = "") -> NormStats:
+
+def compute_norm_stats(
+    builder, split: str, leads: Sequence[str], max_examples: int, source_name: str = ""
+) -> NormStats:
     """:func:`leadmix_jax.norm_stats.compute` over (up to ``max_examples``
     evenly spaced) examples of ``split``."""
     total = split_size(builder, split)
@@ -136,6 +146,7 @@ def _iterate_examples(builder, split: str, n: int, total: int):
 # ----------------------------------------------------------------------------
 # Transforms (module-level classes: grain pickles them into worker processes).
 
+
 class PrepareExample(grain.transforms.Map):
     """Selects leads and z-scores: ``ecg`` (2500, 12) -> (2500, N) float32."""
 
@@ -145,8 +156,10 @@ class PrepareExample(grain.transforms.Map):
         self.keep_ids = keep_ids
 
     def map(self, ex):
-        out = {"ecg": self.zscore(np.asarray(ex["ecg"], np.float32)[:, self.lead_idx]),
-               "label": np.float32(ex["label"])}
+        out = {
+            "ecg": self.zscore(np.asarray(ex["ecg"], np.float32)[:, self.lead_idx]),
+            "label": np.float32(ex["label"]),
+        }
         if self.keep_ids:
             out.update({k: _decode(ex[k]) for k in ID_FIELDS})
         return out
@@ -156,10 +169,10 @@ class PrepareExample(grain.transforms.Map):
 class AugmentConfig:
     """Training augmentations, in z-scored units; 0 turns one off."""
 
-    scale: float = 0.0          # amplitude scaling per lead, U(1 - s, 1 + s)
-    noise: float = 0.0          # std of additive Gaussian noise
-    wander: float = 0.0         # amplitude of a 0.05-0.5 Hz baseline sinusoid
-    shift: int = 0              # circular time shift, up to +-shift samples
+    scale: float = 0.0  # amplitude scaling per lead, U(1 - s, 1 + s)
+    noise: float = 0.0  # std of additive Gaussian noise
+    wander: float = 0.0  # amplitude of a 0.05-0.5 Hz baseline sinusoid
+    shift: int = 0  # circular time shift, up to +-shift samples
     fs: float = 250.0
 
     @property
@@ -183,7 +196,9 @@ class Augment(grain.transforms.RandomMap):
         if c.wander:
             f = rng.uniform(0.05, 0.5, size=(1, n))
             phase = rng.uniform(0, 2 * np.pi, size=(1, n))
-            x = x + (c.wander * np.sin(2 * np.pi * f * np.arange(t)[:, None] / c.fs + phase)).astype(np.float32)
+            x = x + (c.wander * np.sin(2 * np.pi * f * np.arange(t)[:, None] / c.fs + phase)).astype(
+                np.float32
+            )
         if c.noise:
             x = x + rng.normal(0, c.noise, size=x.shape).astype(np.float32)
         return {**ex, "ecg": x.astype(np.float32)}
@@ -216,6 +231,7 @@ def _blank(v):
 # ----------------------------------------------------------------------------
 # Datasets.
 
+
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     """What the pipelines need from an experiment config."""
@@ -224,7 +240,7 @@ class PipelineConfig:
     global_batch: int
     seed: int = 0
     workers: int = 0
-    shuffle_window: int = 4096      # TFRecord only
+    shuffle_window: int = 4096  # TFRecord only
     augment: AugmentConfig = AugmentConfig()
 
 
@@ -256,6 +272,7 @@ class HostBlocks(grain.MapDataset):
 
 def _host() -> tuple[int, int]:
     import jax
+
     return jax.process_index(), jax.process_count()
 
 
@@ -311,7 +328,8 @@ def eval_dataset(builder, split: str, cfg: PipelineConfig, stats: NormStats):
     if is_array_record(builder):
         indices = np.arange(split_size(builder, split))[index::count]
         ds = grain.MapDataset.range(n_batches * local).map(
-            EvalLookup(builder.as_data_source(split), indices, prepare))
+            EvalLookup(builder.as_data_source(split), indices, prepare)
+        )
         ds = ds.batch(local, drop_remainder=False)
         return _finish(ds, cfg.workers)
     ds = _tfrecord_dataset(builder, split, index, count).map(prepare)
@@ -330,6 +348,7 @@ def num_eval_batches(builder, split: str, global_batch: int) -> int:
 
 # ----------------------------------------------------------------------------
 # TFRecord builds.
+
 
 def _tfrecord_files(builder, split: str) -> list[str]:
     info = builder.info.splits[split]
@@ -353,8 +372,10 @@ def _tfrecord_dataset(builder, split: str, index: int, count: int, repeat: bool 
     endlessly cycling through them if ``repeat``."""
     files = _tfrecord_files(builder, split)[index::count]
     if not files:
-        raise ValueError(f"host {index} of {count} has no TFRecord shard of {split!r}; "
-                         "rebuild with more shards or use ArrayRecord")
+        raise ValueError(
+            f"host {index} of {count} has no TFRecord shard of {split!r}; "
+            "rebuild with more shards or use ArrayRecord"
+        )
     files = grain.MapDataset.source(files)
     per_file = (files.repeat(None) if repeat else files).map(grain.experimental.TFRecordIterDataset)
     ds = grain.experimental.InterleaveIterDataset(per_file, cycle_length=1)
@@ -383,8 +404,11 @@ class _PaddedBatches:
                 if ex is None:
                     if template is None:
                         raise ValueError("empty TFRecord split")
-                    ex = {**{k: _blank(v) for k, v in template.items()}, "mask": np.float32(0),
-                          "index": np.int64(-1)}
+                    ex = {
+                        **{k: _blank(v) for k, v in template.items()},
+                        "mask": np.float32(0),
+                        "index": np.int64(-1),
+                    }
                 else:
                     template = ex
                     ex = {**ex, "mask": np.float32(1), "index": np.int64(position)}

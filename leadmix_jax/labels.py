@@ -46,10 +46,21 @@ PTB_MI_TEXT = "myocardial infarction"
 PTB_HEALTHY_REASON = "healthy control"
 
 __all__ = [
-    "MI", "NORMAL", "LABEL_NAMES", "RULES", "CodeParseError", "label_index",
-    "parse_scp_codes", "parse_aha_codes", "ptb_reason_for_admission",
-    "ptb_label", "ptbxl_label", "sph_label", "ptbxl_mi_superclass_codes",
-    "PTBXL_PAPER_MI_CODES", "SPH_MI_PREFIXES",
+    "MI",
+    "NORMAL",
+    "LABEL_NAMES",
+    "RULES",
+    "CodeParseError",
+    "label_index",
+    "parse_scp_codes",
+    "parse_aha_codes",
+    "ptb_reason_for_admission",
+    "ptb_label",
+    "ptbxl_label",
+    "sph_label",
+    "ptbxl_mi_superclass_codes",
+    "PTBXL_PAPER_MI_CODES",
+    "SPH_MI_PREFIXES",
 ]
 
 
@@ -70,6 +81,7 @@ def label_index(label: str) -> int:
 
 # ---------------------------------------------------------------------------
 # parsers
+
 
 def parse_scp_codes(text) -> dict[str, float]:
     """PTB-XL ``scp_codes``: a Python dict literal ``{'NORM': 100.0, 'SR': 0.0}``.
@@ -130,8 +142,8 @@ def ptb_reason_for_admission(comments: Sequence[str]) -> str | None:
 # ---------------------------------------------------------------------------
 # rules
 
-def ptb_label(comments: Sequence[str], in_controls: bool | None,
-              rule: str = "paper") -> str | None:
+
+def ptb_label(comments: Sequence[str], in_controls: bool | None, rule: str = "paper") -> str | None:
     """Label of one PTB record.
 
     Args:
@@ -167,8 +179,9 @@ def ptbxl_mi_superclass_codes(scp_statements: Mapping[str, str]) -> frozenset[st
     return frozenset(c for c, cls in scp_statements.items() if str(cls).strip() == "MI")
 
 
-def ptbxl_label(codes: Mapping[str, float], rule: str = "paper",
-                diagnostic_class: Mapping[str, str] | None = None) -> str | None:
+def ptbxl_label(
+    codes: Mapping[str, float], rule: str = "paper", diagnostic_class: Mapping[str, str] | None = None
+) -> str | None:
     """Label of one PTB-XL record from its parsed ``scp_codes``.
 
     Args:

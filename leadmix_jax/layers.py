@@ -41,6 +41,7 @@ Array = jax.Array
 # ----------------------------------------------------------------------------
 # Depthwise conv.
 
+
 def _shift(x: Array, s: int) -> Array:
     """``y[:, t] = x[:, t + s]`` with zeros outside; ``(B, L, C)``."""
     if s == 0:
@@ -48,7 +49,7 @@ def _shift(x: Array, s: int) -> Array:
     length = x.shape[1]
     if s > 0:
         return jnp.pad(x[:, s:], ((0, 0), (0, min(s, length)), (0, 0)))[:, :length]
-    return jnp.pad(x[:, :length + s], ((0, 0), (min(-s, length), 0), (0, 0)))[:, :length]
+    return jnp.pad(x[:, : length + s], ((0, 0), (min(-s, length), 0), (0, 0)))[:, :length]
 
 
 def _offsets(k: int, dilation: int) -> list[int]:
@@ -99,7 +100,7 @@ def _dw_bwd(dilation, res, g):
     pad = max(abs(o) for o in offs)
     length = x.shape[1]
     xp = jnp.pad(x, ((0, 0), (pad, pad), (0, 0))).astype(jnp.float32)
-    dk = jnp.stack([(gf * xp[:, pad + o:pad + o + length]).sum(axis=(0, 1)) for o in offs])
+    dk = jnp.stack([(gf * xp[:, pad + o : pad + o + length]).sum(axis=(0, 1)) for o in offs])
     return dx, dk[:, None, :].astype(kernel.dtype)
 
 
@@ -113,12 +114,19 @@ def depthwise_conv_grouped(x: Array, kernel: Array, dilation: int) -> Array:
     """
     pad = dilation * (kernel.shape[0] - 1) // 2
     return lax.conv_general_dilated(
-        x, kernel, window_strides=(1,), padding=[(pad, pad)], rhs_dilation=(dilation,),
-        dimension_numbers=("NWC", "WIO", "NWC"), feature_group_count=x.shape[-1])
+        x,
+        kernel,
+        window_strides=(1,),
+        padding=[(pad, pad)],
+        rhs_dilation=(dilation,),
+        dimension_numbers=("NWC", "WIO", "NWC"),
+        feature_group_count=x.shape[-1],
+    )
 
 
 # ----------------------------------------------------------------------------
 # Strided conv and pooling.
+
 
 def strided_conv(x: Array, kernel: Array, stride: int, pad: int) -> Array:
     """Dense 1-D conv without bias, symmetric zero padding ``pad``.
@@ -133,8 +141,8 @@ def strided_conv(x: Array, kernel: Array, stride: int, pad: int) -> Array:
       ``(B, floor((L + 2 pad - K) / stride) + 1, Cout)``.
     """
     return lax.conv_general_dilated(
-        x, kernel, window_strides=(stride,), padding=[(pad, pad)],
-        dimension_numbers=("NWC", "WIO", "NWC"))
+        x, kernel, window_strides=(stride,), padding=[(pad, pad)], dimension_numbers=("NWC", "WIO", "NWC")
+    )
 
 
 def max_pool(x: Array, window: int = 3, stride: int = 2, pad: int = 1) -> Array:
@@ -148,12 +156,13 @@ def max_pool(x: Array, window: int = 3, stride: int = 2, pad: int = 1) -> Array:
     span = stride * (out_len - 1) + 1
     out = xp[:, 0:span:stride]
     for i in range(1, window):
-        out = jnp.maximum(out, xp[:, i:i + span:stride])
+        out = jnp.maximum(out, xp[:, i : i + span : stride])
     return out
 
 
 # ----------------------------------------------------------------------------
 # Norms.
+
 
 def _group_stats(xg: Array, eps: float) -> tuple[Array, Array]:
     """Per (sample, group) mean and 1/std of ``(B, L, G, Cg)`` float32, one pass."""
@@ -206,7 +215,7 @@ def _gn_silu_bwd(groups, eps, res, g):
     xhat = ((x.astype(jnp.float32).reshape(b, length, groups, cg) - mean) * rstd).reshape(b, length, c)
     z = xhat * scale + bias
     s = jax.nn.sigmoid(z)
-    dz = g.astype(jnp.float32) * s * (1.0 + z * (1.0 - s))       # silu'(z)
+    dz = g.astype(jnp.float32) * s * (1.0 + z * (1.0 - s))  # silu'(z)
     dscale = (dz * xhat).sum(axis=(0, 1))
     dbias = dz.sum(axis=(0, 1))
     dxhat = (dz * scale).reshape(b, length, groups, cg)
@@ -230,6 +239,7 @@ def layer_norm(x: Array, scale: Array, bias: Array, eps: float = 1e-5) -> Array:
 
 # ----------------------------------------------------------------------------
 # Dropout and init.
+
 
 def dropout(x: Array, rate: float, rng: Array | None) -> Array:
     """Element dropout with an independent mask per element (inverted scaling).

@@ -106,19 +106,22 @@ class LeadRobustMST(nnx.Module):
           ``(B,)`` float32 logits.
         """
         if x.ndim != 3 or x.shape[-1] != NUM_LEADS:
-            raise ValueError(f"expected input (batch, time, {NUM_LEADS}) in canonical lead order, got {x.shape}")
+            raise ValueError(
+                f"expected input (batch, time, {NUM_LEADS}) in canonical lead order, got {x.shape}"
+            )
         b, t, _ = x.shape
         if mask is None:
             mask = jnp.ones((NUM_LEADS,), jnp.float32)
         mask = jnp.broadcast_to(jnp.asarray(mask, jnp.float32), (b, NUM_LEADS))
-        present = mask[:, None, :] > 0                                    # (B, 1, 12)
-        signal = jnp.where(present, x.astype(jnp.float32), 0.0)          # absent leads: exactly 0
+        present = mask[:, None, :] > 0  # (B, 1, 12)
+        signal = jnp.where(present, x.astype(jnp.float32), 0.0)  # absent leads: exactly 0
         flags = jnp.broadcast_to(present.astype(jnp.float32), (b, t, NUM_LEADS))
         return self.core(jnp.concatenate([signal, flags], axis=-1), rng=rng)
 
 
 # ----------------------------------------------------------------------------
 # Masks for training.
+
 
 @dataclasses.dataclass(frozen=True)
 class MaskSampler:
@@ -138,12 +141,17 @@ class MaskSampler:
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> "MaskSampler":
         cfg = dict(cfg)
-        names = [s for s in str(cfg["paper_sets"]).split(";" if ";" in str(cfg["paper_sets"]) else ",")
-                 if s.strip()]
+        names = [
+            s
+            for s in str(cfg["paper_sets"]).split(";" if ";" in str(cfg["paper_sets"]) else ",")
+            if s.strip()
+        ]
         lo, hi = int(cfg["random_min_leads"]), int(cfg["random_max_leads"])
         p = float(cfg["paper_set_prob"])
         if not 1 <= lo <= hi <= NUM_LEADS:
-            raise ValueError(f"lead_robust.random_min_leads/random_max_leads = {lo}/{hi}: need 1 <= min <= max <= 12")
+            raise ValueError(
+                f"lead_robust.random_min_leads/random_max_leads = {lo}/{hi}: need 1 <= min <= max <= 12"
+            )
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"lead_robust.paper_set_prob = {p}: need a probability in [0, 1]")
         if p > 0 and not names:
@@ -189,7 +197,9 @@ def parse_eval_leads(spec: str) -> list[tuple[str, tuple[str, ...]]]:
     else:
         parts = [s for s in spec.split(",") if s.strip()]
         set_keys = {k.lower() for k in leads_lib.LEAD_SETS} | {"all", "12"}
-        items = parts if parts and all(p.strip().lower() in set_keys for p in parts) else ([spec] if spec else [])
+        items = (
+            parts if parts and all(p.strip().lower() in set_keys for p in parts) else ([spec] if spec else [])
+        )
     out = []
     for item in items:
         leads = leads_lib.parse_leads(item.strip())

@@ -11,8 +11,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 CANONICAL_LEADS: tuple[str, ...] = (
-    "I", "II", "III", "aVR", "aVL", "aVF",
-    "V1", "V2", "V3", "V4", "V5", "V6",
+    "I",
+    "II",
+    "III",
+    "aVR",
+    "aVL",
+    "aVF",
+    "V1",
+    "V2",
+    "V3",
+    "V4",
+    "V5",
+    "V6",
 )
 NUM_LEADS = len(CANONICAL_LEADS)
 
@@ -41,9 +51,7 @@ def canonical_name(name: str) -> str:
     """
     key = str(name).strip().lower()
     if key not in _BY_KEY:
-        raise ValueError(
-            f"Unknown lead {name!r}; valid leads are {', '.join(CANONICAL_LEADS)} "
-            "(any case).")
+        raise ValueError(f"Unknown lead {name!r}; valid leads are {', '.join(CANONICAL_LEADS)} (any case).")
     return CANONICAL_LEADS[_BY_KEY[key]]
 
 
@@ -82,7 +90,8 @@ def parse_leads(spec: str | Sequence[str]) -> tuple[str, ...]:
     if not leads:
         raise ValueError(
             f"Empty lead specification {spec!r}; give lead names such as 'II,III,aVF' "
-            f"or a lead set: {', '.join(LEAD_SETS)}.")
+            f"or a lead set: {', '.join(LEAD_SETS)}."
+        )
     seen: set[str] = set()
     dups = [n for n in leads if n in seen or seen.add(n)]
     if dups:

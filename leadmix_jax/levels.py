@@ -6,6 +6,7 @@ Confidence intervals: percentile bootstrap resampling PATIENTS with
 replacement (a drawn patient brings all its windows / records, so patients
 drawn k times count k times), at every level.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,9 +15,21 @@ from typing import Any
 
 import numpy as np
 
-from leadmix_jax.metrics import (LEVELS, MAIN_METRICS, _auprc, _auroc, _brier, _check_binary,
-                                 _as_1d, _check_threshold, _count_metrics, _counts, _THRESHOLD_FREE,
-                                 aggregate, binary_metrics)
+from leadmix_jax.metrics import (
+    LEVELS,
+    MAIN_METRICS,
+    _auprc,
+    _auroc,
+    _brier,
+    _check_binary,
+    _as_1d,
+    _check_threshold,
+    _count_metrics,
+    _counts,
+    _THRESHOLD_FREE,
+    aggregate,
+    binary_metrics,
+)
 
 __all__ = ["main_metric_fns", "bootstrap_ci", "evaluate_levels", "metrics_markdown"]
 
@@ -26,6 +39,7 @@ _NAN = float("nan")
 # --------------------------------------------------------------------------
 # Bootstrap
 # --------------------------------------------------------------------------
+
 
 def main_metric_fns(threshold: float = 0.5) -> dict[str, Callable[[np.ndarray, np.ndarray], float]]:
     """NaN-safe metric functions ``fn(labels (n,), probs (n,)) -> float``.
@@ -41,19 +55,27 @@ def main_metric_fns(threshold: float = 0.5) -> dict[str, Callable[[np.ndarray, n
     def at(name: str) -> Callable[[np.ndarray, np.ndarray], float]:
         def fn(labels: np.ndarray, probs: np.ndarray) -> float:
             return _count_metrics(*_counts(labels, probs, threshold))[name]
+
         fn.__name__ = f"{name}_at_{threshold:g}"
         return fn
 
     fns: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
-        name: at(name) for name in MAIN_METRICS if name not in _THRESHOLD_FREE}
+        name: at(name) for name in MAIN_METRICS if name not in _THRESHOLD_FREE
+    }
     fns.update(auroc=_auroc, auprc=_auprc, brier=_brier)
     return {name: fns[name] for name in MAIN_METRICS}
 
 
-def bootstrap_ci(labels: Any, probs: Any, patients: Any,
-                 metric_fns: Mapping[Hashable, Callable[[np.ndarray, np.ndarray], float]],
-                 n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
-                 return_n_valid: bool = False):
+def bootstrap_ci(
+    labels: Any,
+    probs: Any,
+    patients: Any,
+    metric_fns: Mapping[Hashable, Callable[[np.ndarray, np.ndarray], float]],
+    n_boot: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+    return_n_valid: bool = False,
+):
     """Percentile bootstrap confidence intervals, resampling patients.
 
     Each of the ``n_boot`` resamples draws as many patients as there are,
@@ -126,10 +148,18 @@ def bootstrap_ci(labels: Any, probs: Any, patients: Any,
 # Levels
 # --------------------------------------------------------------------------
 
-def evaluate_levels(probs: Any, labels: Any, record_ids: Any, patient_ids: Any,
-                    thresholds: Mapping[str, float] | None = None,
-                    n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
-                    mixed_patients: str = "raise") -> dict[str, Any]:
+
+def evaluate_levels(
+    probs: Any,
+    labels: Any,
+    record_ids: Any,
+    patient_ids: Any,
+    thresholds: Mapping[str, float] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+    mixed_patients: str = "raise",
+) -> dict[str, Any]:
     """Metrics with patient-bootstrap CIs at window, record and patient level.
 
     Record and patient probabilities are the mean of their windows'
@@ -171,8 +201,7 @@ def evaluate_levels(probs: Any, labels: Any, record_ids: Any, patient_ids: Any,
         thresholds = {"0.5": 0.5}
     if not thresholds:
         raise ValueError("thresholds must name at least one threshold")
-    thresholds = {str(k): _check_threshold(v, f"thresholds[{k!r}]")
-                  for k, v in thresholds.items()}
+    thresholds = {str(k): _check_threshold(v, f"thresholds[{k!r}]") for k, v in thresholds.items()}
     labels, probs = _check_binary(labels, probs)
     record_ids = _as_1d(record_ids, "record_ids")
     patient_ids = _as_1d(patient_ids, "patient_ids")
@@ -182,14 +211,12 @@ def evaluate_levels(probs: Any, labels: Any, record_ids: Any, patient_ids: Any,
     # Every record must belong to a single patient.
     _, pat_code = np.unique(patient_ids, return_inverse=True)
     pat_code = pat_code.reshape(-1)
-    rec_ids, rec_first, rec_inv = np.unique(record_ids, return_index=True,
-                                            return_inverse=True)
+    rec_ids, rec_first, rec_inv = np.unique(record_ids, return_index=True, return_inverse=True)
     rec_inv = rec_inv.reshape(-1)
     split = pat_code != pat_code[rec_first][rec_inv]
     if split.any():
         bad = np.unique(record_ids[split])
-        raise ValueError(f"{bad.size} record id(s) belong to more than one patient, "
-                         f"e.g. {bad[:5].tolist()}")
+        raise ValueError(f"{bad.size} record id(s) belong to more than one patient, e.g. {bad[:5].tolist()}")
 
     r_ids, r_probs, r_labels = aggregate(probs, labels, record_ids)
     assert np.array_equal(r_ids, rec_ids)
@@ -203,10 +230,14 @@ def evaluate_levels(probs: Any, labels: Any, record_ids: Any, patient_ids: Any,
         "patient": (p_labels, p_probs, p_ids),
     }
     out: dict[str, Any] = {
-        "config": {"n_boot": int(n_boot), "seed": int(seed), "alpha": float(alpha),
-                   "resampling": "patient",
-                   "aggregation": "mean window probability",
-                   "thresholds": dict(thresholds)},
+        "config": {
+            "n_boot": int(n_boot),
+            "seed": int(seed),
+            "alpha": float(alpha),
+            "resampling": "patient",
+            "aggregation": "mean window probability",
+            "thresholds": dict(thresholds),
+        },
         "levels": {},
     }
     for level in LEVELS:
@@ -218,16 +249,19 @@ def evaluate_levels(probs: Any, labels: Any, record_ids: Any, patient_ids: Any,
                     fns[(tname, m)] = fn
         for m in _THRESHOLD_FREE:
             fns[(None, m)] = main_metric_fns()[m]
-        cis, n_valid = bootstrap_ci(lab, pr, pats, fns, n_boot=n_boot, seed=seed,
-                                    alpha=alpha, return_n_valid=True)
+        cis, n_valid = bootstrap_ci(
+            lab, pr, pats, fns, n_boot=n_boot, seed=seed, alpha=alpha, return_n_valid=True
+        )
         entry: dict[str, Any] = {
-            "n": int(lab.size), "n_pos": int(lab.sum()),
-            "n_patients": int(np.unique(pats).size), "thresholds": {}}
+            "n": int(lab.size),
+            "n_pos": int(lab.sum()),
+            "n_patients": int(np.unique(pats).size),
+            "thresholds": {},
+        }
         if level == "patient":
             entry["n_mixed_patients_dropped"] = n_all_patients - int(p_ids.size)
         for tname, t in thresholds.items():
-            keys = {m: ((None, m) if m in _THRESHOLD_FREE else (tname, m))
-                    for m in MAIN_METRICS}
+            keys = {m: ((None, m) if m in _THRESHOLD_FREE else (tname, m)) for m in MAIN_METRICS}
             entry["thresholds"][tname] = {
                 "metrics": binary_metrics(lab, pr, t),
                 "ci": {m: list(cis[k]) for m, k in keys.items()},
@@ -237,8 +271,17 @@ def evaluate_levels(probs: Any, labels: Any, record_ids: Any, patient_ids: Any,
     return out
 
 
-_TABLE_METRICS = ("accuracy", "sensitivity", "specificity", "macro_precision",
-                  "macro_recall", "macro_f1", "auroc", "auprc", "brier")
+_TABLE_METRICS = (
+    "accuracy",
+    "sensitivity",
+    "specificity",
+    "macro_precision",
+    "macro_recall",
+    "macro_f1",
+    "auroc",
+    "auprc",
+    "brier",
+)
 
 
 def _fmt(x: Any) -> str:
@@ -264,8 +307,10 @@ def metrics_markdown(results: Mapping[str, Any]) -> str:
     cfg = results["config"]
     n_boot = int(cfg["n_boot"])
     header = ["level", "threshold", "n (MI)"] + list(_TABLE_METRICS)
-    lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|",
+    ]
     any_dagger = False
     for level in LEVELS:
         if level not in results["levels"]:
@@ -273,8 +318,7 @@ def metrics_markdown(results: Mapping[str, Any]) -> str:
         entry = results["levels"][level]
         for tname, res in entry["thresholds"].items():
             met = res["metrics"]
-            cells = [level, f"{tname} ({float(met['threshold']):.3f})",
-                     f"{met['n']} ({met['n_pos']})"]
+            cells = [level, f"{tname} ({float(met['threshold']):.3f})", f"{met['n']} ({met['n_pos']})"]
             for m in _TABLE_METRICS:
                 cell = _fmt(met[m])
                 if m in res.get("ci", {}):
@@ -286,9 +330,11 @@ def metrics_markdown(results: Mapping[str, Any]) -> str:
                 cells.append(cell)
             lines.append("| " + " | ".join(cells) + " |")
     conf = 100 * (1 - float(cfg["alpha"]))
-    note = (f"\n{conf:g} % CIs: percentile bootstrap, {n_boot} resamples of patients "
-            f"(seed {cfg['seed']}); prediction = MI iff probability > threshold; "
-            "record/patient probability = mean window probability.")
+    note = (
+        f"\n{conf:g} % CIs: percentile bootstrap, {n_boot} resamples of patients "
+        f"(seed {cfg['seed']}); prediction = MI iff probability > threshold; "
+        "record/patient probability = mean window probability."
+    )
     if any_dagger:
         note += " † fewer valid resamples than requested (metric undefined in some)."
     return "\n".join(lines) + "\n" + note + "\n"

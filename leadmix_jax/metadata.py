@@ -22,9 +22,20 @@ from leadmix_jax.records import RecordTask
 #: Sampling rate each database is distributed at.
 EXPECTED_FS = {"ptb": 1000.0, "ptbxl": 500.0, "sph": 500.0}
 
-__all__ = ["EXPECTED_FS", "NotTheDatabaseError", "Skip", "Scan", "Table", "nan_float",
-           "parse_sex", "with_folds", "read_csv", "read_table", "inside", "require_columns"]
-
+__all__ = [
+    "EXPECTED_FS",
+    "NotTheDatabaseError",
+    "Skip",
+    "Scan",
+    "Table",
+    "nan_float",
+    "parse_sex",
+    "with_folds",
+    "read_csv",
+    "read_table",
+    "inside",
+    "require_columns",
+]
 
 
 class NotTheDatabaseError(FileNotFoundError):
@@ -49,9 +60,9 @@ class Scan:
 
     database: str
     source: str
-    n_source: int                       # records listed by the database's index
-    tasks: list[RecordTask]             # MI/normal records to process, folds set
-    skipped: list[Skip]                 # metadata-stage skips (and excluded labels)
+    n_source: int  # records listed by the database's index
+    tasks: list[RecordTask]  # MI/normal records to process, folds set
+    skipped: list[Skip]  # metadata-stage skips (and excluded labels)
 
 
 def nan_float(value) -> float:
@@ -74,8 +85,7 @@ def parse_sex(value) -> str:
 def with_folds(tasks: list[RecordTask], seed: int = splits_lib.DEFAULT_SEED) -> list[RecordTask]:
     """The tasks with their patient's fold (PTB, SPH: no folds in the source)."""
     # Per patient, from the id alone: other rows (kept or skipped) cannot move it.
-    return [dataclasses.replace(t, fold=splits_lib.fold_of_patient(t.patient_id, seed=seed))
-            for t in tasks]
+    return [dataclasses.replace(t, fold=splits_lib.fold_of_patient(t.patient_id, seed=seed)) for t in tasks]
 
 
 def read_csv(path: Path, what: str):
@@ -122,12 +132,17 @@ def read_table(path: Path, what: str) -> Table:
     for number, fields in enumerate(lines[1:], start=2):
         if not fields or all(not f.strip() for f in fields):
             continue
-        rid = (fields[0].encode("utf-8", "replace").decode("utf-8").strip() or "?")
+        rid = fields[0].encode("utf-8", "replace").decode("utf-8").strip() or "?"
         if _has_bad_byte(fields):
             bad.append(Skip(rid, "bad_metadata", f"{path.name} line {number}: non-UTF-8 byte"))
         elif len(fields) != len(columns):
-            bad.append(Skip(rid, "bad_metadata", f"{path.name} line {number}: {len(fields)} "
-                                                 f"fields, the header has {len(columns)}"))
+            bad.append(
+                Skip(
+                    rid,
+                    "bad_metadata",
+                    f"{path.name} line {number}: {len(fields)} fields, the header has {len(columns)}",
+                )
+            )
         else:
             rows.append(dict(zip(columns, fields)))
     return Table(columns, rows, bad)
@@ -147,7 +162,7 @@ def inside(root: Path, relative: str) -> Path | None:
     import posixpath
 
     rel = relative.replace("\\", "/").strip()
-    if not rel or rel.startswith("/") or (len(rel) > 1 and rel[1] == ":"):   # absolute, C:
+    if not rel or rel.startswith("/") or (len(rel) > 1 and rel[1] == ":"):  # absolute, C:
         return None
     norm = posixpath.normpath(rel)
     if norm == ".." or norm.startswith("../") or norm == ".":
@@ -159,5 +174,4 @@ def require_columns(df, columns: Sequence[str], path: Path, what: str) -> None:
     have = df.columns if hasattr(df, "columns") else df
     missing = [c for c in columns if c not in list(have)]
     if missing:
-        raise NotTheDatabaseError(
-            f"{path} lacks column(s) {missing} of {what}; found {list(have)[:12]}.")
+        raise NotTheDatabaseError(f"{path} lacks column(s) {missing} of {what}; found {list(have)[:12]}.")

@@ -26,12 +26,16 @@ class MetricWriter:
         root.mkdir(parents=True, exist_ok=True)
         path = root / "metrics.jsonl"
         if resume_step is not None and path.exists():
-            kept = [line for line in path.read_text().splitlines()
-                    if line.strip() and _step_of(line) is not None and _step_of(line) <= resume_step]
+            kept = [
+                line
+                for line in path.read_text().splitlines()
+                if line.strip() and _step_of(line) is not None and _step_of(line) <= resume_step
+            ]
             path.write_text("".join(line + "\n" for line in kept))
         self._jsonl = path.open("a")
         try:
             from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
             self._tb = EventFileWriter(str(root / "tensorboard"))
         except ImportError:  # tensorboard is a declared dependency; keep going without it
             logging.warning("tensorboard not importable: no event files written")
@@ -44,8 +48,10 @@ class MetricWriter:
         self._jsonl.flush()
         if self._tb is not None:
             from tensorboard.compat.proto import event_pb2, summary_pb2
-            summary = summary_pb2.Summary(value=[
-                summary_pb2.Summary.Value(tag=k, simple_value=float(v)) for k, v in scalars.items()])
+
+            summary = summary_pb2.Summary(
+                value=[summary_pb2.Summary.Value(tag=k, simple_value=float(v)) for k, v in scalars.items()]
+            )
             self._tb.add_event(event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary))
             self._tb.flush()
 
@@ -77,8 +83,10 @@ class Progress:
     def line(self, step: int, loss: float) -> str:
         rate = self.rate(step)
         eta = (self.total - step) * self.batch / rate if rate > 0 else float("nan")
-        return (f"step {step}/{self.total} ({100 * step / self.total:.1f}%)  loss {loss:.4f}  "
-                f"{rate:,.0f} samples/s  ETA {_hms(eta)}")
+        return (
+            f"step {step}/{self.total} ({100 * step / self.total:.1f}%)  loss {loss:.4f}  "
+            f"{rate:,.0f} samples/s  ETA {_hms(eta)}"
+        )
 
     def reset(self, step: int) -> None:
         self._t0, self._s0 = time.perf_counter(), step

@@ -21,6 +21,7 @@ Conventions used throughout this module:
 Levels with patient-bootstrap confidence intervals are in
 :mod:`leadmix_jax.levels`.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -38,8 +39,7 @@ __all__ = [
 ]
 
 #: Metrics that get bootstrap confidence intervals in :func:`leadmix_jax.levels.evaluate_levels`.
-MAIN_METRICS = ("accuracy", "sensitivity", "specificity", "macro_f1",
-                "auroc", "auprc", "brier")
+MAIN_METRICS = ("accuracy", "sensitivity", "specificity", "macro_f1", "auroc", "auprc", "brier")
 #: Threshold-free metrics among :data:`MAIN_METRICS`.
 _THRESHOLD_FREE = ("auroc", "auprc", "brier")
 #: Evaluation levels, in reporting order.
@@ -51,6 +51,7 @@ _NAN = float("nan")
 # --------------------------------------------------------------------------
 # Input checks and count-based helpers
 # --------------------------------------------------------------------------
+
 
 def _as_1d(x: Any, name: str) -> np.ndarray:
     arr = np.asarray(x)
@@ -79,7 +80,8 @@ def _check_binary(labels: Any, probs: Any) -> tuple[np.ndarray, np.ndarray]:
     if probs.min() < 0.0 or probs.max() > 1.0:
         raise ValueError(
             f"probs must lie in [0, 1] (got [{probs.min():.4g}, {probs.max():.4g}]); "
-            "pass sigmoid(logits), not logits")
+            "pass sigmoid(logits), not logits"
+        )
     return labels.astype(np.int64), probs
 
 
@@ -165,6 +167,7 @@ def _brier(labels: np.ndarray, probs: np.ndarray) -> float:
 # Point metrics
 # --------------------------------------------------------------------------
 
+
 def binary_metrics(labels: Any, probs: Any, threshold: float = 0.5) -> dict[str, Any]:
     """Binary classification metrics at one decision threshold.
 
@@ -249,8 +252,10 @@ def youden_threshold(labels: Any, probs: Any) -> float:
 # Aggregation
 # --------------------------------------------------------------------------
 
-def aggregate(probs: Any, labels: Any, groups: Any, on_mixed: str = "raise"
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+
+def aggregate(
+    probs: Any, labels: Any, groups: Any, on_mixed: str = "raise"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean window probability and label per group (record or patient).
 
     Args:
@@ -285,7 +290,7 @@ def aggregate(probs: Any, labels: Any, groups: Any, on_mixed: str = "raise"
             bad = ids[mixed]
             raise ValueError(
                 f"{bad.size} group(s) have windows with both labels, e.g. "
-                f"{bad[:5].tolist()}; use on_mixed='drop' to leave them out")
+                f"{bad[:5].tolist()}; use on_mixed='drop' to leave them out"
+            )
         keep = ~mixed
-    return (ids[keep], (prob_sum / counts)[keep],
-            (pos == counts)[keep].astype(np.int64))
+    return (ids[keep], (prob_sum / counts)[keep], (pos == counts)[keep].astype(np.int64))

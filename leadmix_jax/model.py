@@ -140,8 +140,17 @@ class TokenAttention(nnx.Module):
 class LeadMixBlock(nnx.Module):
     """MS-DSC -> LTA -> LCM with a residual; ``(B, L, C) -> (B, L, C)``."""
 
-    def __init__(self, channels: int, num_leads: int, *, heads: int, dropout: float,
-                 groups: int, export: bool = False, rngs: nnx.Rngs):
+    def __init__(
+        self,
+        channels: int,
+        num_leads: int,
+        *,
+        heads: int,
+        dropout: float,
+        groups: int,
+        export: bool = False,
+        rngs: nnx.Rngs,
+    ):
         c, half, hidden = channels, channels // 2, max(1, channels // 8)
         if c % 2:
             raise ValueError(f"LeadMixBlock needs an even channel count, got {c}")
@@ -187,10 +196,10 @@ class LeadMixBlock(nnx.Module):
         gate = jax.nn.sigmoid(self.se_fc2(jax.nn.relu(self.se_fc1(y.mean(axis=1)))))
         y = layers.dropout(y * gate[:, None, :], self.rate, keys[0])
         # (b) LTA: learned lead tokens; the input enters only through g.
-        g = y.mean(axis=1)                                      # (B, C)
-        t0 = _cast(self.lead_embed, dt)                         # (N, C)
-        q, k, v = jnp.split(self.qkv(t0), 3, axis=-1)           # (N, C) each
-        k = k[None] + g[:, None, :]                             # (B, N, C)
+        g = y.mean(axis=1)  # (B, C)
+        t0 = _cast(self.lead_embed, dt)  # (N, C)
+        q, k, v = jnp.split(self.qkv(t0), 3, axis=-1)  # (N, C) each
+        k = k[None] + g[:, None, :]  # (B, N, C)
         v = v[None] + g[:, None, :]
         ln1 = self.norm_tokens1.layer
         t1 = t0 + self.mha(ln1(q), ln1(k), ln1(v), self.rate, keys[1])
@@ -198,7 +207,7 @@ class LeadMixBlock(nnx.Module):
         t2 = t1 + self.ffn2(layers.dropout(h, self.rate, keys[2]))
         # (c) LCM: bounded per-channel scale and shift from the tokens.
         th = jnp.tanh(t2)
-        scale, shift = th.mean(axis=1), th.max(axis=1)          # (B, C)
+        scale, shift = th.mean(axis=1), th.max(axis=1)  # (B, C)
         y = y * (1 + 0.1 * scale[:, None, :]) + 0.1 * shift[:, None, :]
         return x + y
 
@@ -234,9 +243,19 @@ class LeadMixMST(nnx.Module):
     method_outputs=nnx.Intermediate)`` rather than the model returning them.
     """
 
-    def __init__(self, num_leads: int, *, base: int = 48, depth: int = 3, heads: int = 4,
-                 dropout: float = 0.1, dtype: Any = jnp.float32, norm_groups: int = 8,
-                 export: bool = False, rngs: nnx.Rngs):
+    def __init__(
+        self,
+        num_leads: int,
+        *,
+        base: int = 48,
+        depth: int = 3,
+        heads: int = 4,
+        dropout: float = 0.1,
+        dtype: Any = jnp.float32,
+        norm_groups: int = 8,
+        export: bool = False,
+        rngs: nnx.Rngs,
+    ):
         if not 1 <= num_leads:
             raise ValueError(f"num_leads must be >= 1, got {num_leads}")
         self.num_leads, self.depth = num_leads, depth
@@ -245,8 +264,11 @@ class LeadMixMST(nnx.Module):
         blocks, downs = [], []
         c = base
         for _ in range(depth):
-            blocks.append(LeadMixBlock(c, num_leads, heads=heads, dropout=dropout,
-                                       groups=norm_groups, export=export, rngs=rngs))
+            blocks.append(
+                LeadMixBlock(
+                    c, num_leads, heads=heads, dropout=dropout, groups=norm_groups, export=export, rngs=rngs
+                )
+            )
             downs.append(ConvNorm(c, 2 * c, 3, groups=norm_groups, rngs=rngs))
             c *= 2
         self.blocks = nnx.List(blocks)

@@ -56,7 +56,7 @@ def compute(ecgs: Iterable[np.ndarray], leads: Sequence[str], source: str) -> No
     if count == 0:
         raise ValueError(f"{source} is empty: cannot compute normalisation statistics")
     mean = s / count
-    std = np.sqrt(np.maximum(s2 / count - mean ** 2, 0.0))
+    std = np.sqrt(np.maximum(s2 / count - mean**2, 0.0))
     std = np.where(std > 1e-6, std, 1.0)
     return NormStats(leads, tuple(mean.tolist()), tuple(std.tolist()), n, source)
 
@@ -80,5 +80,7 @@ class ZScore:
 def check_leads(stats: NormStats, leads: Sequence[str], where: str) -> None:
     """``ValueError`` when ``stats`` are not for ``leads`` (in that order)."""
     if tuple(stats.leads) != tuple(leads):
-        raise ValueError(f"normalisation statistics of {where} are for leads {','.join(stats.leads)}, "
-                         f"the model's are {','.join(leads)}")
+        raise ValueError(
+            f"normalisation statistics of {where} are for leads {','.join(stats.leads)}, "
+            f"the model's are {','.join(leads)}"
+        )

@@ -43,8 +43,9 @@ def roc_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str, 
         fpr, tpr, _ = skm.roc_curve(labels, probs)
         ax.plot(fpr, tpr, label=f"{name}: AUROC {skm.roc_auc_score(labels, probs):.3f}")
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8)
-    ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="1 - specificity (FPR)",
-           ylabel="sensitivity (TPR)", title=title)
+    ax.set(
+        xlim=(0, 1), ylim=(0, 1.01), xlabel="1 - specificity (FPR)", ylabel="sensitivity (TPR)", title=title
+    )
     ax.legend(loc="lower right", fontsize=8)
     return _save(fig, path)
 
@@ -59,16 +60,16 @@ def pr_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str, p
             continue
         precision, recall, _ = skm.precision_recall_curve(labels, probs)
         ap = skm.average_precision_score(labels, probs)
-        line, = ax.step(recall, precision, where="post", label=f"{name}: AUPRC {ap:.3f}")
+        (line,) = ax.step(recall, precision, where="post", label=f"{name}: AUPRC {ap:.3f}")
         ax.axhline(labels.mean(), ls=":", lw=0.8, color=line.get_color())
-    ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="recall (sensitivity)", ylabel="precision",
-           title=title)
+    ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="recall (sensitivity)", ylabel="precision", title=title)
     ax.legend(loc="lower left", fontsize=8)
     return _save(fig, path)
 
 
-def confusion_figure(matrices: Mapping[str, Sequence[Sequence[int]]], title: str, path,
-                     ncols: int = 3) -> str:
+def confusion_figure(
+    matrices: Mapping[str, Sequence[Sequence[int]]], title: str, path, ncols: int = 3
+) -> str:
     """Grid of 2x2 confusion matrices ``name -> [[tn, fp], [fn, tp]]`` (rows =
     true normal/MI, columns = predicted normal/MI)."""
     n = max(1, len(matrices))
@@ -81,8 +82,7 @@ def confusion_figure(matrices: Mapping[str, Sequence[Sequence[int]]], title: str
         cm = np.asarray(cm, dtype=np.int64)
         ax.imshow(cm, cmap="Blues", vmin=0, vmax=max(int(cm.max()), 1))
         for (i, j), v in np.ndenumerate(cm):
-            ax.text(j, i, str(v), ha="center", va="center",
-                    color="white" if v > cm.max() / 2 else "black")
+            ax.text(j, i, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black")
         ax.set_xticks([0, 1], ["normal", "MI"])
         ax.set_yticks([0, 1], ["normal", "MI"])
         ax.set_xlabel("predicted")
@@ -92,9 +92,15 @@ def confusion_figure(matrices: Mapping[str, Sequence[Sequence[int]]], title: str
     return _save(fig, path)
 
 
-def record_figure(signal: np.ndarray, fs: float, leads: Sequence[str],
-                  windows: Sequence[tuple[float, float, float | None]], title: str, path,
-                  max_points: int = 20000) -> str:
+def record_figure(
+    signal: np.ndarray,
+    fs: float,
+    leads: Sequence[str],
+    windows: Sequence[tuple[float, float, float | None]],
+    title: str,
+    path,
+    max_points: int = 20000,
+) -> str:
     """The leads of one record, each 10-s window shaded by its MI probability.
 
     Args:
@@ -108,8 +114,9 @@ def record_figure(signal: np.ndarray, fs: float, leads: Sequence[str],
     sig = signal[::step]
     cmap = plt.get_cmap("RdYlGn_r")
     n = len(leads)
-    fig, axes = plt.subplots(n, 1, figsize=(min(4 + t[-1] * 0.35 if t.size else 8, 24), 1.4 * n + 1),
-                             sharex=True, squeeze=False)
+    fig, axes = plt.subplots(
+        n, 1, figsize=(min(4 + t[-1] * 0.35 if t.size else 8, 24), 1.4 * n + 1), sharex=True, squeeze=False
+    )
     for k, (ax, name) in enumerate(zip(axes[:, 0], leads)):
         for start, end, prob in windows:
             ax.axvline(start, color="grey", lw=0.4)
@@ -118,8 +125,15 @@ def record_figure(signal: np.ndarray, fs: float, leads: Sequence[str],
             else:
                 ax.axvspan(start, end, color=cmap(float(prob)), alpha=0.35, lw=0)
                 if k == 0:
-                    ax.text((start + end) / 2, 1.02, f"{prob:.2f}", transform=ax.get_xaxis_transform(),
-                            ha="center", va="bottom", fontsize=8)
+                    ax.text(
+                        (start + end) / 2,
+                        1.02,
+                        f"{prob:.2f}",
+                        transform=ax.get_xaxis_transform(),
+                        ha="center",
+                        va="bottom",
+                        fontsize=8,
+                    )
         ax.plot(t, sig[:, k], color="black", lw=0.6)
         ax.set_ylabel(f"{name}\n(mV)", fontsize=8)
     axes[-1, 0].set_xlabel("time (s)")

@@ -57,6 +57,7 @@ from leadmix_jax.errors import UserError
 # raise records.RecordError (a ValueError with a one-line message naming the
 # file) on a bad file.
 
+
 def read_wfdb(path: str) -> tuple[np.ndarray, float, list[str]]:
     base = path[:-4] if path.endswith(".hea") else path
     # Any subset of the standard leads (a header may list a missing .xyz file);
@@ -65,22 +66,28 @@ def read_wfdb(path: str) -> tuple[np.ndarray, float, list[str]]:
     return signal, fs, list(names)
 
 
-def read_hdf5(path: str, fs: float | None = None,
-              lead_names: Sequence[str] | None = None) -> tuple[np.ndarray, float, list[str]]:
+def read_hdf5(
+    path: str, fs: float | None = None, lead_names: Sequence[str] | None = None
+) -> tuple[np.ndarray, float, list[str]]:
     names = list(lead_names) if lead_names else list(leads_lib.CANONICAL_LEADS)
     return records.read_h5_ecg(path, n_leads=len(names)), float(fs or 500.0), names
 
 
-def read_npy(path: str, fs: float | None, lead_names: Sequence[str] | None) -> tuple[np.ndarray, float, list[str]]:
+def read_npy(
+    path: str, fs: float | None, lead_names: Sequence[str] | None
+) -> tuple[np.ndarray, float, list[str]]:
     if not fs or not lead_names:
-        raise ValueError(f"a .npy record needs its sampling rate and lead names "
-                         f"(--fs=500 --lead_names=I,II,...); got fs={fs}, lead_names={lead_names}")
+        raise ValueError(
+            f"a .npy record needs its sampling rate and lead names "
+            f"(--fs=500 --lead_names=I,II,...); got fs={fs}, lead_names={lead_names}"
+        )
     names = list(lead_names)
     return records.read_npy(path, n_leads=len(names)), float(fs), names
 
 
-def read_record(path: str, fs: float | None = None,
-                lead_names: Sequence[str] | str | None = None) -> tuple[np.ndarray, float, list[str]]:
+def read_record(
+    path: str, fs: float | None = None, lead_names: Sequence[str] | str | None = None
+) -> tuple[np.ndarray, float, list[str]]:
     """Reads a WFDB / HDF5 / .npy record -> ``(signal (T, C) mV, fs, names)``."""
     if isinstance(lead_names, str):
         lead_names = [n for n in lead_names.split(",") if n.strip()]
@@ -106,8 +113,10 @@ def select_leads(signal: np.ndarray, names: Sequence[str], wanted: Sequence[str]
         pos.setdefault(str(n).strip().lower(), i)
     missing = [w for w in wanted if w.lower() not in pos]
     if missing:
-        raise ValueError(f"{source} lacks lead(s) {', '.join(missing)} needed by the checkpoint "
-                         f"(leads {', '.join(wanted)}); the record has {', '.join(map(str, names))}")
+        raise ValueError(
+            f"{source} lacks lead(s) {', '.join(missing)} needed by the checkpoint "
+            f"(leads {', '.join(wanted)}); the record has {', '.join(map(str, names))}"
+        )
     return signal[:, [pos[w.lower()] for w in wanted]]
 
 
@@ -117,18 +126,22 @@ def record_leads(names: Sequence[str], source: str) -> tuple[str, ...]:
     have = {str(n).strip().lower() for n in names}
     found = tuple(c for c in leads_lib.CANONICAL_LEADS if c.lower() in have)
     if not found:
-        raise ValueError(f"{source} has no standard ECG lead (channels {', '.join(map(str, names))}); "
-                         f"standard leads: {', '.join(leads_lib.CANONICAL_LEADS)}")
+        raise ValueError(
+            f"{source} has no standard ECG lead (channels {', '.join(map(str, names))}); "
+            f"standard leads: {', '.join(leads_lib.CANONICAL_LEADS)}"
+        )
     return found
 
 
 # ----------------------------------------------------------------------------
 # Model.
 
+
 @functools.cache
 def _one_device_mesh():
     """One record is a handful of windows: one local device, no cross-device split."""
     import jax
+
     return jax.sharding.Mesh(np.asarray(jax.local_devices()[:1]), ("data",))
 
 
@@ -137,8 +150,10 @@ def load_model(workdir: str, checkpoint=None):
     (an :class:`~leadmix_jax.inference.RestoredModel`, kept in memory per
     workdir and step: saved steps never change)."""
     from leadmix_jax import inference
-    return inference.restore(workdir, checkpoint if checkpoint not in (None, "") else "best",
-                             mesh=_one_device_mesh(), cache=True)
+
+    return inference.restore(
+        workdir, checkpoint if checkpoint not in (None, "") else "best", mesh=_one_device_mesh(), cache=True
+    )
 
 
 def output_name(path: str) -> str:
@@ -160,8 +175,10 @@ def choose_threshold(model, threshold: str | float | None) -> tuple[float, str]:
         if model.val_threshold is not None:
             return model.val_threshold, "val_youden"
         if threshold == "val_youden":
-            raise UserError(f"checkpoint step {model.step} of {model.workdir} has no validation threshold "
-                            "(trained without validation): use --threshold=0.5")
+            raise UserError(
+                f"checkpoint step {model.step} of {model.workdir} has no validation threshold "
+                "(trained without validation): use --threshold=0.5"
+            )
         return 0.5, "0.5"
     try:
         value = float(threshold)
@@ -175,9 +192,17 @@ def choose_threshold(model, threshold: str | float | None) -> tuple[float, str]:
 # ----------------------------------------------------------------------------
 # The entry point.
 
-def predict_record(workdir: str, path: str, checkpoint=None, fs: float | None = None,
-                   lead_names: Sequence[str] | str | None = None, write: bool = True,
-                   threshold: str | float | None = None, model_file: str | None = None) -> dict:
+
+def predict_record(
+    workdir: str,
+    path: str,
+    checkpoint=None,
+    fs: float | None = None,
+    lead_names: Sequence[str] | str | None = None,
+    write: bool = True,
+    threshold: str | float | None = None,
+    model_file: str | None = None,
+) -> dict:
     """MI probability of each 10-s window and of the whole record.
 
     ``model_file``: an exported ``.tflite``/``.onnx`` model run in its own
@@ -197,6 +222,7 @@ def predict_record(workdir: str, path: str, checkpoint=None, fs: float | None = 
     """
     if model_file:
         from leadmix_jax import exported
+
         model = exported.ExportedModel(model_file)
         out_root = workdir or os.path.dirname(os.path.abspath(model_file))
     else:
@@ -218,8 +244,10 @@ def predict_record(workdir: str, path: str, checkpoint=None, fs: float | None = 
         windows[:, :, list(leads_lib.lead_indices(leads))] = pre.windows
     probs = model.predict_windows(windows) if pre.num_kept else np.zeros((0,), np.float32)
     win = preprocessing.WINDOW_SECONDS
-    windows = [{"window": int(w), "start_s": float(w * win), "end_s": float((w + 1) * win),
-                "probability": float(p)} for w, p in zip(pre.window_index, probs)]
+    windows = [
+        {"window": int(w), "start_s": float(w * win), "end_s": float((w + 1) * win), "probability": float(p)}
+        for w, p in zip(pre.window_index, probs)
+    ]
     kept = set(int(w) for w in pre.window_index)
     record_prob = float(np.mean(probs)) if probs.size else None
     name = output_name(str(path))
@@ -244,6 +272,7 @@ def predict_record(workdir: str, path: str, checkpoint=None, fs: float | None = 
         result["model_file"] = str(model_file)
     if write and (model_file or _process_index() == 0):
         from leadmix_jax import plots
+
         out_dir = epath.Path(out_root) / "predictions"
         out_dir.mkdir(parents=True, exist_ok=True)
         result["json"] = str(out_dir / f"{name}.json")
@@ -251,8 +280,9 @@ def predict_record(workdir: str, path: str, checkpoint=None, fs: float | None = 
         shaded = [(w["start_s"], w["end_s"], w["probability"]) for w in windows]
         shaded += [(w * win, (w + 1) * win, None) for w in result["dropped_windows"]]
         prob_text = "no clean window" if record_prob is None else f"record MI probability {record_prob:.3f}"
-        plots.record_figure(x, rec_fs, leads, shaded, f"{name}: {prob_text} (checkpoint step {step})",
-                            result["png"])
+        plots.record_figure(
+            x, rec_fs, leads, shaded, f"{name}: {prob_text} (checkpoint step {step})", result["png"]
+        )
         epath.Path(result["json"]).write_text(json.dumps(result, indent=1))
     print(format_result(result), flush=True)
     return result
@@ -260,24 +290,35 @@ def predict_record(workdir: str, path: str, checkpoint=None, fs: float | None = 
 
 def _process_index() -> int:
     import jax
+
     return jax.process_index()
 
 
 def format_result(result: dict) -> str:
-    robust = " (lead-robust checkpoint: the record's leads, the others masked)" if result.get("lead_robust") else ""
-    lines = [f"{result['record']}: leads {','.join(result['leads'])}{robust}, {result['duration_s']:.1f} s at "
-             f"{result['fs']:g} Hz, {len(result['windows'])} of {result['num_windows']} windows clean"]
+    robust = (
+        " (lead-robust checkpoint: the record's leads, the others masked)"
+        if result.get("lead_robust")
+        else ""
+    )
+    lines = [
+        f"{result['record']}: leads {','.join(result['leads'])}{robust}, {result['duration_s']:.1f} s at "
+        f"{result['fs']:g} Hz, {len(result['windows'])} of {result['num_windows']} windows clean"
+    ]
     for w in result["windows"]:
-        lines.append(f"  window {w['window']:3d} [{w['start_s']:6.1f}, {w['end_s']:6.1f}) s  "
-                     f"P(MI) = {w['probability']:.4f}")
+        lines.append(
+            f"  window {w['window']:3d} [{w['start_s']:6.1f}, {w['end_s']:6.1f}) s  "
+            f"P(MI) = {w['probability']:.4f}"
+        )
     if result["record_probability"] is None:
         lines.append("  record: no clean 10-s window, no prediction")
     else:
         val = result["thresholds"]["val_youden"]
         val_text = "none (trained without validation)" if val is None else f"{val:.4f}"
-        lines.append(f"  record P(MI) = {result['record_probability']:.4f} -> {result['prediction']} "
-                     f"at threshold {result['threshold_name']} = {result['threshold']:.4f} "
-                     f"(thresholds: 0.5; validation Youden {val_text})")
+        lines.append(
+            f"  record P(MI) = {result['record_probability']:.4f} -> {result['prediction']} "
+            f"at threshold {result['threshold_name']} = {result['threshold']:.4f} "
+            f"(thresholds: 0.5; validation Youden {val_text})"
+        )
     if "json" in result:
         lines.append(f"  saved {result['json']} and {result['png']}")
     return "\n".join(lines)

@@ -58,14 +58,23 @@ WINDOW_SECONDS = 10
 WINDOW_SAMPLES = TARGET_FS * WINDOW_SECONDS  # 2500
 
 __all__ = [
-    "TARGET_FS", "WINDOW_SECONDS", "WINDOW_SAMPLES",
-    "bandpass", "remove_baseline", "wavelet_denoise", "resample",
-    "cut_windows", "clean_window_mask", "PreprocessResult", "preprocess_record",
+    "TARGET_FS",
+    "WINDOW_SECONDS",
+    "WINDOW_SAMPLES",
+    "bandpass",
+    "remove_baseline",
+    "wavelet_denoise",
+    "resample",
+    "cut_windows",
+    "clean_window_mask",
+    "PreprocessResult",
+    "preprocess_record",
 ]
 
 
 # --------------------------------------------------------------------------
 # validation helpers
+
 
 def _as_2d(x, name: str = "x") -> np.ndarray:
     """``x`` as a float64 ``(time, leads)`` array, or a ValueError."""
@@ -73,8 +82,7 @@ def _as_2d(x, name: str = "x") -> np.ndarray:
     if np.iscomplexobj(arr):
         raise ValueError(f"{name} must be real-valued, got dtype {arr.dtype}.")
     if arr.ndim != 2:
-        raise ValueError(
-            f"{name} must be a 2-D (time, leads) array, got shape {arr.shape}.")
+        raise ValueError(f"{name} must be a 2-D (time, leads) array, got shape {arr.shape}.")
     if arr.shape[1] < 1:
         raise ValueError(f"{name} must have at least one lead, got shape {arr.shape}.")
     try:
@@ -97,8 +105,8 @@ def _check_fs(fs, name: str = "fs") -> float:
 # --------------------------------------------------------------------------
 # the chain, one step each
 
-def bandpass(x: np.ndarray, fs: float, low: float = 0.5, high: float = 25.0,
-             order: int = 4) -> np.ndarray:
+
+def bandpass(x: np.ndarray, fs: float, low: float = 0.5, high: float = 25.0, order: int = 4) -> np.ndarray:
     """Zero-phase Butterworth band-pass along time.
 
     ``butter(order, [low, high], btype='band', fs=fs, output='sos')`` applied
@@ -123,13 +131,13 @@ def bandpass(x: np.ndarray, fs: float, low: float = 0.5, high: float = 25.0,
     if not 0 < low < high < fs / 2:
         raise ValueError(
             f"Band edges must satisfy 0 < low < high < fs/2; got low={low}, "
-            f"high={high}, fs={fs} (fs/2={fs / 2}).")
+            f"high={high}, fs={fs} (fs/2={fs / 2})."
+        )
     sos = sps.butter(order, [low, high], btype="band", fs=fs, output="sos")
     try:
         return sps.sosfiltfilt(sos, x, axis=0)
     except ValueError as err:
-        raise ValueError(
-            f"Record of {x.shape[0]} samples is too short to band-pass: {err}") from None
+        raise ValueError(f"Record of {x.shape[0]} samples is too short to band-pass: {err}") from None
 
 
 def remove_baseline(x: np.ndarray) -> np.ndarray:
@@ -224,8 +232,7 @@ def clean_window_mask(windows: np.ndarray) -> np.ndarray:
     """
     w = np.asarray(windows)
     if w.ndim != 3:
-        raise ValueError(
-            f"windows must be a 3-D (n, window, leads) array, got shape {w.shape}.")
+        raise ValueError(f"windows must be a 3-D (n, window, leads) array, got shape {w.shape}.")
     if w.shape[0] == 0 or w.shape[1] == 0 or w.shape[2] == 0:
         # No windows, or empty windows (which count as flat).
         return np.zeros(w.shape[0], dtype=bool)
@@ -237,6 +244,7 @@ def clean_window_mask(windows: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------
 # the whole chain
+
 
 @dataclasses.dataclass(frozen=True)
 class PreprocessResult:
@@ -349,7 +357,10 @@ def preprocess_record(signal: np.ndarray, fs: float) -> PreprocessResult:
         return PreprocessResult(
             windows=np.zeros((0, WINDOW_SAMPLES, n_leads), dtype=np.float32),
             window_index=np.zeros((0,), dtype=np.int32),
-            num_windows=0, num_flat=0, num_nonfinite=0)
+            num_windows=0,
+            num_flat=0,
+            num_nonfinite=0,
+        )
 
     finite = np.isfinite(raw)
     x = raw if finite.all() else _fill_nonfinite(raw, finite)

@@ -48,24 +48,36 @@ REASONS: dict[str, str] = {
     "no_clean_window": "every 10 s window has a flat lead or a non-finite sample",
     "unparseable_codes": "diagnostic codes / clinical text cannot be parsed",
     "bad_metadata": "metadata row with an unusable field (patient id, fold, file name), "
-                    "a wrong number of fields or a non-UTF-8 byte",
+    "a wrong number of fields or a non-UTF-8 byte",
     "processing_error": "unexpected error while reading or preprocessing (see detail)",
 }
 EXCLUDED_LABEL = "excluded_label"
 
 #: Factor from a WFDB physical unit (lower case) to mV. No unit ('' or 'NU',
 #: WFDB's default) is taken as mV, the unit of PTB, PTB-XL and SPH.
-UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "\u03bcv": 1e-3, "\u00b5v": 1e-3, "v": 1e3, "nu": 1.0,
-              "": 1.0}
+UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "\u03bcv": 1e-3, "\u00b5v": 1e-3, "v": 1e3, "nu": 1.0, "": 1.0}
 
 #: Bytes per sample of the WFDB formats whose file size can be checked.
-_WFDB_BYTES = {"8": 1.0, "80": 1.0, "16": 2.0, "61": 2.0, "160": 2.0, "212": 1.5,
-               "24": 3.0, "32": 4.0}
+_WFDB_BYTES = {"8": 1.0, "80": 1.0, "16": 2.0, "61": 2.0, "160": 2.0, "212": 1.5, "24": 3.0, "32": 4.0}
 
-__all__ = ["REASONS", "EXCLUDED_LABEL", "RecordError", "WfdbHeader", "read_wfdb_header",
-           "RecordTask", "RecordResult", "load_signal", "process_record",
-           "read_wfdb", "read_wfdb_leads", "read_sph_h5", "read_h5_ecg", "read_npy",
-           "check_sampling_rate", "UNIT_TO_MV"]
+__all__ = [
+    "REASONS",
+    "EXCLUDED_LABEL",
+    "RecordError",
+    "WfdbHeader",
+    "read_wfdb_header",
+    "RecordTask",
+    "RecordResult",
+    "load_signal",
+    "process_record",
+    "read_wfdb",
+    "read_wfdb_leads",
+    "read_sph_h5",
+    "read_h5_ecg",
+    "read_npy",
+    "check_sampling_rate",
+    "UNIT_TO_MV",
+]
 
 
 class RecordError(ValueError):
@@ -80,7 +92,7 @@ class RecordError(ValueError):
             raise ValueError(f"Unknown skip reason {reason!r}")
         msg = f"{reason}: {detail}" if detail else reason
         msg = f"{path}: {msg}" if path is not None else msg
-        super().__init__(" ".join(msg.split()))   # one line
+        super().__init__(" ".join(msg.split()))  # one line
         self.reason = reason
         self.detail = detail
         self.path = None if path is None else str(path)
@@ -90,7 +102,7 @@ class RecordError(ValueError):
 class WfdbHeader:
     """What the builders need from a WFDB header."""
 
-    record: str            # path of the record without extension
+    record: str  # path of the record without extension
     fs: float
     sig_len: int
     sig_name: tuple[str, ...]
@@ -113,7 +125,7 @@ def read_wfdb_header(record: str | Path) -> WfdbHeader:
     record = str(record)
     if not Path(record + ".hea").is_file():
         name = Path(record).name
-        if not Path(record + ".dat").is_file():   # a metadata row without any file
+        if not Path(record + ".dat").is_file():  # a metadata row without any file
             raise RecordError("missing_signal_file", f"neither {name}.hea nor {name}.dat found")
         raise RecordError("missing_header_file", f"{name}.hea not found")
     try:
@@ -128,7 +140,9 @@ def read_wfdb_header(record: str | Path) -> WfdbHeader:
     if h.sig_len is None:
         raise RecordError("header_mismatch", "header has no signal length")
     return WfdbHeader(
-        record=record, fs=float(h.fs), sig_len=int(h.sig_len),
+        record=record,
+        fs=float(h.fs),
+        sig_len=int(h.sig_len),
         sig_name=tuple(str(s) for s in h.sig_name),
         file_name=tuple(str(f) for f in h.file_name),
         fmt=tuple(str(f) for f in h.fmt),
@@ -142,8 +156,7 @@ def read_wfdb_header(record: str | Path) -> WfdbHeader:
 def check_sampling_rate(fs: float, expected_fs: float | None, where: str = "") -> None:
     """Raises ``wrong_sampling_rate`` unless ``fs`` equals ``expected_fs`` (if given)."""
     if expected_fs is not None and abs(float(fs) - float(expected_fs)) > 1e-6 * expected_fs:
-        raise RecordError("wrong_sampling_rate",
-                          f"{where}{fs:g} Hz, expected {float(expected_fs):g} Hz")
+        raise RecordError("wrong_sampling_rate", f"{where}{fs:g} Hz, expected {float(expected_fs):g} Hz")
 
 
 def _check_files(header: WfdbHeader, channels: list[int]) -> None:
@@ -161,30 +174,34 @@ def _check_files(header: WfdbHeader, channels: list[int]) -> None:
             raise RecordError("header_mismatch", f"{fname} mixes formats {sorted(fmts)}")
         fmt = fmts.pop()
         if fmt not in _WFDB_BYTES:
-            continue    # exotic format: wfdb itself will check
+            continue  # exotic format: wfdb itself will check
         frame = sum(header.samps_per_frame[i] for i in in_file)
         offset = header.byte_offset[in_file[0]]
         expected = offset + int(math.ceil(header.sig_len * frame * _WFDB_BYTES[fmt]))
         size = path.stat().st_size
         if size < expected:
-            raise RecordError("truncated_signal",
-                              f"{fname} has {size} bytes, header implies {expected}")
+            raise RecordError("truncated_signal", f"{fname} has {size} bytes, header implies {expected}")
         if size > expected + (1 if fmt == "212" else 0):
-            raise RecordError("header_mismatch",
-                              f"{fname} has {size} bytes, header implies {expected}")
+            raise RecordError("header_mismatch", f"{fname} has {size} bytes, header implies {expected}")
 
 
 def _unit_scale(header: WfdbHeader, channel: int) -> float:
     unit = header.units[channel].strip().lower() if header.units else ""
     if unit not in UNIT_TO_MV:
-        raise RecordError("header_mismatch", f"lead {header.sig_name[channel]} has unit "
-                          f"{header.units[channel]!r}, expected mV, uV or V")
+        raise RecordError(
+            "header_mismatch",
+            f"lead {header.sig_name[channel]} has unit {header.units[channel]!r}, expected mV, uV or V",
+        )
     return UNIT_TO_MV[unit]
 
 
-def read_wfdb_leads(record: str | Path, expected_fs: float | None = None,
-                    header: WfdbHeader | None = None, *, allow_subset: bool = False,
-                    ) -> tuple[np.ndarray, float, WfdbHeader, tuple[str, ...]]:
+def read_wfdb_leads(
+    record: str | Path,
+    expected_fs: float | None = None,
+    header: WfdbHeader | None = None,
+    *,
+    allow_subset: bool = False,
+) -> tuple[np.ndarray, float, WfdbHeader, tuple[str, ...]]:
     """Reads the standard leads of a WFDB record in canonical order, in mV.
 
     Args:
@@ -227,8 +244,9 @@ def _read_wfdb_leads(record, expected_fs, header, allow_subset):
                     names.append(lead)
                     order.append(c)
         if not order:
-            raise RecordError("missing_leads", f"no standard lead with a data file among "
-                              f"{list(header.sig_name)}")
+            raise RecordError(
+                "missing_leads", f"no standard lead with a data file among {list(header.sig_name)}"
+            )
     else:
         try:
             order = reorder_to_canonical(header.sig_name)
@@ -250,23 +268,24 @@ def _read_wfdb_leads(record, expected_fs, header, allow_subset):
     if data is None or data.ndim != 2 or data.shape[1] != len(channels):
         raise RecordError("header_mismatch", "wfdb returned no / wrong-shaped signal")
     if data.shape[0] != header.sig_len:
-        raise RecordError("truncated_signal",
-                          f"{data.shape[0]} samples read, header says {header.sig_len}")
+        raise RecordError("truncated_signal", f"{data.shape[0]} samples read, header says {header.sig_len}")
     pos = {c: i for i, c in enumerate(channels)}
     signal = np.ascontiguousarray(data[:, [pos[c] for c in order]], dtype=np.float64) * scale
     return signal, header.fs, header, tuple(names)
 
 
-def read_wfdb(record: str | Path, expected_fs: float | None = None,
-              header: WfdbHeader | None = None) -> tuple[np.ndarray, float, WfdbHeader]:
+def read_wfdb(
+    record: str | Path, expected_fs: float | None = None, header: WfdbHeader | None = None
+) -> tuple[np.ndarray, float, WfdbHeader]:
     """The 12 standard leads of a WFDB record: ``(signal float64 (time, 12) in
     mV, canonical order; fs; header)``. See :func:`read_wfdb_leads`."""
     signal, fs, header, _ = read_wfdb_leads(record, expected_fs, header)
     return signal, fs, header
 
 
-def read_h5_ecg(path: str | Path, expected_samples: int | None = None,
-                n_leads: int = len(CANONICAL_LEADS)) -> np.ndarray:
+def read_h5_ecg(
+    path: str | Path, expected_samples: int | None = None, n_leads: int = len(CANONICAL_LEADS)
+) -> np.ndarray:
     """Reads dataset ``ecg`` of shape ``(n_leads, N)`` of an HDF5 file (SPH layout).
 
     Args:
@@ -290,8 +309,9 @@ def read_h5_ecg(path: str | Path, expected_samples: int | None = None,
     try:
         with h5py.File(path, "r") as fh:
             if "ecg" not in fh or not isinstance(fh["ecg"], h5py.Dataset):
-                raise RecordError("unreadable_hdf5", f"no dataset 'ecg' (has {list(fh.keys())[:5]})",
-                                  path=path)
+                raise RecordError(
+                    "unreadable_hdf5", f"no dataset 'ecg' (has {list(fh.keys())[:5]})", path=path
+                )
             data = fh["ecg"][()]
     except RecordError:
         raise
@@ -299,22 +319,29 @@ def read_h5_ecg(path: str | Path, expected_samples: int | None = None,
         raise RecordError("unreadable_hdf5", f"{type(err).__name__}: {err}", path=path) from None
     data = np.asarray(data)
     if data.ndim != 2 or not np.issubdtype(data.dtype, np.number):
-        raise RecordError("header_mismatch", f"'ecg' has shape {data.shape} dtype {data.dtype}, "
-                          f"expected ({n_leads}, N)", path=path)
+        raise RecordError(
+            "header_mismatch",
+            f"'ecg' has shape {data.shape} dtype {data.dtype}, expected ({n_leads}, N)",
+            path=path,
+        )
     if data.shape[0] != n_leads:
         if data.shape[0] < n_leads:
-            raise RecordError("missing_leads", f"'ecg' has {data.shape[0]} leads, expected "
-                              f"{n_leads}", path=path)
-        raise RecordError("header_mismatch", f"'ecg' has shape {data.shape}, expected "
-                          f"({n_leads}, N)", path=path)
+            raise RecordError(
+                "missing_leads", f"'ecg' has {data.shape[0]} leads, expected {n_leads}", path=path
+            )
+        raise RecordError(
+            "header_mismatch", f"'ecg' has shape {data.shape}, expected ({n_leads}, N)", path=path
+        )
     n = data.shape[1]
     if expected_samples is not None:
         if n < expected_samples:
-            raise RecordError("truncated_signal",
-                              f"{n} samples in the file, metadata says {expected_samples}", path=path)
+            raise RecordError(
+                "truncated_signal", f"{n} samples in the file, metadata says {expected_samples}", path=path
+            )
         if n > expected_samples:
-            raise RecordError("header_mismatch",
-                              f"{n} samples in the file, metadata says {expected_samples}", path=path)
+            raise RecordError(
+                "header_mismatch", f"{n} samples in the file, metadata says {expected_samples}", path=path
+            )
     return np.ascontiguousarray(data.T, dtype=np.float64)
 
 
@@ -339,22 +366,28 @@ def read_npy(path: str | Path, n_leads: int | None = None) -> np.ndarray:
     if not path.is_file():
         raise RecordError("missing_signal_file", f"{path.name} not found", path=path)
     try:
-        with open(path, "rb") as fh:   # a file object: TFDS tests patch os.* paths
+        with open(path, "rb") as fh:  # a file object: TFDS tests patch os.* paths
             data = np.load(fh, allow_pickle=False)
     except Exception as err:  # noqa: BLE001 - numpy raises ValueError, OSError, ...
         raise RecordError("unreadable_array", f"{type(err).__name__}: {err}", path=path) from None
-    if not isinstance(data, np.ndarray) or not (np.issubdtype(data.dtype, np.number)
-                                                or data.dtype == np.bool_):
-        raise RecordError("unreadable_array", f"dtype {getattr(data, 'dtype', type(data))} is "
-                          f"not numeric", path=path)
+    if not isinstance(data, np.ndarray) or not (
+        np.issubdtype(data.dtype, np.number) or data.dtype == np.bool_
+    ):
+        raise RecordError(
+            "unreadable_array", f"dtype {getattr(data, 'dtype', type(data))} is not numeric", path=path
+        )
     if data.ndim != 2 or (n_leads is not None and data.shape[1] != n_leads):
-        raise RecordError("header_mismatch", f"array of shape {data.shape} must be (time, "
-                          f"{n_leads if n_leads is not None else 'leads'})", path=path)
+        raise RecordError(
+            "header_mismatch",
+            f"array of shape {data.shape} must be (time, {n_leads if n_leads is not None else 'leads'})",
+            path=path,
+        )
     return np.asarray(data, np.float64)
 
 
 # ---------------------------------------------------------------------------
 # one record, end to end (runs in the build's worker processes: no TFDS here)
+
 
 @dataclasses.dataclass(frozen=True)
 class RecordTask:
@@ -362,16 +395,16 @@ class RecordTask:
 
     record_id: str
     patient_id: str
-    label: str                 # 'mi' / 'normal'
-    fold: int                  # 1..10
-    codes: str                 # raw diagnostic codes / clinical text
-    age: float                 # NaN when unknown
-    sex: str                   # 'male' / 'female' / ''
-    kind: str                  # 'wfdb' or 'sph_h5'
-    path: str                  # WFDB record path without extension, or the .h5 file
-    expected_fs: float         # the database's sampling rate
-    expected_samples: int | None = None   # SPH: N from metadata.csv
-    header: WfdbHeader | None = None      # WFDB header already parsed while scanning
+    label: str  # 'mi' / 'normal'
+    fold: int  # 1..10
+    codes: str  # raw diagnostic codes / clinical text
+    age: float  # NaN when unknown
+    sex: str  # 'male' / 'female' / ''
+    kind: str  # 'wfdb' or 'sph_h5'
+    path: str  # WFDB record path without extension, or the .h5 file
+    expected_fs: float  # the database's sampling rate
+    expected_samples: int | None = None  # SPH: N from metadata.csv
+    header: WfdbHeader | None = None  # WFDB header already parsed while scanning
 
 
 @dataclasses.dataclass
@@ -379,8 +412,8 @@ class RecordResult:
     """Outcome of :func:`process_record`: windows, or a skip reason."""
 
     task: RecordTask
-    windows: np.ndarray | None = None        # (n_kept, 2500, 12) float32
-    window_index: np.ndarray | None = None   # (n_kept,) int32
+    windows: np.ndarray | None = None  # (n_kept, 2500, 12) float32
+    window_index: np.ndarray | None = None  # (n_kept,) int32
     num_windows: int = 0
     num_flat: int = 0
     num_nonfinite: int = 0
@@ -418,17 +451,23 @@ def process_record(task: RecordTask) -> RecordResult:
         signal, fs = load_signal(task)
         need = int(math.ceil(preprocessing.WINDOW_SECONDS * fs))
         if int(signal.shape[0] * preprocessing.TARGET_FS / fs) < preprocessing.WINDOW_SAMPLES:
-            raise RecordError("too_short", f"{signal.shape[0]} samples at {fs:g} Hz "
-                              f"({signal.shape[0] / fs:.2f} s), need {need}")
+            raise RecordError(
+                "too_short",
+                f"{signal.shape[0]} samples at {fs:g} Hz ({signal.shape[0] / fs:.2f} s), need {need}",
+            )
         res = preprocessing.preprocess_record(signal, fs)
-        out = RecordResult(task, windows=res.windows, window_index=res.window_index,
-                           num_windows=res.num_windows, num_flat=res.num_flat,
-                           num_nonfinite=res.num_nonfinite)
+        out = RecordResult(
+            task,
+            windows=res.windows,
+            window_index=res.window_index,
+            num_windows=res.num_windows,
+            num_flat=res.num_flat,
+            num_nonfinite=res.num_nonfinite,
+        )
         if res.num_kept == 0:
             out.windows = out.window_index = None
             out.reason = "no_clean_window"
-            out.detail = (f"{res.num_windows} window(s): {res.num_flat} flat, "
-                          f"{res.num_nonfinite} non-finite")
+            out.detail = f"{res.num_windows} window(s): {res.num_flat} flat, {res.num_nonfinite} non-finite"
     except RecordError as err:
         out = RecordResult(task, reason=err.reason, detail=err.detail)
     except Exception as err:  # noqa: BLE001 - one bad record must not stop a build

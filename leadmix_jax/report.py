@@ -39,8 +39,10 @@ def find_metrics(workdir: str, step: int | None = None) -> epath.Path:
         return path
     found = list(root.glob("*/metrics.json")) if root.exists() else []
     if not found:
-        raise FileNotFoundError(f"no evaluation in {workdir} (expected {root}/<step>/metrics.json): "
-                                f"run `launch.py --mode=eval --workdir={workdir}` first")
+        raise FileNotFoundError(
+            f"no evaluation in {workdir} (expected {root}/<step>/metrics.json): "
+            f"run `launch.py --mode=eval --workdir={workdir}` first"
+        )
     return max(found, key=lambda p: (p.stat().mtime, p.parent.name))
 
 
@@ -50,7 +52,9 @@ def find_all_metrics(workdir: str, step: int | None = None) -> list[epath.Path]:
     into ``eval/<step>/leads_<set>/``) every lead set of the newest (or
     ``step``'s) evaluation, in the paper's set order."""
     root = epath.Path(workdir) / "eval"
-    per_set = list(root.glob(f"{step if step is not None else '*'}/leads_*/metrics.json")) if root.exists() else []
+    per_set = (
+        list(root.glob(f"{step if step is not None else '*'}/leads_*/metrics.json")) if root.exists() else []
+    )
     plain = list(root.glob(f"{step if step is not None else '*'}/metrics.json")) if root.exists() else []
     if not per_set:
         return [find_metrics(workdir, step)]
@@ -77,8 +81,13 @@ def _fmt(x) -> str:
     return "n/a" if math.isnan(x) else f"{x:.3f}"
 
 
-def gather(workdirs: Sequence[str], level: str = "patient", threshold: str = "0.5",
-           metrics: Sequence[str] = DEFAULT_METRICS, step: int | None = None) -> dict:
+def gather(
+    workdirs: Sequence[str],
+    level: str = "patient",
+    threshold: str = "0.5",
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    step: int | None = None,
+) -> dict:
     """Rows of the table: ``{'columns': [(target, metric)], 'rows': [{...}]}``."""
     rows, targets = [], []
     for wd, path in ((wd, path) for wd in workdirs for path in find_all_metrics(wd, step)):
@@ -99,15 +108,29 @@ def gather(workdirs: Sequence[str], level: str = "patient", threshold: str = "0.
         robust = bool(rep.get("lead_robust"))
         # a lead-robust row names its set whatever the order of its (canonical) leads
         name = f"{set_name(rep['leads'])} (one model)" if robust else lead_set_name(rep["leads"])
-        rows.append({"lead_set": name, "leads": ",".join(rep["leads"]), "lead_robust": robust,
-                     "workdir": str(wd), "step": rep["checkpoint"]["step"],
-                     "threshold_value": rep["thresholds"].get(threshold), "cells": cells})
+        rows.append(
+            {
+                "lead_set": name,
+                "leads": ",".join(rep["leads"]),
+                "lead_robust": robust,
+                "workdir": str(wd),
+                "step": rep["checkpoint"]["step"],
+                "threshold_value": rep["thresholds"].get(threshold),
+                "cells": cells,
+            }
+        )
     if any(r["lead_robust"] for r in rows):
         # the single model's row of each lead set right after the dedicated model's
         order = {n: i for i, n in enumerate(leads_lib.LEAD_SETS)}
         rows.sort(key=lambda r: (order.get(set_name(r["leads"].split(",")), len(order)), r["lead_robust"]))
     columns = [(t, m) for t in targets for m in metrics]
-    return {"level": level, "threshold": threshold, "metrics": list(metrics), "columns": columns, "rows": rows}
+    return {
+        "level": level,
+        "threshold": threshold,
+        "metrics": list(metrics),
+        "columns": columns,
+        "rows": rows,
+    }
 
 
 def to_markdown(table: dict) -> str:
@@ -124,17 +147,28 @@ def to_markdown(table: dict) -> str:
                 cells.append("—")
         lines.append("| " + " | ".join(cells) + " |")
     thr = table["threshold"]
-    thr_text = ("probability > 0.5" if thr == "0.5" else
-                f"threshold `{thr}` chosen on each model's validation split by Youden's J ("
-                + ", ".join(f"{r['lead_set']} {r['threshold_value']:.3f}" for r in table["rows"]
-                            if r["threshold_value"] is not None) + ")")
-    caption = (f"{table['level'].capitalize()}-level results (record/patient probability = mean window "
-               f"probability); threshold-dependent metrics at {thr_text}; "
-               "95 % CIs in brackets: percentile bootstrap resampling patients.")
+    thr_text = (
+        "probability > 0.5"
+        if thr == "0.5"
+        else f"threshold `{thr}` chosen on each model's validation split by Youden's J ("
+        + ", ".join(
+            f"{r['lead_set']} {r['threshold_value']:.3f}"
+            for r in table["rows"]
+            if r["threshold_value"] is not None
+        )
+        + ")"
+    )
+    caption = (
+        f"{table['level'].capitalize()}-level results (record/patient probability = mean window "
+        f"probability); threshold-dependent metrics at {thr_text}; "
+        "95 % CIs in brackets: percentile bootstrap resampling patients."
+    )
     sources = "; ".join(f"{r['lead_set']}: {r['workdir']} step {r['step']}" for r in table["rows"])
     if any(r.get("lead_robust") for r in table["rows"]):
-        caption += (" Rows marked (one model) are one lead-robust checkpoint evaluated on each lead set "
-                    "(absent leads masked); the others are models trained on that set alone.")
+        caption += (
+            " Rows marked (one model) are one lead-robust checkpoint evaluated on each lead set "
+            "(absent leads masked); the others are models trained on that set alone."
+        )
     return caption + "\n\n" + "\n".join(lines) + f"\n\nCheckpoints: {sources}.\n"
 
 
@@ -146,15 +180,28 @@ def write_csv(table: dict, path) -> None:
             head += [f"{t} {m}", f"{t} {m} ci_low", f"{t} {m} ci_high"]
         w.writerow(head)
         for row in table["rows"]:
-            out = [row["lead_set"], row["leads"], row["workdir"], row["step"], table["level"],
-                   table["threshold"], row["threshold_value"]]
+            out = [
+                row["lead_set"],
+                row["leads"],
+                row["workdir"],
+                row["step"],
+                table["level"],
+                table["threshold"],
+                row["threshold_value"],
+            ]
             for c in table["columns"]:
                 out += list(row["cells"].get(c, ("", "", "")))
             w.writerow(out)
 
 
-def make_report(workdirs: Sequence[str], out_dir: str, level: str = "patient", threshold: str = "0.5",
-                metrics: Sequence[str] = DEFAULT_METRICS, step: int | None = None) -> dict:
+def make_report(
+    workdirs: Sequence[str],
+    out_dir: str,
+    level: str = "patient",
+    threshold: str = "0.5",
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    step: int | None = None,
+) -> dict:
     """Gathers ``workdirs`` and writes ``out_dir/report.md`` and ``report.csv``."""
     if not workdirs:
         raise ValueError("no workdirs to report on: pass --workdirs=a,b,c")

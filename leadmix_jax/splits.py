@@ -30,10 +30,19 @@ TRAIN_FOLDS = tuple(range(1, 9))
 VALIDATION_FOLD = 9
 TEST_FOLD = 10
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
-DEFAULT_SEED = 1274   # chosen once on the real SPH metadata (see above)
+DEFAULT_SEED = 1274  # chosen once on the real SPH metadata (see above)
 
-__all__ = ["NUM_FOLDS", "TRAIN_FOLDS", "VALIDATION_FOLD", "TEST_FOLD", "SPLITS",
-           "split_of_fold", "fold_of_patient", "assign_folds", "check_patient_disjoint"]
+__all__ = [
+    "NUM_FOLDS",
+    "TRAIN_FOLDS",
+    "VALIDATION_FOLD",
+    "TEST_FOLD",
+    "SPLITS",
+    "split_of_fold",
+    "fold_of_patient",
+    "assign_folds",
+    "check_patient_disjoint",
+]
 
 
 def split_of_fold(fold: int) -> str:
@@ -53,14 +62,14 @@ def _hash(*parts) -> int:
     return int.from_bytes(hashlib.sha256(key).digest()[:8], "big")
 
 
-def fold_of_patient(patient_id: str, *, num_folds: int = NUM_FOLDS,
-                    seed: int = DEFAULT_SEED) -> int:
+def fold_of_patient(patient_id: str, *, num_folds: int = NUM_FOLDS, seed: int = DEFAULT_SEED) -> int:
     """The fold (``1..num_folds``) of one patient: a function of the id and seed only."""
     return 1 + _hash(seed, str(patient_id)) % num_folds
 
 
-def assign_folds(patient_ids: Iterable[str], *, num_folds: int = NUM_FOLDS,
-                 seed: int = DEFAULT_SEED) -> dict[str, int]:
+def assign_folds(
+    patient_ids: Iterable[str], *, num_folds: int = NUM_FOLDS, seed: int = DEFAULT_SEED
+) -> dict[str, int]:
     """Deterministic, stable patient-grouped folds.
 
     Args:
@@ -72,8 +81,10 @@ def assign_folds(patient_ids: Iterable[str], *, num_folds: int = NUM_FOLDS,
       ``{patient_id: fold}`` with folds ``1..num_folds``; each patient's fold is
       :func:`fold_of_patient` and does not depend on the other patients.
     """
-    return {str(p): fold_of_patient(p, num_folds=num_folds, seed=seed)
-            for p in dict.fromkeys(str(p) for p in patient_ids)}
+    return {
+        str(p): fold_of_patient(p, num_folds=num_folds, seed=seed)
+        for p in dict.fromkeys(str(p) for p in patient_ids)
+    }
 
 
 def check_patient_disjoint(split_patients: Mapping[str, Iterable[str]]) -> None:

@@ -54,17 +54,22 @@ def _block_map(prefix: str, c: int, heads: int) -> dict[str, tuple[str, Any]]:
     lin = lambda w: w.T
     pw = lambda w: w[:, :, 0].T
     heads_in = lambda w: w.T.reshape(c, heads, d)
-    rows = lambda i: (lambda w: heads_in(w[i * c:(i + 1) * c]))
-    bias_rows = lambda i: (lambda b: b[i * c:(i + 1) * c].reshape(heads, d))
+    rows = lambda i: lambda w: heads_in(w[i * c : (i + 1) * c])
+    bias_rows = lambda i: lambda b: b[i * c : (i + 1) * c].reshape(heads, d)
     ident = lambda w: w
     t = prefix + "."
     return {
-        "ms1_dw": (t + "ms1.0.weight", conv), "ms1_pw": (t + "ms1.1.weight", pw),
-        "ms2_dw": (t + "ms2.0.weight", conv), "ms2_pw": (t + "ms2.1.weight", pw),
+        "ms1_dw": (t + "ms1.0.weight", conv),
+        "ms1_pw": (t + "ms1.1.weight", pw),
+        "ms2_dw": (t + "ms2.0.weight", conv),
+        "ms2_pw": (t + "ms2.1.weight", pw),
         "proj": (t + "proj.weight", pw),
-        "gn/scale": (t + "gn.weight", ident), "gn/bias": (t + "gn.bias", ident),
-        "se_fc1/kernel": (t + "se.fc.1.weight", pw), "se_fc1/bias": (t + "se.fc.1.bias", ident),
-        "se_fc2/kernel": (t + "se.fc.3.weight", pw), "se_fc2/bias": (t + "se.fc.3.bias", ident),
+        "gn/scale": (t + "gn.weight", ident),
+        "gn/bias": (t + "gn.bias", ident),
+        "se_fc1/kernel": (t + "se.fc.1.weight", pw),
+        "se_fc1/bias": (t + "se.fc.1.bias", ident),
+        "se_fc2/kernel": (t + "se.fc.3.weight", pw),
+        "se_fc2/bias": (t + "se.fc.3.bias", ident),
         "lead_embed": (t + "lead_embed", ident),
         "qkv/kernel": (t + "qkv.weight", lin),
         "norm_tokens1/scale": (t + "norm_tokens1.weight", ident),
@@ -79,17 +84,23 @@ def _block_map(prefix: str, c: int, heads: int) -> dict[str, tuple[str, Any]]:
         "mha/value_bias": (t + "mha.in_proj_bias", bias_rows(2)),
         "mha/out": (t + "mha.out_proj.weight", lambda w: w.T.reshape(heads, d, c)),
         "mha/out_bias": (t + "mha.out_proj.bias", ident),
-        "ffn1/kernel": (t + "ffn.0.weight", lin), "ffn1/bias": (t + "ffn.0.bias", ident),
-        "ffn2/kernel": (t + "ffn.3.weight", lin), "ffn2/bias": (t + "ffn.3.bias", ident),
+        "ffn1/kernel": (t + "ffn.0.weight", lin),
+        "ffn1/bias": (t + "ffn.0.bias", ident),
+        "ffn2/kernel": (t + "ffn.3.weight", lin),
+        "ffn2/bias": (t + "ffn.3.bias", ident),
     }
 
 
 def _param_map(base: int, depth: int, heads: int) -> dict[str, tuple[str, Any]]:
     conv = lambda w: w.transpose(2, 1, 0)
     ident = lambda w: w
-    m = {"stem/kernel": ("stem.0.weight", conv),
-         "stem/norm/scale": ("stem.1.weight", ident), "stem/norm/bias": ("stem.1.bias", ident),
-         "fc/kernel": ("fc.weight", lambda w: w.T), "fc/bias": ("fc.bias", ident)}
+    m = {
+        "stem/kernel": ("stem.0.weight", conv),
+        "stem/norm/scale": ("stem.1.weight", ident),
+        "stem/norm/bias": ("stem.1.bias", ident),
+        "fc/kernel": ("fc.weight", lambda w: w.T),
+        "fc/bias": ("fc.bias", ident),
+    }
     c = base
     for i in range(depth):
         for path, src in _block_map(f"body.{4 * i}", c, heads).items():
@@ -109,9 +120,13 @@ def _lead_permutation(leads: Sequence[str] | str, target_leads: Sequence[str] | 
     return [src.index(name) for name in dst]
 
 
-def params_from_torch(state_dict: Mapping[str, Any], *, heads: int = 4,
-                      leads: Sequence[str] | str | None = None,
-                      target_leads: Sequence[str] | str | None = None) -> dict:
+def params_from_torch(
+    state_dict: Mapping[str, Any],
+    *,
+    heads: int = 4,
+    leads: Sequence[str] | str | None = None,
+    target_leads: Sequence[str] | str | None = None,
+) -> dict:
     """Converts an official LeadMix-MST ``state_dict`` into this port's weights.
 
     Args:
@@ -137,9 +152,11 @@ def params_from_torch(state_dict: Mapping[str, Any], *, heads: int = 4,
     expected = {src for src, _ in mapping.values()}
     missing, unexpected = sorted(expected - set(state_dict)), sorted(set(state_dict) - expected)
     if missing or unexpected:
-        raise KeyError(f"state_dict does not match LeadMix-MST(num_leads={cfg['num_leads']}, "
-                       f"base={cfg['base']}, depth={cfg['depth']}): missing keys {missing}, "
-                       f"unexpected keys {unexpected}")
+        raise KeyError(
+            f"state_dict does not match LeadMix-MST(num_leads={cfg['num_leads']}, "
+            f"base={cfg['base']}, depth={cfg['depth']}): missing keys {missing}, "
+            f"unexpected keys {unexpected}"
+        )
     if leads is not None and len(leads_lib.parse_leads(leads)) != cfg["num_leads"]:
         raise ValueError(f"leads {leads!r} do not match the checkpoint's {cfg['num_leads']} input leads")
     arrays = {k: _to_numpy(v) for k, v in state_dict.items()}
@@ -160,8 +177,11 @@ def params_from_torch(state_dict: Mapping[str, Any], *, heads: int = 4,
 
 
 def _reference_shapes(cfg: dict, heads: int) -> dict[str, tuple]:
-    model = nnx.eval_shape(lambda: LeadMixMST(cfg["num_leads"], base=cfg["base"], depth=cfg["depth"],
-                                              heads=heads, rngs=nnx.Rngs(0)))
+    model = nnx.eval_shape(
+        lambda: LeadMixMST(
+            cfg["num_leads"], base=cfg["base"], depth=cfg["depth"], heads=heads, rngs=nnx.Rngs(0)
+        )
+    )
     return {_path_str(p): tuple(v.shape) for p, v in _flat_params(model)}
 
 
@@ -207,14 +227,17 @@ def load_state_dict(path: str) -> dict[str, np.ndarray]:
             names = list(data.files)
             prefixed = [n for n in names if n.startswith("state_dict/")]
             if prefixed:
-                return {n[len("state_dict/"):]: data[n] for n in prefixed}
+                return {n[len("state_dict/") :]: data[n] for n in prefixed}
             return {n: data[n] for n in names}
     if path.endswith((".pth", ".pt")):
         try:
             import torch
         except ImportError:
-            raise ImportError("Loading .pth checkpoints needs PyTorch: pip install 'leadmix-jax[torch]'") from None
+            raise ImportError(
+                "Loading .pth checkpoints needs PyTorch: pip install 'leadmix-jax[torch]'"
+            ) from None
         import pickle
+
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError:
@@ -222,7 +245,8 @@ def load_state_dict(path: str) -> dict[str, np.ndarray]:
             raise ValueError(
                 f"{path} is not a plain PyTorch weights file: it holds pickled Python objects, which "
                 "this project refuses to load (it loads weights-only: unpickling can run arbitrary code). Re-save the "
-                "weights alone with torch.save(model.state_dict(), path)") from None
+                "weights alone with torch.save(model.state_dict(), path)"
+            ) from None
         for key in ("state_dict", "model", "model_state_dict"):
             if isinstance(obj, Mapping) and key in obj and isinstance(obj[key], Mapping):
                 obj = obj[key]
@@ -232,11 +256,25 @@ def load_state_dict(path: str) -> dict[str, np.ndarray]:
     raise ValueError(f"Unsupported checkpoint file {path!r}: expected .pth, .pt or .npz")
 
 
-def model_from_torch(state_dict: Mapping[str, Any], *, heads: int = 4, dropout: float = 0.1,
-                     leads=None, target_leads=None, **model_kwargs) -> LeadMixMST:
+def model_from_torch(
+    state_dict: Mapping[str, Any],
+    *,
+    heads: int = 4,
+    dropout: float = 0.1,
+    leads=None,
+    target_leads=None,
+    **model_kwargs,
+) -> LeadMixMST:
     """Builds a :class:`LeadMixMST` sized from ``state_dict`` and loads it."""
     cfg = infer_config(state_dict)
     params = params_from_torch(state_dict, heads=heads, leads=leads, target_leads=target_leads)
-    model = LeadMixMST(cfg["num_leads"], base=cfg["base"], depth=cfg["depth"], heads=heads,
-                       dropout=dropout, rngs=nnx.Rngs(0), **model_kwargs)
+    model = LeadMixMST(
+        cfg["num_leads"],
+        base=cfg["base"],
+        depth=cfg["depth"],
+        heads=heads,
+        dropout=dropout,
+        rngs=nnx.Rngs(0),
+        **model_kwargs,
+    )
     return load_into(model, params)

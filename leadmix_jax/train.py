@@ -23,7 +23,15 @@ from etils import epath
 from flax import nnx, struct
 from jax.sharding import Mesh
 
-from leadmix_jax import checkpointing, dispatch, inference, input_pipeline, lead_robust, metric_writers, norm_stats
+from leadmix_jax import (
+    checkpointing,
+    dispatch,
+    inference,
+    input_pipeline,
+    lead_robust,
+    metric_writers,
+    norm_stats,
+)
 from leadmix_jax import leads as leads_lib
 
 
@@ -42,13 +50,15 @@ class TrainState:
 # ----------------------------------------------------------------------------
 # Model, optimiser, loss.
 
+
 def make_optimizer(config: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
     o = config.optimizer
     if o.schedule == "constant":
         lr = optax.constant_schedule(o.learning_rate)
     elif o.schedule == "cosine":
-        lr = optax.warmup_cosine_decay_schedule(0.0, o.learning_rate, max(o.warmup_steps, 1),
-                                                max(total_steps, o.warmup_steps + 1))
+        lr = optax.warmup_cosine_decay_schedule(
+            0.0, o.learning_rate, max(o.warmup_steps, 1), max(total_steps, o.warmup_steps + 1)
+        )
     else:
         raise ValueError(f"unknown schedule {o.schedule!r}: use 'constant' or 'cosine'")
     tx = optax.adamw(lr, b1=o.b1, b2=o.b2, eps=o.eps, weight_decay=o.weight_decay)
@@ -65,8 +75,16 @@ def make_optimizer(config: ml_collections.ConfigDict, total_steps: int) -> optax
 _MASK_KEY_SALT = 0x3A5C
 
 
-def train_step(state: TrainState, batch: dict, *, graphdef, tx, label_smoothing: float,
-               pos_weight: float, lead_masks=None) -> tuple[TrainState, dict]:
+def train_step(
+    state: TrainState,
+    batch: dict,
+    *,
+    graphdef,
+    tx,
+    label_smoothing: float,
+    pos_weight: float,
+    lead_masks=None,
+) -> tuple[TrainState, dict]:
     """One optimiser step on a global batch ``ecg`` (B, T, N), ``label`` (B,).
 
     ``lead_masks``: for the lead-robust model, a
@@ -98,8 +116,10 @@ global_batch = inference.global_batch
 
 def check_batch_divides(global_batch_size: int) -> None:
     if global_batch_size % jax.device_count():
-        raise ValueError(f"batch_size {global_batch_size} must be divisible by the {jax.device_count()} "
-                         "devices of the data-parallel mesh")
+        raise ValueError(
+            f"batch_size {global_batch_size} must be divisible by the {jax.device_count()} "
+            "devices of the data-parallel mesh"
+        )
 
 
 @dataclasses.dataclass
@@ -122,9 +142,12 @@ class Experiment(inference.OnMesh):
         def init():
             model = inference.build_model(cfg.model, len(self.leads), cfg.seed)
             params = nnx.state(model, nnx.Param)
-            return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                              opt_state=self.tx.init(params),
-                              rng=jax.random.PRNGKey(cfg.seed + 1))
+            return TrainState(
+                step=jnp.zeros((), jnp.int32),
+                params=params,
+                opt_state=self.tx.init(params),
+                rng=jax.random.PRNGKey(cfg.seed + 1),
+            )
 
         return jax.jit(init, out_shardings=self.replicated)()
 
@@ -133,12 +156,20 @@ class Experiment(inference.OnMesh):
         return checkpointing.replicated_abstract(shapes, self.replicated)
 
     def compiled_train_step(self):
-        step = jax.tree_util.Partial(train_step, graphdef=self.graphdef, tx=self.tx,
-                                     label_smoothing=self.config.loss.label_smoothing,
-                                     pos_weight=self.config.loss.pos_weight, lead_masks=self.lead_masks)
-        return jax.jit(lambda s, b: step(s, b),
-                       in_shardings=(self.replicated, self.data_sharding),
-                       out_shardings=(self.replicated, self.replicated), donate_argnums=(0,))
+        step = jax.tree_util.Partial(
+            train_step,
+            graphdef=self.graphdef,
+            tx=self.tx,
+            label_smoothing=self.config.loss.label_smoothing,
+            pos_weight=self.config.loss.pos_weight,
+            lead_masks=self.lead_masks,
+        )
+        return jax.jit(
+            lambda s, b: step(s, b),
+            in_shardings=(self.replicated, self.data_sharding),
+            out_shardings=(self.replicated, self.replicated),
+            donate_argnums=(0,),
+        )
 
     @functools.cached_property
     def runner(self) -> inference.Runner:
@@ -155,16 +186,29 @@ def make_experiment(config: ml_collections.ConfigDict, train_size: int | None = 
     graphdef, _ = nnx.split(model, nnx.Param)
     steps_per_epoch = max(1, (train_size or config.batch_size) // config.batch_size)
     total = config.num_train_steps if config.num_train_steps > 0 else config.num_epochs * steps_per_epoch
-    return Experiment(config, leads, make_mesh(), graphdef, make_optimizer(config, total), total,
-                      steps_per_epoch, lead_robust.sampler_from_config(config))
+    return Experiment(
+        config,
+        leads,
+        make_mesh(),
+        graphdef,
+        make_optimizer(config, total),
+        total,
+        steps_per_epoch,
+        lead_robust.sampler_from_config(config),
+    )
 
 
 # ----------------------------------------------------------------------------
 # The loop.
 
+
 def _meta(exp: Experiment, stats) -> dict:
-    meta = {"leads": list(exp.leads), "norm_stats": stats.to_json(),
-            "model": exp.config.model.to_dict(), "train_dataset": exp.config.train_dataset}
+    meta = {
+        "leads": list(exp.leads),
+        "norm_stats": stats.to_json(),
+        "model": exp.config.model.to_dict(),
+        "train_dataset": exp.config.train_dataset,
+    }
     if exp.lead_masks is not None:
         meta["lead_robust"] = exp.config.lead_robust.to_dict()
     return meta
@@ -197,8 +241,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     if is_chief:
         workdir_path.mkdir(parents=True, exist_ok=True)
         (workdir_path / "config.json").write_text(config.to_json_best_effort(indent=2))
-    logging.info("processes %d, devices %d (local %d), backend %s", jax.process_count(),
-                 jax.device_count(), jax.local_device_count(), jax.default_backend())
+    logging.info(
+        "processes %d, devices %d (local %d), backend %s",
+        jax.process_count(),
+        jax.device_count(),
+        jax.local_device_count(),
+        jax.default_backend(),
+    )
 
     builder = input_pipeline.load_builder(config.data_dir, config.train_dataset)
     train_size = input_pipeline.split_size(builder, config.train_split)
@@ -206,8 +255,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     stats = _load_or_compute_stats(workdir, builder, config, exp.leads) if is_chief else None
     stats = _broadcast_stats(workdir, stats, exp.leads)
     pcfg = input_pipeline.PipelineConfig(
-        leads=exp.leads, global_batch=config.batch_size, seed=config.seed, workers=config.workers,
-        shuffle_window=config.shuffle_window, augment=input_pipeline.AugmentConfig(**config.augment))
+        leads=exp.leads,
+        global_batch=config.batch_size,
+        seed=config.seed,
+        workers=config.workers,
+        shuffle_window=config.shuffle_window,
+        augment=input_pipeline.AugmentConfig(**config.augment),
+    )
     feed = dispatch.make_feed(exp, config, builder, stats, pcfg)  # device-resident or grain
 
     manager = checkpointing.make_manager(workdir, config.keep_checkpoints)
@@ -217,8 +271,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     else:
         state, start = exp.init_state(), 0
 
-    val_builder = input_pipeline.load_builder(config.data_dir, config.val_dataset or config.train_dataset) \
-        if config.val_split else None
+    val_builder = (
+        input_pipeline.load_builder(config.data_dir, config.val_dataset or config.train_dataset)
+        if config.val_split
+        else None
+    )
     # steps after the restored one are redone: their old records are dropped
     writer = metric_writers.MetricWriter(workdir, enabled=is_chief, resume_step=start)
     progress = metric_writers.Progress(exp.total_steps, config.batch_size, start)
@@ -233,8 +290,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     try:
         while step < exp.total_steps:
             # Dispatches end exactly at validation / checkpoint steps (dispatch.py).
-            k = dispatch.dispatch_length(step, exp.total_steps, config.steps_per_dispatch,
-                                         (eval_every if val_builder is not None else 0, ckpt_every))
+            k = dispatch.dispatch_length(
+                step,
+                exp.total_steps,
+                config.steps_per_dispatch,
+                (eval_every if val_builder is not None else 0, ckpt_every),
+            )
             state, metrics = feed.run(state, k)  # metrics: (k,) per step
             step += k
             if pending is not None:
@@ -246,8 +307,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                 _check_finite(*pending)  # never save or validate a non-finite state
             record = {}  # one metrics.jsonl record per step: training and validation scalars
             # the first dispatch is logged too: it shows the run is alive after compilation
-            if (dispatch.crossed(step - k, step, config.log_every_steps) or step == exp.total_steps
-                    or step - k == start):
+            if (
+                dispatch.crossed(step - k, step, config.log_every_steps)
+                or step == exp.total_steps
+                or step - k == start
+            ):
                 _check_finite(*pending)
                 last = {name: float(v[-1]) for name, v in metrics.items()}
                 last["samples_per_s"] = progress.rate(step)
@@ -258,11 +322,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                 feed.wait_s = 0.0
             val = None
             if do_val:
-                val = validate(exp, state.params, val_builder, config.val_split, stats, config.eval_batch_size)
+                val = validate(
+                    exp, state.params, val_builder, config.val_split, stats, config.eval_batch_size
+                )
                 record.update(val)
                 if is_chief:
-                    logging.info("step %d  validation: loss %.4f  AUROC %.4f  Youden threshold %.4f",
-                                 step, val["val_loss"], val["val_auroc"], val["val_youden"])
+                    logging.info(
+                        "step %d  validation: loss %.4f  AUROC %.4f  Youden threshold %.4f",
+                        step,
+                        val["val_loss"],
+                        val["val_auroc"],
+                        val["val_youden"],
+                    )
                 last.update(val)
                 progress.reset(step)
             if record:
@@ -279,12 +350,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     manager.wait_until_finished()
     best = checkpointing.best_step(manager)
     last["best_step"] = best
-    last["best_val_auroc"] = checkpointing.step_metrics(manager, best)["val_auroc"] if best is not None else None
+    last["best_val_auroc"] = (
+        checkpointing.step_metrics(manager, best)["val_auroc"] if best is not None else None
+    )
     manager.close()
     writer.close()
     if best is not None:
-        _say(f"training done at step {exp.total_steps}; best checkpoint: step {best} "
-             f"(validation AUROC {last['best_val_auroc']:.4f})")
+        _say(
+            f"training done at step {exp.total_steps}; best checkpoint: step {best} "
+            f"(validation AUROC {last['best_val_auroc']:.4f})"
+        )
     return last
 
 
@@ -305,9 +380,11 @@ def validate(exp: Experiment, params, builder, split: str, stats, batch_size: in
         per_set[name] = inference.validation_metrics(preds)
         pooled.append(preds)
     both = {k: np.concatenate([p[k] for p in pooled]) for k in ("label", "prob", "loss")}
-    out = {"val_loss": float(np.mean([m["val_loss"] for m in per_set.values()])),
-           "val_auroc": float(np.mean([m["val_auroc"] for m in per_set.values()])),
-           "val_youden": inference.validation_metrics(both)["val_youden"]}
+    out = {
+        "val_loss": float(np.mean([m["val_loss"] for m in per_set.values()])),
+        "val_auroc": float(np.mean([m["val_auroc"] for m in per_set.values()])),
+        "val_youden": inference.validation_metrics(both)["val_youden"],
+    }
     out.update({f"val_auroc_{name}": m["val_auroc"] for name, m in per_set.items()})
     return out
 
@@ -321,7 +398,8 @@ def _check_finite(last_step: int, metrics: dict) -> None:
         i = int(bad[0])
         raise NonFiniteLossError(
             f"training loss became {losses[i]} at step {last_step - len(losses) + 1 + i}: check the input data for NaN/Inf or "
-            "lower the learning rate; the last saved checkpoint is intact")
+            "lower the learning rate; the last saved checkpoint is intact"
+        )
 
 
 def _load_or_compute_stats(workdir: str, builder, config, leads) -> norm_stats.NormStats:
@@ -331,10 +409,13 @@ def _load_or_compute_stats(workdir: str, builder, config, leads) -> norm_stats.N
         stats = norm_stats.NormStats.from_json(json.loads(path.read_text()))
         if tuple(stats.leads) == tuple(leads):
             return stats
-    _say(f"computing normalisation statistics on {config.train_dataset}:{config.train_split} "
-         f"(up to {config.norm_max_examples} examples)")
-    stats = input_pipeline.compute_norm_stats(builder, config.train_split, leads, config.norm_max_examples,
-                                              config.train_dataset)
+    _say(
+        f"computing normalisation statistics on {config.train_dataset}:{config.train_split} "
+        f"(up to {config.norm_max_examples} examples)"
+    )
+    stats = input_pipeline.compute_norm_stats(
+        builder, config.train_split, leads, config.norm_max_examples, config.train_dataset
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(stats.to_json(), indent=1))
     return stats
@@ -345,6 +426,7 @@ def _broadcast_stats(workdir: str, stats, leads):
     if jax.process_count() == 1:
         return stats
     from jax.experimental import multihost_utils
+
     multihost_utils.sync_global_devices("norm_stats_written")
     path = epath.Path(workdir) / "norm_stats.json"
     return norm_stats.NormStats.from_json(json.loads(path.read_text()))

@@ -1,4 +1,5 @@
 """Test helper: stage outputs of LeadMixMST for parity checks."""
+
 from flax import nnx
 
 from leadmix_jax import layers
@@ -17,7 +18,8 @@ def stage_outputs(model, x):
         conv = inter["downs"][i]["conv"][-1]
         acts[f"body.{4 * i}"] = inter["blocks"][i]["__call__"][-1]
         acts[f"body.{4 * i + 1}"] = conv
-        acts[f"body.{4 * i + 2}"] = layers.group_norm(conv, down.norm.scale[...], down.norm.bias[...],
-                                                      down.groups)
+        acts[f"body.{4 * i + 2}"] = layers.group_norm(
+            conv, down.norm.scale[...], down.norm.bias[...], down.groups
+        )
         acts[f"body.{4 * i + 3}"] = inter["downs"][i]["__call__"][-1]
     return logits, acts

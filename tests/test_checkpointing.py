@@ -1,5 +1,6 @@
 """Checkpoint selection ('best' read back from disk, also after a resume)
 and damaged checkpoints (warn, fall back to the newest intact step)."""
+
 import pathlib
 
 import grain

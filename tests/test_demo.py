@@ -1,5 +1,6 @@
 """The demo, shrunk: synthetic databases -> real TFDS builders -> training on
 SPH -> cross-dataset evaluation and report."""
+
 import json
 
 import pytest
@@ -18,11 +19,19 @@ def test_shrunken_demo_runs_end_to_end(tmp_path):
     demo.run(c, str(tmp_path))
     # Every database went through its real builder and left a build report.
     for name in demo.DATABASES:
-        report = json.loads(next((tmp_path / "tfds" / name / "paper").glob("*/build_report.json")).read_text())
+        report = json.loads(
+            next((tmp_path / "tfds" / name / "paper").glob("*/build_report.json")).read_text()
+        )
         assert report["records_kept"] > 0, name
     out = next((tmp_path / "eval").iterdir())
-    for name in ("summary.md", "metrics.json", "predictions.csv", "roc_ptbdb_mi_paper_all.png",
-                 "roc_ptbxl_mi_paper_all.png", "confusion_sph_mi_paper_test.png"):
+    for name in (
+        "summary.md",
+        "metrics.json",
+        "predictions.csv",
+        "roc_ptbdb_mi_paper_all.png",
+        "roc_ptbxl_mi_paper_all.png",
+        "confusion_sph_mi_paper_test.png",
+    ):
         assert (out / name).exists(), name
     summary = (out / "summary.md").read_text()
     assert "ptbdb_mi/paper:all" in summary and "ptbxl_mi/paper:all" in summary

@@ -7,6 +7,7 @@ non-finite guard over a dispatch, and SIGKILL + resume in device mode.
 Compiling the scanned step is the cost here (tens of seconds per distinct
 dispatch length on 2 loaded cores), so compiled feeds are shared per module.
 """
+
 import os
 import signal
 import time
@@ -21,7 +22,7 @@ from leadmix_jax import device_input, dispatch, input_pipeline, train
 from test_train import assert_trees_equal, final_params, finish, run_launch
 
 N_TRAIN = builtdata.num_windows("train")  # 32
-BATCH = 8                                  # configs/test.py: 4 steps per epoch
+BATCH = 8  # configs/test.py: 4 steps per epoch
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +56,7 @@ def grain_order(num_epochs: int, seed: int = 0) -> np.ndarray:
 
 # ----------------------------------------------------------------------------
 # No compilation of the model.
+
 
 def test_auto_mode_follows_the_memory_budget(setup):
     config, builder, *_ = setup
@@ -109,13 +111,16 @@ def test_stream_order_every_example_once_per_epoch():
     assert len({tuple(e) for e in epochs}) == 4  # reshuffled every epoch
     # Any chunking of the stream (batch 3 straddles epochs; dispatch of 7 positions) gives the same order.
     for chunk in (3, 7):
-        parts = [np.asarray(device_input.stream_indices(key, np.int32(s), min(chunk, total - s), n))
-                 for s in range(0, total, chunk)]
+        parts = [
+            np.asarray(device_input.stream_indices(key, np.int32(s), min(chunk, total - s), n))
+            for s in range(0, total, chunk)
+        ]
         np.testing.assert_array_equal(np.concatenate(parts), idx)
     # Explicit orders (as fed from grain in the equivalence test) are used verbatim.
     orders = np.stack([np.roll(np.arange(n), e) for e in range(4)]).astype(np.int32)
     np.testing.assert_array_equal(
-        device_input.stream_indices(key, np.int32(5), 20, n, orders), orders.reshape(-1)[5:25])
+        device_input.stream_indices(key, np.int32(5), 20, n, orders), orders.reshape(-1)[5:25]
+    )
 
 
 def test_augmentation_on_device_matches_grain_distributions():
@@ -127,23 +132,31 @@ def test_augmentation_on_device_matches_grain_distributions():
     np.testing.assert_array_equal(scaled, np.broadcast_to(factors[:, None, :], scaled.shape))
     assert 0.8 <= factors.min() < 0.82 and 1.18 < factors.max() <= 1.2
     ramp = np.arange(2500, dtype=np.float32)[:, None].repeat(3, 1)
-    shifted = np.asarray(device_input.augment_example(
-        ramp, jax.random.PRNGKey(1), input_pipeline.AugmentConfig(shift=50)))
+    shifted = np.asarray(
+        device_input.augment_example(ramp, jax.random.PRNGKey(1), input_pipeline.AugmentConfig(shift=50))
+    )
     s = int(-shifted[0, 0]) % 2500  # roll by s puts ramp[-s] first
     s = s - 2500 if s > 1250 else s
     np.testing.assert_array_equal(shifted, np.roll(ramp, s, axis=0))  # a circular shift ...
     assert abs(s) <= 50  # ... of at most 50 samples
-    noisy = np.asarray(device_input.augment_example(
-        np.zeros((2500, 3), np.float32), jax.random.PRNGKey(2), input_pipeline.AugmentConfig(noise=0.1)))
+    noisy = np.asarray(
+        device_input.augment_example(
+            np.zeros((2500, 3), np.float32), jax.random.PRNGKey(2), input_pipeline.AugmentConfig(noise=0.1)
+        )
+    )
     assert abs(noisy.std() - 0.1) < 0.005 and abs(noisy.mean()) < 0.005
-    wander = np.asarray(device_input.augment_example(
-        np.zeros((2500, 3), np.float32), jax.random.PRNGKey(3), input_pipeline.AugmentConfig(wander=0.3)))
+    wander = np.asarray(
+        device_input.augment_example(
+            np.zeros((2500, 3), np.float32), jax.random.PRNGKey(3), input_pipeline.AugmentConfig(wander=0.3)
+        )
+    )
     assert 0 < np.abs(wander).max() <= 0.3 + 1e-6
     assert np.abs(np.diff(wander, axis=0)).max() < 2 * np.pi * 0.5 / 250 * 0.3 + 1e-6  # <= 0.5 Hz
 
 
 # ----------------------------------------------------------------------------
 # Compiled dispatches.
+
 
 def test_same_examples_as_grain_each_epoch(setup, device_feed):
     config, builder, exp, stats, pcfg = setup
@@ -157,8 +170,8 @@ def test_same_examples_as_grain_each_epoch(setup, device_feed):
     for e in range(2):
         rows = {}
         for name, b in (("device", dev), ("grain", grn)):
-            x = b["ecg"][e * per_epoch:(e + 1) * per_epoch].reshape(N_TRAIN, 2500, 3)
-            y = b["label"][e * per_epoch:(e + 1) * per_epoch].reshape(N_TRAIN)
+            x = b["ecg"][e * per_epoch : (e + 1) * per_epoch].reshape(N_TRAIN, 2500, 3)
+            y = b["label"][e * per_epoch : (e + 1) * per_epoch].reshape(N_TRAIN)
             order = np.lexsort((x[:, 0, 0], x[:, 1, 1], y))
             rows[name] = (x[order], y[order])
         # The same multiset of (z-scored) examples and labels.
@@ -189,8 +202,9 @@ def test_device_mode_matches_grain_with_the_same_order(setup, device_feed):
         b, mb = grain_feed.run(b, 4)
     assert int(a.step) == int(b.step) == 8
     np.testing.assert_allclose(ma["loss"], mb["loss"], rtol=1e-5)
-    assert_trees_equal(jax.tree.map(np.asarray, a.params), jax.tree.map(np.asarray, b.params),
-                       rtol=1e-5, atol=1e-5)
+    assert_trees_equal(
+        jax.tree.map(np.asarray, a.params), jax.tree.map(np.asarray, b.params), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_nothing_crosses_from_the_host_inside_the_loop(setup, device_feed):
@@ -225,8 +239,14 @@ def test_one_and_eight_steps_per_dispatch_give_identical_parameters(setup, devic
 
 @pytest.mark.slow
 def test_killed_device_mode_run_resumes_exactly(data_dir, tmp_path):
-    steps = ["--config.input_mode=device", "--config.steps_per_dispatch=4", "--config.num_train_steps=32",
-             "--config.checkpoint_every_steps=4", "--config.val_split=", "--config.log_every_steps=32"]
+    steps = [
+        "--config.input_mode=device",
+        "--config.steps_per_dispatch=4",
+        "--config.num_train_steps=32",
+        "--config.checkpoint_every_steps=4",
+        "--config.val_split=",
+        "--config.log_every_steps=32",
+    ]
     reference = run_launch(tmp_path / "ref", data_dir, 8, steps)
     victim = run_launch(tmp_path / "run", data_dir, 8, steps, start_new_session=True)
     ckpts = tmp_path / "run" / "checkpoints"
@@ -255,11 +275,18 @@ def test_two_processes_device_mode_match_one_process(data_dir, tmp_path):
     """Device mode over 2 processes x 2 devices (each process loads only its
     rows) trains like 1 process x 4 devices: the order is global."""
     from test_train import _free_port, losses
+
     port = _free_port()
     flags = ["--config.input_mode=device", "--config.steps_per_dispatch=2", "--config.val_split="]
-    pair = [run_launch(tmp_path / "multi", data_dir, 2,
-                       [*flags, f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
-                        f"--process_id={i}"]) for i in range(2)]
+    pair = [
+        run_launch(
+            tmp_path / "multi",
+            data_dir,
+            2,
+            [*flags, f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}"],
+        )
+        for i in range(2)
+    ]
     single = run_launch(tmp_path / "single", data_dir, 4, flags)
     outs = [finish(p, timeout=900) for p in [*pair, single]]
     assert all("input mode: device" in out for out in outs)
@@ -267,5 +294,6 @@ def test_two_processes_device_mode_match_one_process(data_dir, tmp_path):
     _, multi, _ = final_params(tmp_path / "multi", config)
     _, one, _ = final_params(tmp_path / "single", config)
     assert_trees_equal(multi, one, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(list(losses(tmp_path / "multi").values()),
-                               list(losses(tmp_path / "single").values()), rtol=1e-5)
+    np.testing.assert_allclose(
+        list(losses(tmp_path / "multi").values()), list(losses(tmp_path / "single").values()), rtol=1e-5
+    )

@@ -1,5 +1,6 @@
 """Evaluation of a tiny trained checkpoint: every output is written and
 consistent; checkpoint selection; lead-set mismatch error."""
+
 import csv
 import json
 import pathlib
@@ -135,8 +136,12 @@ def test_absolute_path_target_and_excluded_patients(evaluated, tmp_path_factory,
     shutil.copytree(pathlib.Path(workdir) / "checkpoints", tmp_path / "checkpoints")
     elsewhere = pathlib.Path(builtdata.data_dir(tmp_path_factory)) / builtdata.NAME
     # data_dir holds nothing: the target names the dataset by its absolute path
-    config = builtdata.make_config(str(tmp_path / "empty"), val_split="",
-                                   eval_targets=f"{elsewhere}:test", exclude_patients="tep00, tep01")
+    config = builtdata.make_config(
+        str(tmp_path / "empty"),
+        val_split="",
+        eval_targets=f"{elsewhere}:test",
+        exclude_patients="tep00, tep01",
+    )
     out = evaluate.evaluate(config, str(tmp_path))
     key = f"{elsewhere}:test"
     window = out["results"][key]["levels"]["window"]

@@ -2,6 +2,7 @@
 file runs in its own runtime and matches JAX; int8 keeps AUROC; a missed
 bound fails without writing the model; prediction from an exported file
 without JAX gives the checkpoint's probabilities."""
+
 import json
 import os
 import pathlib
@@ -66,9 +67,11 @@ def test_exported_file_reloads_and_folds_zscore(setup):
     workdir, config, out = setup
     run_export(setup, "onnx")
     from leadmix_jax import inference, input_pipeline
+
     restored = inference.restore(workdir, "best")
-    x, _ = export.split_windows(input_pipeline.load_builder(config.data_dir, builtdata.NAME), "test",
-                                restored.leads)
+    x, _ = export.split_windows(
+        input_pipeline.load_builder(config.data_dir, builtdata.NAME), "test", restored.leads
+    )
     model = exported.ExportedModel(os.path.join(out, "model.onnx"))
     np.testing.assert_allclose(model.logits(x[:5]), export.jax_logits(restored, x[:5]), atol=1e-4)
 
@@ -92,7 +95,10 @@ def test_int8_tflite_is_calibrated_and_verified(setup):
         assert not (pathlib.Path(out) / "model_int8.tflite").exists()
     assert report["passed"] == (report["auroc_drop"] <= export.QUANTIZED_MAX_AUROC_DROP)
     assert report["calibration"] == f"built_mi:train, {builtdata.num_windows('train')} windows"
-    assert report["bounds"] == {"max_abs_logit_error": None, "max_auroc_drop": export.QUANTIZED_MAX_AUROC_DROP}
+    assert report["bounds"] == {
+        "max_abs_logit_error": None,
+        "max_auroc_drop": export.QUANTIZED_MAX_AUROC_DROP,
+    }
     # quantised: a smaller file, logits near but not equal to JAX's
     assert report["size_bytes"] < run_export(setup, "tflite")["size_bytes"]
     assert 0 < report["max_abs_logit_error"] < 0.5
@@ -102,8 +108,9 @@ def test_missed_bound_fails_and_writes_no_model(setup, monkeypatch, tmp_path):
     workdir, config, _ = setup
     monkeypatch.setattr(export, "FLOAT_MAX_LOGIT_ERROR", -1.0)  # no export can meet it
     with pytest.raises(export.ExportError, match="failed verification: max \\|logit error\\|"):
-        export.export(config, workdir, export.ExportSpec(format="stablehlo", latency_runs=1),
-                      out_dir=str(tmp_path))
+        export.export(
+            config, workdir, export.ExportSpec(format="stablehlo", latency_runs=1), out_dir=str(tmp_path)
+        )
     names = sorted(os.listdir(tmp_path))
     assert names == ["model.stablehlo.failed.report.json", "model.stablehlo.failed.report.md"]
     assert json.loads((tmp_path / names[0]).read_text())["passed"] is False
@@ -128,8 +135,9 @@ def test_predict_with_exported_model(setup, tmp_path):
     model_file = os.path.join(out, "model.tflite")
     got = predict.predict_record(None, str(tmp_path / "rec.h5"), model_file=model_file)
     assert got["num_windows"] == ref["num_windows"] == 2
-    np.testing.assert_allclose([w["probability"] for w in got["windows"]],
-                               [w["probability"] for w in ref["windows"]], atol=1e-5)
+    np.testing.assert_allclose(
+        [w["probability"] for w in got["windows"]], [w["probability"] for w in ref["windows"]], atol=1e-5
+    )
     assert got["thresholds"] == ref["thresholds"] and got["threshold_name"] == "val_youden"
     assert got["checkpoint"] == {"workdir": os.path.abspath(workdir), "step": ref["checkpoint"]["step"]}
     assert got["prediction"] == ref["prediction"]
@@ -141,14 +149,17 @@ def test_predict_from_exported_file_imports_no_jax(setup, tmp_path):
     """A device-side tool needs numpy and the runtime only: JAX is never imported."""
     import subprocess
     import sys
+
     _, _, out = setup
     run_export(setup, "tflite")
     signal = synthetic.synth_record(np.random.default_rng(4), 500, 10, False)
     np.save(tmp_path / "r.npy", signal)
-    code = ("import sys; from leadmix_jax import predict; "
-            f"r = predict.predict_record(None, {str(tmp_path / 'r.npy')!r}, fs=500, "
-            f"lead_names={','.join(synthetic_leads())!r}, write=False, model_file={os.path.join(out, 'model.tflite')!r}); "
-            "assert 'jax' not in sys.modules, 'jax imported'; print(r['num_windows'])")
+    code = (
+        "import sys; from leadmix_jax import predict; "
+        f"r = predict.predict_record(None, {str(tmp_path / 'r.npy')!r}, fs=500, "
+        f"lead_names={','.join(synthetic_leads())!r}, write=False, model_file={os.path.join(out, 'model.tflite')!r}); "
+        "assert 'jax' not in sys.modules, 'jax imported'; print(r['num_windows'])"
+    )
     env = {**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).resolve().parents[1])}
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert res.returncode == 0, res.stderr[-2000:]
@@ -157,4 +168,5 @@ def test_predict_from_exported_file_imports_no_jax(setup, tmp_path):
 
 def synthetic_leads():
     from leadmix_jax.leads import CANONICAL_LEADS
+
     return list(CANONICAL_LEADS)

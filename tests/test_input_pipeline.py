@@ -1,5 +1,6 @@
 """Host-block batching (each process's rows of the global batches) and eval
 padding (every example once, padding masked), without a device run."""
+
 import grain
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ def test_host_blocks_partition_every_global_batch():
     blocks = [input_pipeline.HostBlocks(parent, 8, 2, host) for host in range(4)]
     assert [len(b) for b in blocks] == [10] * 4
     for g in range(5):
-        rows = [list(b[g * 2:(g + 1) * 2]) for b in blocks]
+        rows = [list(b[g * 2 : (g + 1) * 2]) for b in blocks]
         assert rows == [[g * 8 + 2 * h, g * 8 + 2 * h + 1] for h in range(4)]
     # a partial last global batch is dropped on every host alike
     assert len(input_pipeline.HostBlocks(grain.MapDataset.range(43), 8, 2, 3)) == 10

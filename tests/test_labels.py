@@ -14,22 +14,36 @@ from leadmix_jax import testing as synthetic
 REAL = os.environ.get("LEADMIX_REAL_DATA")
 needs_real = pytest.mark.skipif(not REAL, reason="LEADMIX_REAL_DATA not set")
 
-CLASSES = {"NORM": "NORM", "IMI": "MI", "ASMI": "MI", "LMI": "MI", "PMI": "MI", "INJIN": "MI",
-           "IRBBB": "CD", "LVH": "HYP", "NDT": "STTC", "SR": "", "LVOLT": ""}
+CLASSES = {
+    "NORM": "NORM",
+    "IMI": "MI",
+    "ASMI": "MI",
+    "LMI": "MI",
+    "PMI": "MI",
+    "INJIN": "MI",
+    "IRBBB": "CD",
+    "LVH": "HYP",
+    "NDT": "STTC",
+    "SR": "",
+    "LVOLT": "",
+}
 
 
-@pytest.mark.parametrize("codes, paper, alt", [
-    ({"NORM": 100.0, "SR": 0.0}, "normal", "normal"),
-    ({"NORM": 100.0, "LVOLT": 0.0}, "normal", "normal"),      # form code: no class
-    ({"NORM": 100.0, "IRBBB": 100.0}, "normal", None),        # other class: alt excludes
-    ({"IMI": 0.0, "NDT": 100.0}, "mi", "mi"),                  # any likelihood, even 0
-    ({"ASMI": 15.0, "NORM": 80.0}, "mi", "mi"),                # MI checked first
-    ({"LMI": 100.0}, None, "mi"),                              # not a paper code
-    ({"PMI": 100.0}, None, "mi"),
-    ({"INJIN": 50.0}, None, "mi"),
-    ({"LVH": 100.0}, None, None),
-    ({}, None, None),
-])
+@pytest.mark.parametrize(
+    "codes, paper, alt",
+    [
+        ({"NORM": 100.0, "SR": 0.0}, "normal", "normal"),
+        ({"NORM": 100.0, "LVOLT": 0.0}, "normal", "normal"),  # form code: no class
+        ({"NORM": 100.0, "IRBBB": 100.0}, "normal", None),  # other class: alt excludes
+        ({"IMI": 0.0, "NDT": 100.0}, "mi", "mi"),  # any likelihood, even 0
+        ({"ASMI": 15.0, "NORM": 80.0}, "mi", "mi"),  # MI checked first
+        ({"LMI": 100.0}, None, "mi"),  # not a paper code
+        ({"PMI": 100.0}, None, "mi"),
+        ({"INJIN": 50.0}, None, "mi"),
+        ({"LVH": 100.0}, None, None),
+        ({}, None, None),
+    ],
+)
 def test_ptbxl_rules(codes, paper, alt):
     assert labels.ptbxl_label(codes, "paper") == paper
     assert labels.ptbxl_label(codes, "mi_superclass", CLASSES) == alt
@@ -50,11 +64,24 @@ def test_parse_scp_codes():
             labels.parse_scp_codes(bad)
 
 
-@pytest.mark.parametrize("code, label", [
-    ("1", "normal"), ("1;1", "normal"), (" 1 ", "normal"), ("1+22", None), ("22;23", None),
-    ("161", "mi"), ("50+161", "mi"), ("165;22", "mi"), ("166+332;146", "mi"), ("160,1", "mi"),
-    ("162", None), ("163+332", None), ("1610", "mi"),           # prefix rule, as the paper
-])
+@pytest.mark.parametrize(
+    "code, label",
+    [
+        ("1", "normal"),
+        ("1;1", "normal"),
+        (" 1 ", "normal"),
+        ("1+22", None),
+        ("22;23", None),
+        ("161", "mi"),
+        ("50+161", "mi"),
+        ("165;22", "mi"),
+        ("166+332;146", "mi"),
+        ("160,1", "mi"),
+        ("162", None),
+        ("163+332", None),
+        ("1610", "mi"),  # prefix rule, as the paper
+    ],
+)
 def test_sph_rule(code, label):
     assert labels.sph_label(labels.parse_aha_codes(code)) == label
     assert labels.sph_label(labels.parse_aha_codes(code), "mi_superclass") == label
@@ -67,8 +94,14 @@ def test_sph_unparseable(bad):
 
 
 def _ptb_comments(reason, extra="no"):
-    return ["age: 60", "sex: male", "", "Diagnose:", f"Reason for admission: {reason}",
-            f"Additional diagnoses: {extra}"]
+    return [
+        "age: 60",
+        "sex: male",
+        "",
+        "Diagnose:",
+        f"Reason for admission: {reason}",
+        f"Additional diagnoses: {extra}",
+    ]
 
 
 def test_ptb_rules():
@@ -80,15 +113,14 @@ def test_ptb_rules():
     assert labels.ptb_label(mi, False) == "mi"
     assert labels.ptb_label(other_old_mi, False) == "mi"
     assert labels.ptb_label(ctrl, True) == "normal"
-    assert labels.ptb_label(ctrl, False) is None          # not listed in CONTROLS
-    assert labels.ptb_label(ctrl, None) == "normal"       # no CONTROLS file
+    assert labels.ptb_label(ctrl, False) is None  # not listed in CONTROLS
+    assert labels.ptb_label(ctrl, None) == "normal"  # no CONTROLS file
     assert labels.ptb_label(other, None) is None
     # superclass: the structured field
     assert labels.ptb_label(mi, None, "mi_superclass") == "mi"
     assert labels.ptb_label(other_old_mi, None, "mi_superclass") is None
     assert labels.ptb_label(ctrl, False, "mi_superclass") == "normal"
-    assert labels.ptb_label(["reason for admission:   HEALTHY CONTROL  "], None,
-                            "mi_superclass") == "normal"
+    assert labels.ptb_label(["reason for admission:   HEALTHY CONTROL  "], None, "mi_superclass") == "normal"
     with pytest.raises(labels.CodeParseError):
         labels.ptb_label([], True)
     assert labels.LABEL_NAMES == ("normal", "mi") and labels.label_index("mi") == 1
@@ -97,8 +129,7 @@ def test_ptb_rules():
 @pytest.mark.parametrize("rule, key", [("paper", "label"), ("mi_superclass", "label_alt")])
 def test_scans_agree_with_synthetic_writers(tmp_path, rule, key):
     """The synthetic databases carry their own labels (edge cases included)."""
-    summ = synthetic.write_all(tmp_path, seed=3, ptb_patients=10, ptbxl_records=45,
-                               sph_records=45, noise=0.5)
+    summ = synthetic.write_all(tmp_path, seed=3, ptb_patients=10, ptbxl_records=45, sph_records=45, noise=0.5)
     for db, name in (("ptb", "ptbdb_mi"), ("ptbxl", "ptbxl_mi"), ("sph", "sph_mi")):
         s = build.scan_database(name, tmp_path / db, rule)
         got = {t.record_id: t.label for t in s.tasks}
@@ -121,8 +152,10 @@ def test_real_sph_metadata_counts():
         assert sum(k.reason == "excluded_label" for k in s.skipped) == 25770 - 260 - 13905
     # 13,905 normal = 13,903 rows "1" + 2 rows "1;1"
     meta = pd.read_csv(Path(REAL) / "sph/metadata.csv", dtype=str, keep_default_na=False)
-    assert Counter(c for c in meta.AHA_Code if c.replace(";", "") == "1" * len(c.split(";"))
-                   ) == {"1": 13903, "1;1": 2}
+    assert Counter(c for c in meta.AHA_Code if c.replace(";", "") == "1" * len(c.split(";"))) == {
+        "1": 13903,
+        "1;1": 2,
+    }
 
 
 @needs_real
@@ -135,12 +168,12 @@ def test_real_ptbxl_metadata_counts():
     fold = dict(zip(df.ecg_id.astype(str), df.strat_fold))
     assert all(t.fold == fold[t.record_id] for t in s.tasks)
     assert all(t.sex in ("male", "female") for t in s.tasks)
-    assert [t.record_id for t in s.tasks if math.isnan(t.age)] == ["108"]   # empty age field
+    assert [t.record_id for t in s.tasks if math.isnan(t.age)] == ["108"]  # empty age field
     alt = build.scan_database("ptbxl_mi", root, "mi_superclass")
     paper_mi = {t.record_id for t in s.tasks if t.label == "mi"}
     alt_mi = {t.record_id for t in alt.tasks if t.label == "mi"}
     alt_normal = {t.record_id for t in alt.tasks if t.label == "normal"}
-    assert paper_mi <= alt_mi                              # the 5 paper codes are MI-class
+    assert paper_mi <= alt_mi  # the 5 paper codes are MI-class
     assert alt_normal <= {t.record_id for t in s.tasks if t.label == "normal"}
 
 
@@ -148,9 +181,12 @@ def test_real_ptbxl_metadata_counts():
 def test_real_ptb_headers():
     s = build.scan_database("ptbdb_mi", Path(REAL) / "ptbdb", "paper")
     assert sorted(t.record_id for t in s.tasks) == [
-        "patient001/s0010_re", "patient002/s0015lre", "patient003/s0017lre",
-        "patient012/s0043lre"]
-    assert {t.label for t in s.tasks} == {"mi"}           # no CONTROLS: all four are MI
+        "patient001/s0010_re",
+        "patient002/s0015lre",
+        "patient003/s0017lre",
+        "patient012/s0043lre",
+    ]
+    assert {t.label for t in s.tasks} == {"mi"}  # no CONTROLS: all four are MI
     assert {t.sex for t in s.tasks} == {"male", "female"}
     alt = build.scan_database("ptbdb_mi", Path(REAL) / "ptbdb", "mi_superclass")
     assert {t.label for t in alt.tasks} == {"mi"} and len(alt.tasks) == 4

@@ -1,5 +1,6 @@
 """launch.py as a user meets it: --help, config errors in one line before any
 work, eval/predict defaulting to the workdir's saved config, quiet output."""
+
 import json
 import os
 import pathlib
@@ -15,11 +16,20 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def launch(*args, devices=1, timeout=300):
-    env = {**os.environ, "JAX_PLATFORMS": "cpu",
-           "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    env = {
+        **os.environ,
+        "JAX_PLATFORMS": "cpu",
+        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+    }
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # launch.py must silence TensorFlow itself
-    return subprocess.run([sys.executable, str(ROOT / "launch.py"), *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "launch.py"), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_help_exits_zero_and_names_overrides_and_demo():
@@ -29,19 +39,28 @@ def test_help_exits_zero_and_names_overrides_and_demo():
     assert "--mode" in out.stdout and "--workdir" in out.stdout
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--config=configs/demo.py", "--config.leads=II,III,aVX"], "--config.leads='II,III,aVX': Unknown lead 'aVX'"),
-    (["--config.batch_size=12"], "--config.batch_size=12 must be a positive multiple of the 8 devices"),
-    (["--config.train_dataset=SPH MI"], "--config.train_dataset='SPH MI' is not a dataset name"),
-    (["--mode=eval", "--config.eval_targets=ptbxl_mi"], "evaluation target 'ptbxl_mi' must be 'dataset:split'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--config=configs/demo.py", "--config.leads=II,III,aVX"],
+            "--config.leads='II,III,aVX': Unknown lead 'aVX'",
+        ),
+        (["--config.batch_size=12"], "--config.batch_size=12 must be a positive multiple of the 8 devices"),
+        (["--config.train_dataset=SPH MI"], "--config.train_dataset='SPH MI' is not a dataset name"),
+        (
+            ["--mode=eval", "--config.eval_targets=ptbxl_mi"],
+            "evaluation target 'ptbxl_mi' must be 'dataset:split'",
+        ),
+    ],
+)
 def test_config_errors_are_one_line_before_any_work(tmp_path, args, message):
     workdir = tmp_path / "run"
     t0 = time.perf_counter()
     out = launch(f"--workdir={workdir}", *args, devices=8)
     assert time.perf_counter() - t0 < 60
     assert out.returncode == 2
-    assert out.stderr.strip().splitlines() == [f"error: {out.stderr.strip()[len('error: '):]}"]
+    assert out.stderr.strip().splitlines() == [f"error: {out.stderr.strip()[len('error: ') :]}"]
     assert message in out.stderr and "Traceback" not in out.stderr
     assert not workdir.exists()  # nothing generated, built or written
 
@@ -52,8 +71,12 @@ def test_eval_and_predict_use_the_workdirs_config(tmp_path_factory, tmp_path):
     saved = json.loads((pathlib.Path(workdir) / "config.json").read_text())
     assert saved["data_dir"] != ""
     # no --config: the workdir's data_dir, datasets and leads are used
-    out = launch("--mode=eval", f"--workdir={workdir}", f"--config.eval_targets={builtdata.NAME}:test",
-                 "--config.bootstrap_samples=5")
+    out = launch(
+        "--mode=eval",
+        f"--workdir={workdir}",
+        f"--config.eval_targets={builtdata.NAME}:test",
+        "--config.bootstrap_samples=5",
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Evaluation of" in out.stdout
     noise = ("Unable to initialize backend", "Given directory is read only", "Traceback")

@@ -2,6 +2,7 @@
 paper lead set and random subsets run, masks are drawn in the train step, and
 one tiny model trains, validates, evaluates per lead set, reports and
 predicts on 1- and 3-lead records."""
+
 import json
 import pathlib
 
@@ -18,8 +19,12 @@ from leadmix_jax import testing as synthetic
 from leadmix_jax.leads import CANONICAL_LEADS, LEAD_SETS
 
 TINY = {"base": 8, "depth": 2, "heads": 2, "dropout": 0.1, "variant": "lead_robust"}
-SAMPLER_CFG = {"paper_sets": ",".join(LEAD_SETS), "paper_set_prob": 0.5, "random_min_leads": 1,
-               "random_max_leads": 12}
+SAMPLER_CFG = {
+    "paper_sets": ",".join(LEAD_SETS),
+    "paper_set_prob": 0.5,
+    "random_min_leads": 1,
+    "random_max_leads": 12,
+}
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +73,9 @@ def test_absent_leads_have_no_effect(model, forward, x):
     m = lead_robust.lead_mask("lateral")
     both = jax.jit(lambda x: (model(x, m), model(x)))(x)
     np.testing.assert_allclose(np.asarray(both[0]), np.asarray(forward(x, m)), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(np.asarray(both[1]), np.asarray(forward(x, np.ones(12, np.float32))),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(both[1]), np.asarray(forward(x, np.ones(12, np.float32))), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_every_paper_set_and_random_subsets_run(model, forward, x):
@@ -86,8 +92,9 @@ def test_every_paper_set_and_random_subsets_run(model, forward, x):
         model(x[:, :, :3], lead_robust.lead_mask("inferior"))
     # parameters: the official model with 24 input channels (12 leads + 12 presence flags)
     official = inference.build_model({k: v for k, v in TINY.items() if k != "variant"}, 24, seed=0)
-    assert jax.tree.map(jnp.shape, nnx.state(model.core, nnx.Param)) == \
-        jax.tree.map(jnp.shape, nnx.state(official, nnx.Param))
+    assert jax.tree.map(jnp.shape, nnx.state(model.core, nnx.Param)) == jax.tree.map(
+        jnp.shape, nnx.state(official, nnx.Param)
+    )
 
 
 def test_mask_sampler():
@@ -103,12 +110,14 @@ def test_mask_sampler():
     np.testing.assert_array_equal(np.asarray(sampler(jax.random.PRNGKey(0), 4000)), masks)  # keyed
     assert not np.array_equal(np.asarray(sampler(jax.random.PRNGKey(1), 4000)), masks)
     # every lead is present in some random 1-lead mask; only paper sets with p = 1
-    one = lead_robust.MaskSampler.from_config({**SAMPLER_CFG, "paper_set_prob": 0.0, "random_min_leads": 1,
-                                               "random_max_leads": 1})
+    one = lead_robust.MaskSampler.from_config(
+        {**SAMPLER_CFG, "paper_set_prob": 0.0, "random_min_leads": 1, "random_max_leads": 1}
+    )
     ones = np.asarray(one(jax.random.PRNGKey(3), 600))
     assert (ones.sum(1) == 1).all() and (ones.sum(0) > 20).all()
-    only = lead_robust.MaskSampler.from_config({**SAMPLER_CFG, "paper_sets": "inferior,lateral",
-                                                "paper_set_prob": 1.0})
+    only = lead_robust.MaskSampler.from_config(
+        {**SAMPLER_CFG, "paper_sets": "inferior,lateral", "paper_set_prob": 1.0}
+    )
     got = {tuple(m) for m in np.asarray(only(jax.random.PRNGKey(4), 200))}
     assert got == {tuple(lead_robust.lead_mask("inferior")), tuple(lead_robust.lead_mask("lateral"))}
     with pytest.raises(ValueError, match="random_min_leads"):
@@ -121,11 +130,17 @@ def test_train_step_masks_absent_leads(x):
     m = inference.build_model(TINY, 12, seed=0)
     graphdef, params = nnx.split(m, nnx.Param)
     tx = optax.adamw(1e-3)
-    sampler = lead_robust.MaskSampler.from_config({**SAMPLER_CFG, "paper_sets": "inferior", "paper_set_prob": 1.0})
-    state = train.TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
-                             rng=jax.random.PRNGKey(1))
-    step = jax.jit(lambda s, b: train.train_step(s, b, graphdef=graphdef, tx=tx, label_smoothing=0.0,
-                                                 pos_weight=1.0, lead_masks=sampler))
+    sampler = lead_robust.MaskSampler.from_config(
+        {**SAMPLER_CFG, "paper_sets": "inferior", "paper_set_prob": 1.0}
+    )
+    state = train.TrainState(
+        step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), rng=jax.random.PRNGKey(1)
+    )
+    step = jax.jit(
+        lambda s, b: train.train_step(
+            s, b, graphdef=graphdef, tx=tx, label_smoothing=0.0, pos_weight=1.0, lead_masks=sampler
+        )
+    )
     label = np.array([0, 1, 0, 1], np.float32)
     other = x.copy()
     other[:, :, [0, 3, 4, 6, 7, 8, 9, 10, 11]] *= -3.0
@@ -143,13 +158,27 @@ def test_train_step_masks_absent_leads(x):
 # ----------------------------------------------------------------------------
 # One tiny lead-robust model end to end (trained once for the module).
 
+
 def robust_config(data, **overrides):
     from configs import lead_robust as robust_cfg
+
     c = robust_cfg.get_config()
     tiny = builtdata.make_config(data)
-    for key in ("data_dir", "train_dataset", "batch_size", "eval_batch_size", "workers", "input_mode",
-                "steps_per_dispatch", "norm_max_examples", "eval_targets", "num_train_steps",
-                "eval_every_steps", "checkpoint_every_steps", "log_every_steps"):
+    for key in (
+        "data_dir",
+        "train_dataset",
+        "batch_size",
+        "eval_batch_size",
+        "workers",
+        "input_mode",
+        "steps_per_dispatch",
+        "norm_max_examples",
+        "eval_targets",
+        "num_train_steps",
+        "eval_every_steps",
+        "checkpoint_every_steps",
+        "log_every_steps",
+    ):
         c[key] = tiny[key]
     for key in ("base", "depth", "heads"):
         c.model[key] = tiny.model[key]
@@ -193,9 +222,17 @@ def test_trains_with_masks_and_validates_per_set(trained):
 
 def test_grain_mode_trains_too(trained, tmp_path):
     data = trained[0]
-    last = train.train_and_evaluate(robust_config(data, input_mode="grain", num_train_steps=2,
-                                                  eval_every_steps=2, checkpoint_every_steps=2,
-                                                  **{"lead_robust.val_sets": "inferior"}), str(tmp_path))
+    last = train.train_and_evaluate(
+        robust_config(
+            data,
+            input_mode="grain",
+            num_train_steps=2,
+            eval_every_steps=2,
+            checkpoint_every_steps=2,
+            **{"lead_robust.val_sets": "inferior"},
+        ),
+        str(tmp_path),
+    )
     assert np.isfinite(last["loss"]) and 0.0 <= last["val_auroc_inferior"] <= 1.0
 
 
@@ -234,6 +271,7 @@ def test_evaluate_per_lead_set_and_report(trained, tmp_path_factory, tmp_path):
 
 def builtdata_builder(data):
     from leadmix_jax import input_pipeline
+
     return input_pipeline.load_builder(data, builtdata.NAME)
 
 
@@ -246,16 +284,19 @@ def test_predict_on_one_and_three_lead_records(trained, tmp_path, capsys):
     assert "leads II (lead-robust checkpoint" in capsys.readouterr().out
     # three leads in any order: used in canonical order, same answer as the masked 12-lead input
     np.save(tmp_path / "three.npy", signal[:, [10, 0, 4]])
-    three = predict.predict_record(str(workdir), str(tmp_path / "three.npy"), fs=500, lead_names="V5,I,aVL",
-                                   write=False)
+    three = predict.predict_record(
+        str(workdir), str(tmp_path / "three.npy"), fs=500, lead_names="V5,I,aVL", write=False
+    )
     assert three["leads"] == ["I", "aVL", "V5"]
     model = predict.load_model(str(workdir)).with_leads("lateral")
     from leadmix_jax import preprocessing
+
     pre = preprocessing.preprocess_record(signal[:, [0, 4, 10]], 500)
     windows = np.zeros((pre.num_kept, 2500, 12), np.float32)
     windows[:, :, [0, 4, 10]] = pre.windows
-    np.testing.assert_allclose(three["record_probability"], float(np.mean(model.predict_windows(windows))),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        three["record_probability"], float(np.mean(model.predict_windows(windows))), atol=1e-6
+    )
     assert one["record_probability"] != three["record_probability"]
     with pytest.raises(ValueError, match="no standard ECG lead"):
         predict.predict_record(str(workdir), str(tmp_path / "one.npy"), fs=500, lead_names="vx", write=False)

@@ -1,12 +1,25 @@
 """Tests of leadmix_jax.leads."""
+
 import pytest
 
 from leadmix_jax import leads
 
 
 def test_canonical_order():
-    assert leads.CANONICAL_LEADS == ("I", "II", "III", "aVR", "aVL", "aVF",
-                                     "V1", "V2", "V3", "V4", "V5", "V6")
+    assert leads.CANONICAL_LEADS == (
+        "I",
+        "II",
+        "III",
+        "aVR",
+        "aVL",
+        "aVF",
+        "V1",
+        "V2",
+        "V3",
+        "V4",
+        "V5",
+        "V6",
+    )
 
 
 @pytest.mark.parametrize("name", ["avl", "AVL", "aVL", " aVl "])

@@ -1,4 +1,5 @@
 """Tests of leadmix_jax.metrics."""
+
 import json
 import math
 
@@ -29,6 +30,7 @@ def _sk_reference(labels, probs, threshold):
 
 
 # ---------------------------------------------------------------- binary_metrics
+
 
 def test_binary_metrics_hand_computed():
     m = M.binary_metrics([0, 0, 1, 1], [0.1, 0.6, 0.4, 0.9])
@@ -130,19 +132,23 @@ def test_binary_metrics_no_predicted_positive_precision_nan():
     assert m["macro_f1"] == pytest.approx((2 / 4 + 0) / 2)
 
 
-@pytest.mark.parametrize("labels, probs", [
-    ([0, 2], [0.1, 0.2]),             # non-binary label
-    ([0, 1], [0.1, np.nan]),          # NaN prob
-    ([0, 1], [-1.3, 2.0]),            # logits instead of probabilities
-    ([0, 1, 1], [0.1, 0.2]),          # length mismatch
-    ([], []),                         # empty
-])
+@pytest.mark.parametrize(
+    "labels, probs",
+    [
+        ([0, 2], [0.1, 0.2]),  # non-binary label
+        ([0, 1], [0.1, np.nan]),  # NaN prob
+        ([0, 1], [-1.3, 2.0]),  # logits instead of probabilities
+        ([0, 1, 1], [0.1, 0.2]),  # length mismatch
+        ([], []),  # empty
+    ],
+)
 def test_binary_metrics_rejects_bad_input(labels, probs):
     with pytest.raises(ValueError):
         M.binary_metrics(labels, probs)
 
 
 # ---------------------------------------------------------------- youden
+
 
 def test_youden_separable_picks_separating_threshold():
     labels = [0, 0, 0, 1, 1]
@@ -180,6 +186,7 @@ def test_youden_one_class_falls_back_to_half():
 
 # ---------------------------------------------------------------- aggregate
 
+
 def test_aggregate_hand_computed_means():
     probs = [0.2, 0.4, 0.9, 0.7, 0.1, 0.3]
     labels = [0, 0, 1, 1, 0, 0]
@@ -207,6 +214,7 @@ def test_aggregate_mixed_labels_raise_or_drop():
 
 
 # ---------------------------------------------------------------- bootstrap
+
 
 def _clustered_data(seed=0):
     """20 patients; patient 0 (MI) has 100 windows, all right; others 1 window."""
@@ -236,8 +244,7 @@ def test_bootstrap_covers_point_estimate():
     labels = np.repeat(rng.integers(0, 2, n_pat), windows)
     probs = np.clip(0.35 * labels + 0.65 * rng.random(labels.size), 0, 1)
     fns = L.main_metric_fns(0.5)
-    cis, n_valid = L.bootstrap_ci(labels, probs, patients, fns, n_boot=200, seed=0,
-                                  return_n_valid=True)
+    cis, n_valid = L.bootstrap_ci(labels, probs, patients, fns, n_boot=200, seed=0, return_n_valid=True)
     point = M.binary_metrics(labels, probs)
     for name, (low, high) in cis.items():
         assert low <= point[name] <= high, name
@@ -294,8 +301,7 @@ def test_bootstrap_ignores_nan_resamples_and_counts_them():
     probs = np.array([0.8, 0.9, 0.1, 0.4, 0.3, 0.2, 0.6])
     patients = np.array([0, 0, 1, 2, 3, 4, 5])
     fns = L.main_metric_fns(0.5)
-    cis, n_valid = L.bootstrap_ci(labels, probs, patients, fns, n_boot=200, seed=0,
-                                  return_n_valid=True)
+    cis, n_valid = L.bootstrap_ci(labels, probs, patients, fns, n_boot=200, seed=0, return_n_valid=True)
     assert 0 < n_valid["auroc"] < 200
     assert n_valid["auroc"] == n_valid["sensitivity"]
     assert n_valid["brier"] == 200
@@ -305,14 +311,16 @@ def test_bootstrap_ignores_nan_resamples_and_counts_them():
 def test_bootstrap_one_class_gives_nan_interval():
     labels = np.zeros(6, int)
     probs = np.linspace(0.1, 0.6, 6)
-    cis, n_valid = L.bootstrap_ci(labels, probs, np.arange(6), L.main_metric_fns(),
-                                  n_boot=20, seed=0, return_n_valid=True)
+    cis, n_valid = L.bootstrap_ci(
+        labels, probs, np.arange(6), L.main_metric_fns(), n_boot=20, seed=0, return_n_valid=True
+    )
     assert all(math.isnan(v) for v in cis["auroc"])
     assert n_valid["auroc"] == 0
     assert all(np.isfinite(cis["specificity"]))
 
 
 # ---------------------------------------------------------------- evaluate_levels
+
 
 def _dataset(seed=0):
     rng = np.random.default_rng(seed)
@@ -331,9 +339,9 @@ def _dataset(seed=0):
 def test_evaluate_levels_json_and_consistency():
     probs, labels, records, patients = _dataset()
     t_val = M.youden_threshold(labels, probs)
-    res = L.evaluate_levels(probs, labels, records, patients,
-                            thresholds={"0.5": 0.5, "youden_val": t_val},
-                            n_boot=100, seed=0)
+    res = L.evaluate_levels(
+        probs, labels, records, patients, thresholds={"0.5": 0.5, "youden_val": t_val}, n_boot=100, seed=0
+    )
     text = json.dumps(res)
     back = json.loads(text)
     assert set(back["levels"]) == {"window", "record", "patient"}
@@ -358,9 +366,12 @@ def test_evaluate_levels_json_and_consistency():
         assert a["auroc"] == b["auroc"]
 
     # reproducible
-    assert L.evaluate_levels(probs, labels, records, patients,
-                             thresholds={"0.5": 0.5, "youden_val": t_val},
-                             n_boot=100, seed=0) == res
+    assert (
+        L.evaluate_levels(
+            probs, labels, records, patients, thresholds={"0.5": 0.5, "youden_val": t_val}, n_boot=100, seed=0
+        )
+        == res
+    )
 
     md = L.metrics_markdown(back)
     assert md.count("\n| window |") == 2 and md.count("| patient |") == 2
@@ -384,8 +395,7 @@ def test_evaluate_levels_patient_mean_over_windows():
 def test_evaluate_levels_degenerate_one_class_is_nan_and_json():
     probs = np.array([0.1, 0.3, 0.6, 0.2])
     labels = np.zeros(4, int)
-    res = L.evaluate_levels(probs, labels, ["r1", "r1", "r2", "r3"], ["p1", "p1", "p2", "p3"],
-                            n_boot=20)
+    res = L.evaluate_levels(probs, labels, ["r1", "r1", "r2", "r3"], ["p1", "p1", "p2", "p3"], n_boot=20)
     for level in M.LEVELS:
         r = res["levels"][level]["thresholds"]["0.5"]
         assert math.isnan(r["metrics"]["auroc"]) and math.isnan(r["metrics"]["sensitivity"])
@@ -407,8 +417,7 @@ def test_evaluate_levels_validates_groups():
     records, patients = ["r", "r", "s", "t"], ["a", "a", "a", "b"]
     with pytest.raises(ValueError, match="both labels"):
         L.evaluate_levels(probs, labels, records, patients, n_boot=5)
-    res = L.evaluate_levels(probs, labels, records, patients, n_boot=5,
-                            mixed_patients="drop")
+    res = L.evaluate_levels(probs, labels, records, patients, n_boot=5, mixed_patients="drop")
     assert res["levels"]["patient"]["n"] == 1
     assert res["levels"]["patient"]["n_mixed_patients_dropped"] == 1
     assert res["levels"]["record"]["n"] == 3

@@ -1,4 +1,5 @@
 """Tests of leadmix_jax.model and leadmix_jax.layers."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -93,10 +94,13 @@ def test_group_norm_silu_value_and_gradient():
     bias = 0.1 * jax.random.normal(jax.random.key(2), (16,))
     t = jax.random.normal(jax.random.key(3), (2, 50, 16))
     ref_fn = lambda x, s, b: jax.nn.silu(layers.group_norm(x, s, b, 4))
-    np.testing.assert_allclose(layers.group_norm_silu(x, scale, bias, 4), ref_fn(x, scale, bias),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        layers.group_norm_silu(x, scale, bias, 4), ref_fn(x, scale, bias), rtol=1e-5, atol=1e-5
+    )
     loss = lambda f: lambda *a: (f(*a) * t).sum()
-    got = jax.grad(loss(lambda x, s, b: layers.group_norm_silu(x, s, b, 4)), argnums=(0, 1, 2))(x, scale, bias)
+    got = jax.grad(loss(lambda x, s, b: layers.group_norm_silu(x, s, b, 4)), argnums=(0, 1, 2))(
+        x, scale, bias
+    )
     ref = jax.grad(loss(ref_fn), argnums=(0, 1, 2))(x, scale, bias)
     for g, r in zip(got, ref):
         np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4)

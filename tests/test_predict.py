@@ -1,5 +1,6 @@
 """Single-record prediction: real PTB-XL record, synthetic WFDB (PTB layout
 with an absent .xyz), SPH-style HDF5 and .npy inputs; missing-lead errors."""
+
 import json
 import os
 import pathlib
@@ -60,10 +61,19 @@ def test_real_ptbxl_record(workdir):
 def test_wfdb_hdf5_npy_agree(workdir, signal, tmp_path, capsys):
     # PTB layout: lower-case names, header lists .xyz channels whose file is absent
     xyz = signal[:, :3]
-    synthetic.write_wfdb(tmp_path, "s0001_re", [("s0001_re.dat", signal, [n.lower() for n in CANONICAL_LEADS]),
-                                                ("s0001_re.xyz", xyz, ["vx", "vy", "vz"])],
-                         500, "2000", 2000.0, comments=["Reason for admission: Myocardial infarction"],
-                         write_files={"s0001_re.dat"})
+    synthetic.write_wfdb(
+        tmp_path,
+        "s0001_re",
+        [
+            ("s0001_re.dat", signal, [n.lower() for n in CANONICAL_LEADS]),
+            ("s0001_re.xyz", xyz, ["vx", "vy", "vz"]),
+        ],
+        500,
+        "2000",
+        2000.0,
+        comments=["Reason for admission: Myocardial infarction"],
+        write_files={"s0001_re.dat"},
+    )
     assert not (tmp_path / "s0001_re.xyz").exists()
     wfdb_res = predict.predict_record(workdir, str(tmp_path / "s0001_re.hea"))
     probs = check_result(wfdb_res, workdir, 2)
@@ -82,16 +92,25 @@ def test_wfdb_hdf5_npy_agree(workdir, signal, tmp_path, capsys):
 
     # same signal (WFDB is digitised at 2000/mV): same probabilities
     np.testing.assert_allclose([w["probability"] for w in h5_res["windows"]], probs, atol=2e-3)
-    np.testing.assert_allclose([w["probability"] for w in npy_res["windows"]],
-                               [w["probability"] for w in h5_res["windows"]], atol=1e-5)
+    np.testing.assert_allclose(
+        [w["probability"] for w in npy_res["windows"]],
+        [w["probability"] for w in h5_res["windows"]],
+        atol=1e-5,
+    )
 
 
 def test_missing_leads_are_named(workdir, signal, tmp_path):
     np.save(tmp_path / "two.npy", signal[:, [0, 1]])
     with pytest.raises(ValueError, match=r"lacks lead\(s\) III, aVF needed by the checkpoint"):
         predict.predict_record(workdir, str(tmp_path / "two.npy"), fs=500, lead_names=["I", "II"])
-    synthetic.write_wfdb(tmp_path, "limbless", [("limbless.dat", signal[:, 6:], list(CANONICAL_LEADS[6:]))],
-                         500, "1000.0(0)/mV", 1000.0)
+    synthetic.write_wfdb(
+        tmp_path,
+        "limbless",
+        [("limbless.dat", signal[:, 6:], list(CANONICAL_LEADS[6:]))],
+        500,
+        "1000.0(0)/mV",
+        1000.0,
+    )
     with pytest.raises(ValueError, match=r"lacks lead\(s\) II, III, aVF"):
         predict.predict_record(workdir, str(tmp_path / "limbless.hea"))
 
@@ -102,7 +121,9 @@ def test_bad_inputs(workdir, signal, tmp_path):
         predict.predict_record(workdir, str(tmp_path / "x.npy"))
     short = signal[:2000]  # 4 s: no 10-s window
     np.save(tmp_path / "short.npy", short)
-    res = predict.predict_record(workdir, str(tmp_path / "short.npy"), fs=500, lead_names=list(CANONICAL_LEADS))
+    res = predict.predict_record(
+        workdir, str(tmp_path / "short.npy"), fs=500, lead_names=list(CANONICAL_LEADS)
+    )
     assert res["windows"] == [] and res["record_probability"] is None
 
 
@@ -111,9 +132,20 @@ def test_command_line(workdir, signal, tmp_path):
     with h5py.File(tmp_path / "B00002.h5", "w") as f:
         f.create_dataset("ecg", data=signal.T)
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
-    out = subprocess.run([sys.executable, str(ROOT / "launch.py"), "--mode=predict", f"--workdir={workdir}",
-                          f"--record={tmp_path / 'B00002.h5'}"], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "launch.py"),
+            "--mode=predict",
+            f"--workdir={workdir}",
+            f"--record={tmp_path / 'B00002.h5'}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "record P(MI)" in out.stdout
     assert (pathlib.Path(workdir) / "predictions" / "B00002.h5.json").exists()
@@ -122,6 +154,7 @@ def test_command_line(workdir, signal, tmp_path):
 
 def test_same_stem_outputs_stay_apart_and_validation_threshold_is_default(workdir, signal, tmp_path):
     from leadmix_jax import inference
+
     with h5py.File(tmp_path / "x.h5", "w") as f:
         f.create_dataset("ecg", data=signal.T)
     np.save(tmp_path / "x.npy", signal)
@@ -146,7 +179,10 @@ def test_same_stem_outputs_stay_apart_and_validation_threshold_is_default(workdi
 def test_pth_with_pickled_objects_is_refused_in_plain_words(tmp_path):
     torch = pytest.importorskip("torch", reason="the .pth loader needs the torch extra")
     from leadmix_jax import torch_import
+
     evil = tmp_path / "model.pth"
     torch.save({"stem.0.weight": pathlib.Path("/")}, evil)
-    with pytest.raises(ValueError, match=r"is not a plain PyTorch weights file.*torch.save\(model.state_dict\(\)"):
+    with pytest.raises(
+        ValueError, match=r"is not a plain PyTorch weights file.*torch.save\(model.state_dict\(\)"
+    ):
         torch_import.load_state_dict(str(evil))

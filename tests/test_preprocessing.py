@@ -1,4 +1,5 @@
 """Tests of leadmix_jax.preprocessing."""
+
 import numpy as np
 import pytest
 
@@ -28,6 +29,7 @@ def _ecg_like(seconds, fs, leads=12, seed=0):
 
 # ---------------------------------------------------------------- bandpass
 
+
 def test_bandpass_keeps_passband_amplitude():
     fs = 500
     x = _sine(10.0, fs, 20)
@@ -53,8 +55,7 @@ def test_bandpass_is_vectorised_over_leads():
     x = _ecg_like(12, 500, leads=4)
     y = pp.bandpass(x, 500)
     for j in range(4):
-        np.testing.assert_allclose(y[:, j], pp.bandpass(x[:, j:j + 1], 500)[:, 0],
-                                   rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(y[:, j], pp.bandpass(x[:, j : j + 1], 500)[:, 0], rtol=1e-10, atol=1e-12)
 
 
 def test_bandpass_rejects_bad_inputs():
@@ -70,6 +71,7 @@ def test_bandpass_rejects_bad_inputs():
 
 # ---------------------------------------------------------------- baseline
 
+
 def test_remove_baseline_zero_mean():
     x = _ecg_like(3, 500, leads=3) + np.array([1.0, -2.0, 5.0])
     y = pp.remove_baseline(x)
@@ -78,6 +80,7 @@ def test_remove_baseline_zero_mean():
 
 
 # ---------------------------------------------------------------- wavelet
+
 
 @pytest.mark.parametrize("n", [2500, 2501, 7001, 17, 16])
 def test_wavelet_denoise_preserves_length(n):
@@ -100,9 +103,16 @@ def test_wavelet_denoise_smooths_and_keeps_slow_signal():
 
 # ---------------------------------------------------------------- resample
 
-@pytest.mark.parametrize("fs,expected", [
-    (1000, 1750), (500, 1750), (250, 1750), (100, 1750),
-])
+
+@pytest.mark.parametrize(
+    "fs,expected",
+    [
+        (1000, 1750),
+        (500, 1750),
+        (250, 1750),
+        (100, 1750),
+    ],
+)
 def test_resample_lengths_whole_seconds(fs, expected):
     x = np.zeros((7 * fs, 2))
     assert pp.resample(x, fs).shape == (expected, 2)
@@ -126,6 +136,7 @@ def test_resample_preserves_sine():
 
 # ---------------------------------------------------------------- windows
 
+
 def test_cut_windows_counts():
     x = np.arange(25 * 250 * 2, dtype=np.float64).reshape(-1, 2)  # 25 s at 250 Hz
     w = pp.cut_windows(x)
@@ -136,9 +147,9 @@ def test_cut_windows_counts():
 
 def test_clean_window_mask():
     w = np.random.default_rng(0).normal(size=(4, 100, 3))
-    w[1, :, 2] = 0.7          # flat lead
-    w[2, 50, 0] = np.nan      # NaN
-    w[3, 10, 1] = -np.inf     # Inf
+    w[1, :, 2] = 0.7  # flat lead
+    w[2, 50, 0] = np.nan  # NaN
+    w[3, 10, 1] = -np.inf  # Inf
     np.testing.assert_array_equal(pp.clean_window_mask(w), [True, False, False, False])
     assert pp.clean_window_mask(np.zeros((0, 2500, 12))).shape == (0,)
     with pytest.raises(ValueError, match="3-D"):
@@ -146,6 +157,7 @@ def test_clean_window_mask():
 
 
 # ---------------------------------------------------------------- whole chain
+
 
 def test_preprocess_record_shapes_and_dtype():
     fs = 500
@@ -180,13 +192,14 @@ def test_preprocess_record_window_counts_across_rates(fs):
 def test_flat_lead_in_one_window_drops_exactly_that_window():
     fs = 500
     x = _ecg_like(40, fs, leads=12)
-    x[10 * fs:20 * fs, 4] = 0.25  # lead aVL disconnected during window 1
+    x[10 * fs : 20 * fs, 4] = 0.25  # lead aVL disconnected during window 1
     r = pp.preprocess_record(x, fs)
     np.testing.assert_array_equal(r.window_index, [0, 2, 3])
     assert (r.num_windows, r.num_flat, r.num_nonfinite) == (4, 1, 0)
     # The output of that window is not exactly flat: only the raw check sees it.
-    full = pp.cut_windows(pp.resample(pp.wavelet_denoise(pp.remove_baseline(
-        pp.bandpass(x, fs))), fs).astype(np.float32))
+    full = pp.cut_windows(
+        pp.resample(pp.wavelet_denoise(pp.remove_baseline(pp.bandpass(x, fs))), fs).astype(np.float32)
+    )
     assert pp.clean_window_mask(full).all()
 
 
@@ -202,7 +215,7 @@ def test_flat_lead_over_whole_record_drops_all_windows():
 def test_short_flat_stretch_is_not_flat():
     fs = 500
     x = _ecg_like(20, fs, leads=3)
-    x[12 * fs:15 * fs, 0] = 0.0  # flat for 3 s of window 1 only
+    x[12 * fs : 15 * fs, 0] = 0.0  # flat for 3 s of window 1 only
     r = pp.preprocess_record(x, fs)
     assert (r.num_windows, r.num_flat) == (2, 0)
 
@@ -212,7 +225,7 @@ def test_nonfinite_in_one_window_drops_exactly_that_window(bad):
     fs = 500
     x = _ecg_like(40, fs, leads=12)
     clean = pp.preprocess_record(x, fs)
-    x[25 * fs + 123, 3] = bad   # window 2
+    x[25 * fs + 123, 3] = bad  # window 2
     r = pp.preprocess_record(x, fs)
     np.testing.assert_array_equal(r.window_index, [0, 1, 3])
     assert (r.num_windows, r.num_flat, r.num_nonfinite) == (4, 0, 1)
@@ -224,14 +237,14 @@ def test_nonfinite_in_one_window_drops_exactly_that_window(bad):
 def test_nonfinite_stretch_and_whole_lead():
     fs = 1000
     x = _ecg_like(50, fs, leads=12)
-    x[19 * fs:21 * fs, 0] = np.nan   # spans windows 1 and 2
+    x[19 * fs : 21 * fs, 0] = np.nan  # spans windows 1 and 2
     r = pp.preprocess_record(x, fs)
     np.testing.assert_array_equal(r.window_index, [0, 3, 4])
     assert r.num_nonfinite == 2 and r.num_flat == 0
     assert np.isfinite(r.windows).all()
 
     x = _ecg_like(30, fs, leads=12)
-    x[:, 5] = np.nan                 # lead entirely missing
+    x[:, 5] = np.nan  # lead entirely missing
     r = pp.preprocess_record(x, fs)
     assert r.windows.shape == (0, 2500, 12)
     assert (r.num_windows, r.num_flat, r.num_nonfinite) == (3, 0, 3)
@@ -240,29 +253,28 @@ def test_nonfinite_stretch_and_whole_lead():
 def test_nonfinite_and_flat_windows_counted_once():
     fs = 500
     x = _ecg_like(30, fs, leads=2)
-    x[:10 * fs, 0] = 1.0
-    x[5, 0] = np.nan                 # window 0: flat and NaN -> counted as non-finite
-    x[15 * fs:, 1] = 2.0             # window 2 flat (window 1 only partly)
+    x[: 10 * fs, 0] = 1.0
+    x[5, 0] = np.nan  # window 0: flat and NaN -> counted as non-finite
+    x[15 * fs :, 1] = 2.0  # window 2 flat (window 1 only partly)
     r = pp.preprocess_record(x, fs)
     np.testing.assert_array_equal(r.window_index, [1])
     assert (r.num_windows, r.num_flat, r.num_nonfinite) == (3, 1, 1)
 
 
 def test_fill_nonfinite_interpolates_linearly():
-    x = np.array([[np.nan, 1.0, np.nan],
-                  [1.0, np.nan, np.nan],
-                  [np.nan, np.nan, np.nan],
-                  [3.0, 4.0, np.nan],
-                  [np.inf, np.nan, np.nan]])
+    x = np.array(
+        [
+            [np.nan, 1.0, np.nan],
+            [1.0, np.nan, np.nan],
+            [np.nan, np.nan, np.nan],
+            [3.0, 4.0, np.nan],
+            [np.inf, np.nan, np.nan],
+        ]
+    )
     y = pp._fill_nonfinite(x, np.isfinite(x))
-    expected = np.array([[1.0, 1.0, 0.0],
-                         [1.0, 2.0, 0.0],
-                         [2.0, 3.0, 0.0],
-                         [3.0, 4.0, 0.0],
-                         [3.0, 4.0, 0.0]])
+    expected = np.array([[1.0, 1.0, 0.0], [1.0, 2.0, 0.0], [2.0, 3.0, 0.0], [3.0, 4.0, 0.0], [3.0, 4.0, 0.0]])
     np.testing.assert_allclose(y, expected)
-    ref = np.interp(np.arange(5), np.flatnonzero(np.isfinite(x[:, 0])),
-                    x[np.isfinite(x[:, 0]), 0])
+    ref = np.interp(np.arange(5), np.flatnonzero(np.isfinite(x[:, 0])), x[np.isfinite(x[:, 0]), 0])
     np.testing.assert_allclose(y[:, 0], ref)
 
 
@@ -272,10 +284,9 @@ def test_preprocess_record_is_vectorised_over_leads(fs):
     r = pp.preprocess_record(x, fs)
     assert r.windows.shape == (3, 2500, 12)
     for j in range(12):
-        rj = pp.preprocess_record(x[:, j:j + 1], fs)
+        rj = pp.preprocess_record(x[:, j : j + 1], fs)
         np.testing.assert_array_equal(rj.window_index, r.window_index)
-        np.testing.assert_allclose(rj.windows[..., 0], r.windows[..., j],
-                                   rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(rj.windows[..., 0], r.windows[..., j], rtol=1e-5, atol=1e-6)
 
 
 def test_preprocess_record_accepts_integer_input():

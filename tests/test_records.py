@@ -21,15 +21,14 @@ from leadmix_jax.leads import CANONICAL_LEADS, reorder_to_canonical
 REAL = os.environ.get("LEADMIX_REAL_DATA")
 needs_real = pytest.mark.skipif(not REAL, reason="LEADMIX_REAL_DATA not set")
 REPO = Path(__file__).resolve().parents[1]
-DUMMY = {name: REPO / "datasets" / name / "dummy_data"
-         for name in ("ptbdb_mi", "ptbxl_mi", "sph_mi")}
+DUMMY = {name: REPO / "datasets" / name / "dummy_data" for name in ("ptbdb_mi", "ptbxl_mi", "sph_mi")}
 
 
 def _build(name, src, out, config="paper", workers=1, file_format=None):
-    builder = build.load_builder_class(name)(data_dir=str(out), config=config,
-                                             num_workers=workers, file_format=file_format)
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-        manual_dir=str(src)))
+    builder = build.load_builder_class(name)(
+        data_dir=str(out), config=config, num_workers=workers, file_format=file_format
+    )
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(src)))
     report = json.loads((Path(builder.data_dir) / build.REPORT_NAME).read_text())
     return builder, report
 
@@ -47,6 +46,7 @@ def _raw_canonical(record_path, channels=None):
 
 # ---------------------------------------------------------------------------
 # readers
+
 
 def test_read_wfdb_any_lead_order_and_case(tmp_path):
     sig = synthetic.synth_record(np.random.default_rng(0), 500, 10.0, True, "inferior")
@@ -85,47 +85,62 @@ def test_read_sph_h5(tmp_path):
 
 
 def test_process_record_never_raises(tmp_path):
-    task = records.RecordTask("x", "p", "mi", 1, "", float("nan"), "", "wfdb",
-                              str(tmp_path / "nothing"), 500.0)
+    task = records.RecordTask(
+        "x", "p", "mi", 1, "", float("nan"), "", "wfdb", str(tmp_path / "nothing"), 500.0
+    )
     res = records.process_record(task)
     assert not res.ok and res.reason == "missing_signal_file"
-    res = records.process_record(records.RecordTask(
-        "x", "p", "mi", 1, "", 0.0, "", "bogus", "", 500.0))
+    res = records.process_record(records.RecordTask("x", "p", "mi", 1, "", 0.0, "", "bogus", "", 500.0))
     assert res.reason == "processing_error" and "bogus" in res.detail
 
 
 # ---------------------------------------------------------------------------
 # small source databases with one bad record each
 
+
 def _ptbxl_row(ecg_id, pid, codes, fold):
     row = {c: "" for c in synthetic.PTBXL_COLUMNS}
-    row.update(ecg_id=str(ecg_id), patient_id=f"{pid:.1f}", age="50.0", sex="0",
-               scp_codes=repr(codes), strat_fold=str(fold),
-               filename_lr=f"records100/00000/{ecg_id:05d}_lr",
-               filename_hr=f"records500/00000/{ecg_id:05d}_hr")
+    row.update(
+        ecg_id=str(ecg_id),
+        patient_id=f"{pid:.1f}",
+        age="50.0",
+        sex="0",
+        scp_codes=repr(codes),
+        strat_fold=str(fold),
+        filename_lr=f"records100/00000/{ecg_id:05d}_lr",
+        filename_hr=f"records500/00000/{ecg_id:05d}_hr",
+    )
     return row
 
 
 def _ptbxl_record(root, ecg_id, seconds=10.0, fs=500, mi=False, leads=None, sig=None):
     if sig is None:
-        sig = synthetic.synth_record(np.random.default_rng(ecg_id), fs, seconds, mi,
-                                     "anterior" if mi else None)
-    synthetic.write_wfdb(root / "records500/00000", f"{ecg_id:05d}_hr",
-                         [(f"{ecg_id:05d}_hr.dat", sig, list(leads or synthetic.PTBXL_LEADS))],
-                         fs, "1000.0(0)/mV", 1000.0)
+        sig = synthetic.synth_record(
+            np.random.default_rng(ecg_id), fs, seconds, mi, "anterior" if mi else None
+        )
+    synthetic.write_wfdb(
+        root / "records500/00000",
+        f"{ecg_id:05d}_hr",
+        [(f"{ecg_id:05d}_hr.dat", sig, list(leads or synthetic.PTBXL_LEADS))],
+        fs,
+        "1000.0(0)/mV",
+        1000.0,
+    )
 
 
 def _write_ptbxl_csv(root, rows):
-    pd.DataFrame(rows, columns=list(synthetic.PTBXL_COLUMNS)).to_csv(
-        root / "ptbxl_database.csv", index=False)
+    pd.DataFrame(rows, columns=list(synthetic.PTBXL_COLUMNS)).to_csv(root / "ptbxl_database.csv", index=False)
 
 
 @pytest.fixture(scope="module")
 def ptbxl_base(tmp_path_factory):
     """3 good records: train (MI), validation, test; bad ones get ecg_id 9, fold 2."""
     root = tmp_path_factory.mktemp("ptbxl_base")
-    rows = [_ptbxl_row(1, 11.0, {"IMI": 100.0}, 1), _ptbxl_row(2, 12.0, {"NORM": 100.0}, 9),
-            _ptbxl_row(3, 13.0, {"NORM": 100.0}, 10)]
+    rows = [
+        _ptbxl_row(1, 11.0, {"IMI": 100.0}, 1),
+        _ptbxl_row(2, 12.0, {"NORM": 100.0}, 9),
+        _ptbxl_row(3, 13.0, {"NORM": 100.0}, 10),
+    ]
     for i in (1, 2, 3):
         _ptbxl_record(root, i, mi=i == 1)
     _write_ptbxl_csv(root, rows)
@@ -134,7 +149,7 @@ def ptbxl_base(tmp_path_factory):
 
 def _flat(root, i):
     sig = synthetic.synth_record(np.random.default_rng(i), 500, 20.0, False)
-    sig[:, 4] = 0.25                       # aVL disconnected: flat in every window
+    sig[:, 4] = 0.25  # aVL disconnected: flat in every window
     _ptbxl_record(root, i, sig=sig)
 
 
@@ -143,14 +158,14 @@ def _nan(root, i):
     _ptbxl_record(root, i, sig=sig)
     d = root / f"records500/00000/{i:05d}_hr.dat"
     raw = np.fromfile(d, "<i2").reshape(-1, 12)
-    raw[100:200, 7] = -32768               # WFDB's invalid-sample value -> NaN
+    raw[100:200, 7] = -32768  # WFDB's invalid-sample value -> NaN
     raw.tofile(d)
 
 
 def _truncate(root, i):
     _ptbxl_record(root, i)
     d = root / f"records500/00000/{i:05d}_hr.dat"
-    d.write_bytes(d.read_bytes()[: 50_000])
+    d.write_bytes(d.read_bytes()[:50_000])
 
 
 def _too_long_file(root, i):
@@ -175,7 +190,7 @@ def _eleven_leads(root, i):
     _ptbxl_record(root, i, sig=sig, leads=leads)
 
 
-PTBXL_BAD = {   # reason: (make the signal, scp_codes, fold override)
+PTBXL_BAD = {  # reason: (make the signal, scp_codes, fold override)
     "missing_header_file": (_no_hea, {"NORM": 100.0}),
     "missing_signal_file": (_no_dat, {"NORM": 100.0}),
     "missing_signal_file/no_files": (lambda root, i: None, {"NORM": 100.0}),
@@ -216,17 +231,21 @@ def test_ptbxl_bad_record_is_skipped_and_reported(tmp_path, ptbxl_base, kind):
     if kind == "no_clean_window/nonfinite":
         assert "1 non-finite" in entry["examples"][0]["detail"]
         assert report["windows_dropped"]["nonfinite"] == 1
-    if reason not in ("unparseable_codes", "bad_metadata"):   # found while processing
+    if reason not in ("unparseable_codes", "bad_metadata"):  # found while processing
         assert entry["by_split"] == {"train": 1} and entry["by_label"] == {"normal": 1}
     assert {s: builder.info.splits[s].num_examples for s in builder.info.splits} == {
-        "train": 1, "validation": 1, "test": 1}
+        "train": 1,
+        "validation": 1,
+        "test": 1,
+    }
 
 
 def _sph_write(root, ecg_id, n=5000, mi=False, data=None):
     (root / "records").mkdir(parents=True, exist_ok=True)
     if data is None:
-        data = synthetic.synth_record(np.random.default_rng(int(ecg_id[1:])), 500, n / 500,
-                                      mi, "inferior" if mi else None).T
+        data = synthetic.synth_record(
+            np.random.default_rng(int(ecg_id[1:])), 500, n / 500, mi, "inferior" if mi else None
+        ).T
     with h5py.File(root / "records" / f"{ecg_id}.h5", "w") as fh:
         fh.create_dataset("ecg", data=np.asarray(data, np.float32))
 
@@ -273,7 +292,7 @@ def test_sph_bad_record_is_skipped_and_reported(tmp_path, sph_base, kind):
     assert report["records_kept"] == 3 and report["records_skipped"] == 1
     assert list(report["skipped"]) == [kind]
     assert report["skipped"][kind]["examples"][0]["record_id"] == "A00009"
-    assert report["records_excluded_label"] == 1                 # the dummy's A00004
+    assert report["records_excluded_label"] == 1  # the dummy's A00004
     assert sum(builder.info.splits[s].num_examples for s in builder.info.splits) == 4
 
 
@@ -286,15 +305,20 @@ def ptb_base(tmp_path_factory):
 
 def _ptb_add(src, name, fs=1000, comments=True):
     sig = synthetic.synth_record(np.random.default_rng(9), fs, 10.5, True, "inferior")
-    com = ["age: 50", "sex: male", "Reason for admission: Myocardial infarction"] \
-        if comments else None
-    synthetic.write_wfdb(src / name.split("/")[0], name.split("/")[1],
-                         [(name.split("/")[1] + ".dat", sig, list(synthetic.PTB_LEADS))],
-                         fs, "2000", 2000.0, comments=com)
+    com = ["age: 50", "sex: male", "Reason for admission: Myocardial infarction"] if comments else None
+    synthetic.write_wfdb(
+        src / name.split("/")[0],
+        name.split("/")[1],
+        [(name.split("/")[1] + ".dat", sig, list(synthetic.PTB_LEADS))],
+        fs,
+        "2000",
+        2000.0,
+        comments=com,
+    )
 
 
 PTB_BAD = {
-    "missing_signal_file": lambda src, name: None,          # listed in RECORDS, no files
+    "missing_signal_file": lambda src, name: None,  # listed in RECORDS, no files
     "wrong_sampling_rate": lambda src, name: _ptb_add(src, name, fs=500),
     "unparseable_codes": lambda src, name: _ptb_add(src, name, comments=False),
 }
@@ -310,15 +334,18 @@ def test_ptb_bad_record_is_skipped_and_reported(tmp_path, ptb_base, kind):
     builder, report = _build("ptbdb_mi", src, tmp_path / "out")
     assert report["records_kept"] == 3 and list(report["skipped"]) == [kind]
     assert report["skipped"][kind]["examples"][0]["record_id"] == "patient077/s0077lre"
-    assert report["records_excluded_label"] == 1                 # the dummy's Cardiomyopathy
+    assert report["records_excluded_label"] == 1  # the dummy's Cardiomyopathy
 
 
-@pytest.mark.parametrize("name, missing, config", [
-    ("ptbxl_mi", "ptbxl_database.csv", "paper"),
-    ("ptbxl_mi", "scp_statements.csv", "mi_superclass"),
-    ("ptbdb_mi", "RECORDS", "paper"),
-    ("sph_mi", "metadata.csv", "paper"),
-])
+@pytest.mark.parametrize(
+    "name, missing, config",
+    [
+        ("ptbxl_mi", "ptbxl_database.csv", "paper"),
+        ("ptbxl_mi", "scp_statements.csv", "mi_superclass"),
+        ("ptbdb_mi", "RECORDS", "paper"),
+        ("sph_mi", "metadata.csv", "paper"),
+    ],
+)
 def test_not_the_database_stops_with_a_clear_message(tmp_path, name, missing, config):
     src = tmp_path / "src"
     shutil.copytree(DUMMY[name], src)
@@ -332,6 +359,7 @@ def test_not_the_database_stops_with_a_clear_message(tmp_path, name, missing, co
 
 # ---------------------------------------------------------------------------
 # built examples
+
 
 def test_built_window_equals_preprocess_record(tmp_path):
     builder, report = _build("ptbxl_mi", DUMMY["ptbxl_mi"], tmp_path / "out")
@@ -348,16 +376,16 @@ def test_built_window_equals_preprocess_record(tmp_path):
 
 def test_both_file_formats_build_and_read_back(tmp_path):
     b_ar, _ = _build("sph_mi", DUMMY["sph_mi"], tmp_path / "ar")
-    b_tf, rep = _build("sph_mi", DUMMY["sph_mi"], tmp_path / "tf", file_format="tfrecord",
-                       workers=2)
+    b_tf, rep = _build("sph_mi", DUMMY["sph_mi"], tmp_path / "tf", file_format="tfrecord", workers=2)
     assert b_ar.info.file_format.value == "array_record" and rep["file_format"] == "tfrecord"
     assert rep["workers"] == 2
     reread = build.load_builder_class("sph_mi")(data_dir=str(tmp_path / "tf"))
-    assert reread.info.file_format.value == "tfrecord"          # restored, not the default
+    assert reread.info.file_format.value == "tfrecord"  # restored, not the default
     for split in ("train", "validation", "test"):
         a = sorted(_examples(b_ar, split), key=lambda e: (e["record_id"], e["window"]))
-        ds = tfds.load("sph_mi", split=split, data_dir=str(tmp_path / "tf"),
-                       builder_kwargs={"file_format": "tfrecord"})
+        ds = tfds.load(
+            "sph_mi", split=split, data_dir=str(tmp_path / "tf"), builder_kwargs={"file_format": "tfrecord"}
+        )
         t = sorted(tfds.as_numpy(ds), key=lambda e: (e["record_id"], e["window"]))
         assert len(a) == len(t) > 0
         for x, y in zip(a, t):
@@ -382,10 +410,23 @@ def test_workers_give_identical_datasets(tmp_path):
 def test_tfds_build_cli(tmp_path):
     env = dict(os.environ, LEADMIX_BUILD_WORKERS="2")
     out = subprocess.run(
-        [sys.executable, "-m", "tensorflow_datasets.scripts.cli.main", "build",
-         str(REPO / "datasets" / "ptbdb_mi"), f"--manual_dir={DUMMY['ptbdb_mi']}",
-         f"--data_dir={tmp_path}", "--file_format=tfrecord", "--config=mi_superclass"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "tensorflow_datasets.scripts.cli.main",
+            "build",
+            str(REPO / "datasets" / "ptbdb_mi"),
+            f"--manual_dir={DUMMY['ptbdb_mi']}",
+            f"--data_dir={tmp_path}",
+            "--file_format=tfrecord",
+            "--config=mi_superclass",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "ptbdb_mi/mi_superclass: 4 records in source" in out.stdout
     report = build.read_report(tmp_path, "ptbdb_mi", "mi_superclass")
@@ -395,6 +436,7 @@ def test_tfds_build_cli(tmp_path):
 
 # ---------------------------------------------------------------------------
 # real records
+
 
 @needs_real
 def test_real_ptb_build(tmp_path):
@@ -407,16 +449,19 @@ def test_real_ptb_build(tmp_path):
     by_record = {}
     for e in examples:
         by_record.setdefault(e["record_id"].decode(), []).append(e)
-    assert sorted(by_record) == ["patient001/s0010_re", "patient002/s0015lre",
-                                 "patient003/s0017lre", "patient012/s0043lre"]
+    assert sorted(by_record) == [
+        "patient001/s0010_re",
+        "patient002/s0015lre",
+        "patient003/s0017lre",
+        "patient012/s0043lre",
+    ]
     raw, fs = _raw_canonical(root / "patient002/s0015lre", channels=list(range(12)))
     res = preprocessing.preprocess_record(raw, fs)
     got = sorted(by_record["patient002/s0015lre"], key=lambda e: e["window"])
     assert [e["window"] for e in got] == list(res.window_index)
     for e in got:
-        np.testing.assert_array_equal(e["ecg"], res.windows[list(res.window_index).index(
-            e["window"])])
-    assert report["windows"] == len(examples) == 3 + 3 * 11    # 38.4 s + 3 x 115.2 s
+        np.testing.assert_array_equal(e["ecg"], res.windows[list(res.window_index).index(e["window"])])
+    assert report["windows"] == len(examples) == 3 + 3 * 11  # 38.4 s + 3 x 115.2 s
 
 
 @needs_real
@@ -435,7 +480,7 @@ def test_real_ptbxl_build(tmp_path):
             f = int(fold[int(e["record_id"])])
             assert e["fold"] == f and build.splits_lib.split_of_fold(f) == split
             n += 1
-    assert n == 227                                          # one 10 s window per record
+    assert n == 227  # one 10 s window per record
     ex = _examples(builder, "test")[0]
     rel = f"records500/{int(ex['record_id']) // 1000 * 1000:05d}/{int(ex['record_id']):05d}_hr"
     raw, fs = _raw_canonical(root / rel)
@@ -444,6 +489,7 @@ def test_real_ptbxl_build(tmp_path):
 
 # ---------------------------------------------------------------------------
 # issue 14: one bad input never stops a build
+
 
 def test_empty_split_is_reported_and_the_others_are_built(tmp_path, ptbxl_base, capsys):
     """14.2a: a truncated .dat of the only validation record leaves validation
@@ -459,8 +505,7 @@ def test_empty_split_is_reported_and_the_others_are_built(tmp_path, ptbxl_base, 
     builder, report = _build("ptbxl_mi", src, tmp_path / "out")
     assert report["empty_splits"] == ["validation"]
     assert report["skipped"]["truncated_signal"]["by_split"] == {"validation": 1}
-    assert {s: builder.info.splits[s].num_examples for s in builder.info.splits} == {
-        "train": 1, "test": 1}
+    assert {s: builder.info.splits[s].num_examples for s in builder.info.splits} == {"train": 1, "test": 1}
     assert "split validation is EMPTY" in capsys.readouterr().out
     built = input_pipeline.load_builder(str(tmp_path / "out"), "ptbxl_mi/paper")
     assert input_pipeline.split_size(built, "train") == 1
@@ -473,8 +518,7 @@ def test_ptbxl_csv_row_with_an_extra_field_is_skipped(tmp_path, ptbxl_base):
     base, rows = ptbxl_base
     src = tmp_path / "src"
     shutil.copytree(base, src)
-    line = pd.DataFrame([_ptbxl_row(9, 19.0, {"NORM": 100.0}, 2)]).to_csv(
-        index=False, header=False).strip()
+    line = pd.DataFrame([_ptbxl_row(9, 19.0, {"NORM": 100.0}, 2)]).to_csv(index=False, header=False).strip()
     with open(src / "ptbxl_database.csv", "a") as fh:
         fh.write(line + ",extra\n")
     builder, report = _build("ptbxl_mi", src, tmp_path / "out")
@@ -483,7 +527,8 @@ def test_ptbxl_csv_row_with_an_extra_field_is_skipped(tmp_path, ptbxl_base):
     assert entry["count"] == 1 and entry["examples"][0]["record_id"] == "9"
     n = len(synthetic.PTBXL_COLUMNS)
     assert entry["examples"][0]["detail"] == (
-        f"ptbxl_database.csv line 5: {n + 1} fields, the header has {n}")
+        f"ptbxl_database.csv line 5: {n + 1} fields, the header has {n}"
+    )
 
 
 def test_sph_metadata_with_a_non_utf8_byte_is_skipped(tmp_path, sph_base):
@@ -496,8 +541,7 @@ def test_sph_metadata_with_a_non_utf8_byte_is_skipped(tmp_path, sph_base):
     builder, report = _build("sph_mi", src, tmp_path / "out")
     assert report["records_kept"] == 3 and report["records_in_source"] == 5
     entry = report["skipped"]["bad_metadata"]
-    assert entry["examples"] == [{"record_id": "A00009",
-                                  "detail": "metadata.csv line 6: non-UTF-8 byte"}]
+    assert entry["examples"] == [{"record_id": "A00009", "detail": "metadata.csv line 6: non-UTF-8 byte"}]
 
 
 def test_metadata_paths_outside_the_source_are_not_followed(tmp_path, ptbxl_base, sph_base):
@@ -520,7 +564,7 @@ def test_metadata_paths_outside_the_source_are_not_followed(tmp_path, ptbxl_base
 
     sph = tmp_path / "sph"
     shutil.copytree(sph_base, sph)
-    _sph_write(tmp_path, "A00009", mi=True)          # tmp_path/records/A00009.h5
+    _sph_write(tmp_path, "A00009", mi=True)  # tmp_path/records/A00009.h5
     with open(sph / "metadata.csv", "a") as fh:
         fh.write("../records/A00009,161,S00099,60,M,5000,2020-01-09\n")
     _, report = _build("sph_mi", sph, tmp_path / "out_sph")
@@ -529,12 +573,13 @@ def test_metadata_paths_outside_the_source_are_not_followed(tmp_path, ptbxl_base
 
     ptb = tmp_path / "ptb"
     shutil.copytree(DUMMY["ptbdb_mi"], ptb)
-    _ptb_add(tmp_path, "patient077/s0077lre")          # outside the PTB folder
+    _ptb_add(tmp_path, "patient077/s0077lre")  # outside the PTB folder
     with open(ptb / "RECORDS", "a") as fh:
         fh.write("../patient077/s0077lre\n")
     scan = build.scan_database("ptbdb_mi", ptb)
     assert [(s.record_id, s.reason) for s in scan.skipped if s.reason != "excluded_label"] == [
-        ("../patient077/s0077lre", "unsafe_path")]
+        ("../patient077/s0077lre", "unsafe_path")
+    ]
 
 
 def test_wfdb_units_are_converted_for_building_and_prediction(tmp_path):
@@ -552,8 +597,7 @@ def test_wfdb_units_are_converted_for_building_and_prediction(tmp_path):
     assert header.units[0] == "uV"
     np.testing.assert_allclose(uv, mv, rtol=1e-12)
     np.testing.assert_allclose(mv, sig, atol=0.5e-3 + 1e-9)
-    task = dict(patient_id="p", label="mi", fold=1, codes="", age=1.0, sex="", kind="wfdb",
-                expected_fs=500.0)
+    task = dict(patient_id="p", label="mi", fold=1, codes="", age=1.0, sex="", kind="wfdb", expected_fs=500.0)
     a = records.process_record(records.RecordTask("mv", path=str(tmp_path / "mv"), **task))
     b = records.process_record(records.RecordTask("uv", path=str(tmp_path / "uv"), **task))
     assert a.ok and b.ok
@@ -579,6 +623,7 @@ def test_killed_build_leftovers_are_removed(tmp_path):
 # ---------------------------------------------------------------------------
 # issue 15.2: one reader per format, one-line errors naming the file
 
+
 def test_bad_files_give_one_line_errors_naming_the_file(tmp_path):
     from leadmix_jax import predict
 
@@ -588,13 +633,12 @@ def test_bad_files_give_one_line_errors_naming_the_file(tmp_path):
     (tmp_path / "bad.h5").write_bytes(b"garbage, not HDF5" * 20)
     np.save(tmp_path / "text.npy", np.array([["a", "b"], ["c", "d"]]))
     (tmp_path / "junk.npy").write_bytes(b"not a numpy file")
-    cases = [(str(tmp_path / "records500/00000/00001_hr.hea"), {}, "truncated_signal",
-              "00001_hr"),
-             (str(tmp_path / "bad.h5"), {}, "unreadable_hdf5", "bad.h5"),
-             (str(tmp_path / "text.npy"), dict(fs=500, lead_names="I,II"), "unreadable_array",
-              "text.npy"),
-             (str(tmp_path / "junk.npy"), dict(fs=500, lead_names="I,II"), "unreadable_array",
-              "junk.npy")]
+    cases = [
+        (str(tmp_path / "records500/00000/00001_hr.hea"), {}, "truncated_signal", "00001_hr"),
+        (str(tmp_path / "bad.h5"), {}, "unreadable_hdf5", "bad.h5"),
+        (str(tmp_path / "text.npy"), dict(fs=500, lead_names="I,II"), "unreadable_array", "text.npy"),
+        (str(tmp_path / "junk.npy"), dict(fs=500, lead_names="I,II"), "unreadable_array", "junk.npy"),
+    ]
     for path, kwargs, reason, name in cases:
         with pytest.raises(records.RecordError) as err:
             predict.read_record(path, **kwargs)

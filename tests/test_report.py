@@ -1,4 +1,5 @@
 """The paper's table from several evaluated workdirs."""
+
 import csv
 import json
 import os
@@ -55,8 +56,9 @@ def test_table_markdown_and_csv(workdirs, tmp_path):
 
 def test_window_level_validation_threshold(workdirs, tmp_path):
     (first, second), result = workdirs
-    out = report.make_report([first], str(tmp_path / "rep"), level="window", threshold="val_youden",
-                             metrics=("sensitivity",))
+    out = report.make_report(
+        [first], str(tmp_path / "rep"), level="window", threshold="val_youden", metrics=("sensitivity",)
+    )
     assert out["markdown"].startswith("Window-level results")
     assert f"inferior {result['thresholds']['val_youden']:.3f}" in out["markdown"]
     with pytest.raises(FileNotFoundError, match="run `launch.py --mode=eval"):
@@ -67,8 +69,19 @@ def test_window_level_validation_threshold(workdirs, tmp_path):
 def test_command_line(workdirs, tmp_path):
     (first, second), _ = workdirs
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
-    out = subprocess.run([sys.executable, str(ROOT / "launch.py"), "--mode=report", f"--workdirs={first},{second}",
-                          f"--workdir={tmp_path / 'cli'}"], cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "launch.py"),
+            "--mode=report",
+            f"--workdirs={first},{second}",
+            f"--workdir={tmp_path / 'cli'}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert (tmp_path / "cli" / "report.md").exists() and (tmp_path / "cli" / "report.csv").exists()

@@ -3,6 +3,7 @@
 The label rules are re-implemented here from docs/data.md (not
 imported from the builders), so the writers are checked against the documented rules.
 """
+
 from __future__ import annotations
 
 import ast
@@ -32,6 +33,7 @@ PAPER_MI_CODES = {"IMI", "ASMI", "ILMI", "AMI", "ALMI"}
 
 # ---------------------------------------------------------------- label rules
 
+
 def ptb_label(comments: list[str], record: str, controls: set[str]) -> str:
     if "myocardial infarction" in " ".join(comments).lower():
         return "mi"
@@ -60,6 +62,7 @@ def sph_label(code: str) -> str:
 
 # ------------------------------------------------------------------ fixtures
 
+
 @pytest.fixture(scope="module")
 def dbs(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthdb")
@@ -68,8 +71,11 @@ def dbs(tmp_path_factory):
 
 
 def _tree_digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _st_level(x: np.ndarray, beats: np.ndarray, fs: float) -> np.ndarray:
@@ -81,19 +87,27 @@ def _st_level(x: np.ndarray, beats: np.ndarray, fs: float) -> np.ndarray:
 
 # ----------------------------------------------------------------- generator
 
+
 def test_record_shape_dtype_and_plausible_amplitudes():
     x = syn.synth_record(np.random.default_rng(0), 500, 10, False)
     assert x.shape == (5000, 12) and x.dtype == np.float32
     assert np.isfinite(x).all()
     p2p = x.max(0) - x.min(0)
-    assert (p2p > 0.1).all() and (p2p < 8.0).all()          # mV
-    assert p2p[6:].max() > 0.8                                # precordial QRS
+    assert (p2p > 0.1).all() and (p2p < 8.0).all()  # mV
+    assert p2p[6:].max() > 0.8  # precordial QRS
     assert len(CANONICAL_LEADS) == x.shape[1]
 
 
-@pytest.mark.parametrize("mi,territory,cond", [(False, None, None), (True, None, None),
-                                               (True, "anterior", "lvh"), (False, None, "af"),
-                                               (False, None, "bbb")])
+@pytest.mark.parametrize(
+    "mi,territory,cond",
+    [
+        (False, None, None),
+        (True, None, None),
+        (True, "anterior", "lvh"),
+        (False, None, "af"),
+        (False, None, "bbb"),
+    ],
+)
 def test_limb_lead_identities(mi, territory, cond):
     x = syn.synth_record(np.random.default_rng(3), 250, 8, mi, territory, condition=cond)
     i, ii = x[:, I].astype(np.float64), x[:, II].astype(np.float64)
@@ -110,8 +124,7 @@ def test_determinism_and_seed_dependence():
     c = syn.synth_record(np.random.default_rng(43), 500, 10, True)
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
-    np.testing.assert_array_equal(syn.synth_record(5, 500, 2, False),
-                                  syn.synth_record(5, 500, 2, False))
+    np.testing.assert_array_equal(syn.synth_record(5, 500, 2, False), syn.synth_record(5, 500, 2, False))
 
 
 def test_heart_rate_and_rr_variability():
@@ -122,7 +135,7 @@ def test_heart_rate_and_rr_variability():
         assert 55 <= info.hr <= 100
         rr = np.diff(info.beats)
         assert abs(60 / rr.mean() - info.hr) < 0.1 * info.hr
-        assert rr.std() > 0                                   # not a metronome
+        assert rr.std() > 0  # not a metronome
         hrs.append(info.hr)
     assert np.ptp(hrs) > 15
 
@@ -153,15 +166,14 @@ def test_mi_raises_st_in_territory_leads(territory):
     mi_st, norm_st = np.array(st[True]), np.array(st[False])
     assert mi_st.mean() - norm_st.mean() > 0.04
     assert abs(norm_st.mean()) < 0.05
-    assert mi_st.min() < np.percentile(norm_st, 90)        # overlap: some MI are mild
+    assert mi_st.min() < np.percentile(norm_st, 90)  # overlap: some MI are mild
 
 
 def test_mi_t_inversion_and_q_wave_in_recent_stage():
     rng = np.random.default_rng(5)
     fs = 500
     for _ in range(5):
-        xm, im = syn.synthesize(rng, fs, 10, True, "anterior", stage="recent", noise=0,
-                                severity=1.0)
+        xm, im = syn.synthesize(rng, fs, 10, True, "anterior", stage="recent", noise=0, severity=1.0)
         xn, inn = syn.synthesize(rng, fs, 10, False, noise=0)
         v = [CANONICAL_LEADS.index(n) for n in ("V2", "V3")]
 
@@ -191,13 +203,14 @@ def test_synth_record_is_seeded_finite_and_in_millivolts():
 
 # ----------------------------------------------------------------------- PTB
 
+
 def test_ptb_layout_and_readback(dbs):
     root, s = dbs
     ptb = root / "ptb"
     recs = (ptb / "RECORDS").read_text().splitlines()
     controls = set((ptb / "CONTROLS").read_text().splitlines())
     assert len(recs) == s["ptb"]["n_records"] and controls <= set(recs)
-    assert s["ptb"]["n_patients"] < len(recs)                 # some patients have several
+    assert s["ptb"]["n_patients"] < len(recs)  # some patients have several
     assert all(re.fullmatch(r"patient\d{3}/s\d{4}(_re|lre)", r) for r in recs)
     summary = {r["record"]: r for r in s["ptb"]["records"]}
     n_xyz = n_missing_xyz = 0
@@ -205,14 +218,28 @@ def test_ptb_layout_and_readback(dbs):
         path = ptb / rec
         hdr = wfdb.rdheader(str(path))
         assert hdr.n_sig == 15 and hdr.fs == 1000
-        assert hdr.sig_name == ["i", "ii", "iii", "avr", "avl", "avf", "v1", "v2", "v3",
-                                "v4", "v5", "v6", "vx", "vy", "vz"]
+        assert hdr.sig_name == [
+            "i",
+            "ii",
+            "iii",
+            "avr",
+            "avl",
+            "avf",
+            "v1",
+            "v2",
+            "v3",
+            "v4",
+            "v5",
+            "v6",
+            "vx",
+            "vy",
+            "vz",
+        ]
         assert hdr.fmt == ["16"] * 15 and hdr.adc_gain == [2000.0] * 15
         assert 30 * 1000 <= hdr.sig_len <= 60 * 1000
         raw = path.with_suffix(".hea").read_bytes()
-        assert (b"\r\n" in raw) == rec.endswith("_re")          # CRLF in _re, LF in lre
-        assert hdr.comments[0].startswith("age: ") and hdr.comments[1] in ("sex: male",
-                                                                             "sex: female")
+        assert (b"\r\n" in raw) == rec.endswith("_re")  # CRLF in _re, LF in lre
+        assert hdr.comments[0].startswith("age: ") and hdr.comments[1] in ("sex: male", "sex: female")
         assert any(c.startswith("Reason for admission: ") for c in hdr.comments)
         sig, fields = wfdb.rdsamp(str(path), channels=list(range(12)))
         assert sig.shape == (hdr.sig_len, 12) and fields["fs"] == 1000
@@ -234,21 +261,28 @@ def test_ptb_other_diagnoses_and_alt_label():
     """Cardiomyopathy & co. are excluded; a non-MI admission that mentions an
     old myocardial infarction is MI only under the paper's text rule."""
     import tempfile
+
     with tempfile.TemporaryDirectory() as d:
         s = syn.write_ptb(d, 12, seed=3, seconds=(30.0, 31.0), p_xyz=0.0, noise=0.5)
         reasons = {r["reason"] for r in s["records"]}
         assert {"Myocardial infarction", "Healthy control"} <= reasons
-        assert reasons & {"Cardiomyopathy", "Bundle branch block", "Myocardial hypertrophy",
-                          "Dysrhythmia", "Valvular heart disease", "Myocarditis"}
+        assert reasons & {
+            "Cardiomyopathy",
+            "Bundle branch block",
+            "Myocardial hypertrophy",
+            "Dysrhythmia",
+            "Valvular heart disease",
+            "Myocarditis",
+        }
         for r in s["records"]:
-            alt = {"Myocardial infarction": "mi", "Healthy control": "normal"}.get(
-                r["reason"], "other")
+            alt = {"Myocardial infarction": "mi", "Healthy control": "normal"}.get(r["reason"], "other")
             assert r["label_alt"] == alt
         assert any(r["label"] == "mi" and r["label_alt"] == "other" for r in s["records"])
         assert not list(Path(d).rglob("*.xyz"))
 
 
 # -------------------------------------------------------------------- PTB-XL
+
 
 def _read_ptbxl(root: Path):
     with open(root / "ptbxl_database.csv", newline="", encoding="utf-8") as fh:
@@ -287,7 +321,7 @@ def test_ptbxl_csv_columns_and_labels(dbs):
         assert ptbxl_label_alt(codes, classes) == summary[e]["label_alt"]
         if lab == "mi":
             assert PAPER_MI_CODES & set(codes)
-    assert len(fold_of) < len(rows)                           # repeated patients
+    assert len(fold_of) < len(rows)  # repeated patients
     lab = s["ptbxl"]["labels"]
     assert lab["mi"] > 0 and lab["normal"] > 0 and lab["other"] > 0
 
@@ -296,8 +330,10 @@ def test_ptbxl_label_edge_cases_present(dbs):
     recs = dbs[1]["ptbxl"]["records"]
     assert any(r["label"] == "other" and r["label_alt"] == "mi" for r in recs)  # LMI, PMI
     assert any(r["label"] == "normal" and r["label_alt"] == "other" for r in recs)
-    assert any(r["label"] == "mi" and any(v == 0.0 for c, v in r["scp_codes"].items()
-                                          if c in PAPER_MI_CODES) for r in recs)
+    assert any(
+        r["label"] == "mi" and any(v == 0.0 for c, v in r["scp_codes"].items() if c in PAPER_MI_CODES)
+        for r in recs
+    )
     assert {r["strat_fold"] for r in recs} == set(range(1, 11))
 
 
@@ -322,6 +358,7 @@ def test_ptbxl_wfdb_readback(dbs):
 
 
 # ----------------------------------------------------------------------- SPH
+
 
 def test_sph_layout_and_labels(dbs):
     root, s = dbs
@@ -353,13 +390,21 @@ def test_sph_layout_and_labels(dbs):
 
 def test_sph_rule_edge_cases():
     assert sph_label("50+161") == "mi" and sph_writer._sph_label("50+161") == "mi"
-    for code, lab in [("1", "normal"), ("1;22", "other"), ("22;23", "other"),
-                      ("165;22", "mi"), ("166+332;146", "mi"), ("162", "other"),
-                      ("163+332", "other"), ("160", "mi")]:
+    for code, lab in [
+        ("1", "normal"),
+        ("1;22", "other"),
+        ("22;23", "other"),
+        ("165;22", "mi"),
+        ("166+332;146", "mi"),
+        ("162", "other"),
+        ("163+332", "other"),
+        ("160", "mi"),
+    ]:
         assert sph_writer._sph_label(code) == sph_label(code) == lab
 
 
 # --------------------------------------------------------------- determinism
+
 
 def test_writers_are_deterministic(tmp_path):
     for sub in ("a", "b"):
@@ -388,8 +433,18 @@ def test_formats_match_real_files(dbs):
     assert first(real / "sph/metadata.csv") == first(root / "sph/metadata.csv")
     rh = wfdb.rdheader(str(real / "ptbxl/records500/00000/00001_hr"))
     sh = wfdb.rdheader(str(root / "ptbxl/records500/00000/00001_hr"))
-    for attr in ("n_sig", "fs", "sig_len", "sig_name", "fmt", "adc_gain", "units", "baseline",
-                 "adc_res", "adc_zero"):
+    for attr in (
+        "n_sig",
+        "fs",
+        "sig_len",
+        "sig_name",
+        "fmt",
+        "adc_gain",
+        "units",
+        "baseline",
+        "adc_res",
+        "adc_zero",
+    ):
         assert getattr(rh, attr) == getattr(sh, attr), attr
     rp = wfdb.rdheader(str(real / "ptbdb/patient001/s0010_re"))
     rec = (root / "ptb/RECORDS").read_text().splitlines()[0]

@@ -1,6 +1,7 @@
 """The PyTorch benchmark baseline (bench/torch_baseline.py) is the official
 architecture: it loads the official state_dict strictly and reproduces the
 official logits. Skips only when LEADMIX_PARITY_DIR is unset."""
+
 import os
 import pathlib
 import sys
@@ -16,4 +17,5 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
 def test_baseline_matches_official_logits(fixture):
     pytest.importorskip("torch")
     import torch_baseline
+
     assert torch_baseline.check(str(pathlib.Path(PARITY_DIR) / fixture)) < 1e-4

@@ -3,6 +3,7 @@
 The parity fixtures are read from $LEADMIX_PARITY_DIR (set by .ci/run); the
 parity tests skip only when it is unset.
 """
+
 import os
 import pathlib
 
@@ -25,22 +26,38 @@ def official_shapes(num_leads, base=48, depth=3):
     c = base
     for i in range(depth):
         b, h = f"body.{4 * i}.", max(1, c // 8)
-        shapes.update({
-            b + "lead_embed": (num_leads, c),
-            b + "ms1.0.weight": (c, 1, 3), b + "ms1.1.weight": (c // 2, c, 1),
-            b + "ms2.0.weight": (c, 1, 3), b + "ms2.1.weight": (c // 2, c, 1),
-            b + "proj.weight": (c, c, 1), b + "gn.weight": (c,), b + "gn.bias": (c,),
-            b + "se.fc.1.weight": (h, c, 1), b + "se.fc.1.bias": (h,),
-            b + "se.fc.3.weight": (c, h, 1), b + "se.fc.3.bias": (c,),
-            b + "qkv.weight": (3 * c, c), b + "mha.in_proj_weight": (3 * c, c),
-            b + "mha.in_proj_bias": (3 * c,), b + "mha.out_proj.weight": (c, c),
-            b + "mha.out_proj.bias": (c,), b + "ffn.0.weight": (2 * c, c), b + "ffn.0.bias": (2 * c,),
-            b + "ffn.3.weight": (c, 2 * c), b + "ffn.3.bias": (c,),
-            b + "norm_tokens1.weight": (c,), b + "norm_tokens1.bias": (c,),
-            b + "norm_tokens2.weight": (c,), b + "norm_tokens2.bias": (c,),
-            f"body.{4 * i + 1}.weight": (2 * c, c, 3),
-            f"body.{4 * i + 2}.weight": (2 * c,), f"body.{4 * i + 2}.bias": (2 * c,),
-        })
+        shapes.update(
+            {
+                b + "lead_embed": (num_leads, c),
+                b + "ms1.0.weight": (c, 1, 3),
+                b + "ms1.1.weight": (c // 2, c, 1),
+                b + "ms2.0.weight": (c, 1, 3),
+                b + "ms2.1.weight": (c // 2, c, 1),
+                b + "proj.weight": (c, c, 1),
+                b + "gn.weight": (c,),
+                b + "gn.bias": (c,),
+                b + "se.fc.1.weight": (h, c, 1),
+                b + "se.fc.1.bias": (h,),
+                b + "se.fc.3.weight": (c, h, 1),
+                b + "se.fc.3.bias": (c,),
+                b + "qkv.weight": (3 * c, c),
+                b + "mha.in_proj_weight": (3 * c, c),
+                b + "mha.in_proj_bias": (3 * c,),
+                b + "mha.out_proj.weight": (c, c),
+                b + "mha.out_proj.bias": (c,),
+                b + "ffn.0.weight": (2 * c, c),
+                b + "ffn.0.bias": (2 * c,),
+                b + "ffn.3.weight": (c, 2 * c),
+                b + "ffn.3.bias": (c,),
+                b + "norm_tokens1.weight": (c,),
+                b + "norm_tokens1.bias": (c,),
+                b + "norm_tokens2.weight": (c,),
+                b + "norm_tokens2.bias": (c,),
+                f"body.{4 * i + 1}.weight": (2 * c, c, 3),
+                f"body.{4 * i + 2}.weight": (2 * c,),
+                f"body.{4 * i + 2}.bias": (2 * c,),
+            }
+        )
         c *= 2
     shapes.update({"fc.weight": (1, c), "fc.bias": (1,)})
     return shapes
@@ -84,14 +101,18 @@ def test_missing_and_unexpected_keys_are_named():
     sd = random_state_dict(3, base=16)
     del sd["body.4.ffn.0.bias"]
     sd["body.4.extra.weight"] = np.zeros(3, np.float32)
-    with pytest.raises(KeyError, match=r"missing keys \['body.4.ffn.0.bias'\].*unexpected keys \['body.4.extra.weight'\]"):
+    with pytest.raises(
+        KeyError, match=r"missing keys \['body.4.ffn.0.bias'\].*unexpected keys \['body.4.extra.weight'\]"
+    ):
         torch_import.params_from_torch(sd)
 
 
 def test_shape_mismatch_is_named():
     sd = random_state_dict(3, base=16)
     sd["body.8.proj.weight"] = np.zeros((64, 32, 1), np.float32)
-    with pytest.raises(ValueError, match=r"body.8.proj.weight -> blocks/2/proj: got \(32, 64\), expected \(64, 64\)"):
+    with pytest.raises(
+        ValueError, match=r"body.8.proj.weight -> blocks/2/proj: got \(32, 64\), expected \(64, 64\)"
+    ):
         torch_import.params_from_torch(sd)
 
 
@@ -105,7 +126,9 @@ def test_lead_reordering_permutes_the_stem():
     ref = torch_import.model_from_torch(sd, leads="II,III,aVF")
     moved = torch_import.model_from_torch(sd, leads="II,III,aVF", target_leads="aVF,II,III")
     x = np.random.default_rng(0).normal(size=(2, 2500, 3)).astype(np.float32)
-    np.testing.assert_allclose(moved(jnp.asarray(x[:, :, [2, 0, 1]])), ref(jnp.asarray(x)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        moved(jnp.asarray(x[:, :, [2, 0, 1]])), ref(jnp.asarray(x)), rtol=1e-5, atol=1e-5
+    )
     with pytest.raises(ValueError, match="must be a reordering"):
         torch_import.params_from_torch(sd, leads="II,III,aVF", target_leads="I,III,aVF")
     with pytest.raises(ValueError, match="do not match the checkpoint's 3 input leads"):
@@ -147,8 +170,7 @@ def test_parity_with_official_model(fixture, export):
     assert path.exists(), f"parity fixture {path} missing"
     data = np.load(path)
     num_leads, base, depth, heads, length = (int(v) for v in data["config"])
-    model = torch_import.model_from_torch(torch_import.load_state_dict(path), heads=heads,
-                                          export=export)
+    model = torch_import.model_from_torch(torch_import.load_state_dict(path), heads=heads, export=export)
     assert (model.num_leads, model.depth) == (num_leads, depth)
     x = jnp.asarray(data["x"].transpose(0, 2, 1))
     assert x.shape[1] == length
@@ -157,5 +179,6 @@ def test_parity_with_official_model(fixture, export):
     stages = sorted(k.split("/", 1)[1] for k in data.files if k.startswith("activations/"))
     assert len(stages) == 1 + 4 * depth
     for stage in stages:
-        np.testing.assert_allclose(acts[stage], data[f"activations/{stage}"].transpose(0, 2, 1),
-                                   rtol=1e-5, atol=1e-4, err_msg=stage)
+        np.testing.assert_allclose(
+            acts[stage], data[f"activations/{stage}"].transpose(0, 2, 1), rtol=1e-5, atol=1e-4, err_msg=stage
+        )

@@ -3,6 +3,7 @@ kill, multi-process runs, the non-finite guard and the TFRecord path.
 
 Runs that need another device count or several processes run launch.py in
 subprocesses (the device count is fixed when JAX starts)."""
+
 import json
 import os
 import re
@@ -31,19 +32,34 @@ def data_dir(tmp_path_factory):
 def make_config(data_dir, **overrides):
     """configs/test.py's schedule (6 steps, validation at 3 and 6, checkpoints
     every 2) on the tiny dataset, then ``overrides``."""
-    schedule = {"num_train_steps": 6, "eval_every_steps": 3, "checkpoint_every_steps": 2,
-                "log_every_steps": 1}
+    schedule = {
+        "num_train_steps": 6,
+        "eval_every_steps": 3,
+        "checkpoint_every_steps": 2,
+        "log_every_steps": 1,
+    }
     return builtdata.make_config(data_dir, **{**schedule, **overrides})
 
 
 def run_launch(workdir, data_dir, devices, extra=(), **popen):
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-           "JAX_PLATFORMS": "cpu", "PYTHONPATH": f"{ROOT / 'tests'}:{ROOT}"}
-    cmd = [sys.executable, str(ROOT / "launch.py"), f"--config={ROOT / 'configs/test.py'}",
-           f"--workdir={workdir}", f"--config.data_dir={data_dir}", f"--config.train_dataset={builtdata.NAME}",
-           *extra]
-    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, **popen)
+    env = {
+        **os.environ,
+        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+        "JAX_PLATFORMS": "cpu",
+        "PYTHONPATH": f"{ROOT / 'tests'}:{ROOT}",
+    }
+    cmd = [
+        sys.executable,
+        str(ROOT / "launch.py"),
+        f"--config={ROOT / 'configs/test.py'}",
+        f"--workdir={workdir}",
+        f"--config.data_dir={data_dir}",
+        f"--config.train_dataset={builtdata.NAME}",
+        *extra,
+    ]
+    return subprocess.Popen(
+        cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen
+    )
 
 
 def finish(proc, timeout=300):
@@ -60,8 +76,9 @@ def losses(workdir):
 def final_params(workdir, config):
     exp = train.make_experiment(config)
     manager = checkpointing.make_manager(str(workdir), keep=10, read_only=True)
-    params, meta = checkpointing.restore_for_inference(manager, manager.latest_step(),
-                                                       exp.abstract_state().params)
+    params, meta = checkpointing.restore_for_inference(
+        manager, manager.latest_step(), exp.abstract_state().params
+    )
     return manager.latest_step(), jax.tree.map(np.asarray, params), meta
 
 
@@ -112,8 +129,12 @@ def test_eight_devices_match_one(data_dir, tmp_path):
 
 @pytest.mark.slow
 def test_killed_run_resumes_exactly(data_dir, tmp_path):
-    steps = ["--config.num_train_steps=16", "--config.checkpoint_every_steps=2",
-             "--config.val_split=", "--config.log_every_steps=16"]
+    steps = [
+        "--config.num_train_steps=16",
+        "--config.checkpoint_every_steps=2",
+        "--config.val_split=",
+        "--config.log_every_steps=16",
+    ]
     reference = run_launch(tmp_path / "ref", data_dir, 8, steps)
     victim = run_launch(tmp_path / "run", data_dir, 8, steps, start_new_session=True)
     ckpts = tmp_path / "run" / "checkpoints"
@@ -144,9 +165,15 @@ def _free_port():
 @pytest.mark.slow
 def test_two_processes_match_one_process(data_dir, tmp_path):
     port = _free_port()
-    pair = [run_launch(tmp_path / "multi", data_dir, 2,
-                       [f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}"])
-            for i in range(2)]
+    pair = [
+        run_launch(
+            tmp_path / "multi",
+            data_dir,
+            2,
+            [f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}"],
+        )
+        for i in range(2)
+    ]
     single = run_launch(tmp_path / "single", data_dir, 4)  # with validation: multi-host eval runs too
     for p in [*pair, single]:
         finish(p)
@@ -156,8 +183,9 @@ def test_two_processes_match_one_process(data_dir, tmp_path):
     # Cross-process all-reduces sum in another order: float rounding only
     # (1e-5 is 1 % of one AdamW step at lr 1e-3).
     assert_trees_equal(multi, one, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(list(losses(tmp_path / "multi").values()),
-                               list(losses(tmp_path / "single").values()), rtol=1e-5)
+    np.testing.assert_allclose(
+        list(losses(tmp_path / "multi").values()), list(losses(tmp_path / "single").values()), rtol=1e-5
+    )
 
 
 def test_nan_input_stops_with_a_clear_error(tmp_path):
@@ -192,8 +220,14 @@ def test_eval_visits_every_example_once(data_dir):
 
 @pytest.mark.slow
 def test_best_checkpoint_is_highest_validation_auroc_in_a_new_process(data_dir, tmp_path):
-    config = make_config(data_dir, num_train_steps=8, eval_every_steps=2, checkpoint_every_steps=2,
-                         keep_checkpoints=1, log_every_steps=4)
+    config = make_config(
+        data_dir,
+        num_train_steps=8,
+        eval_every_steps=2,
+        checkpoint_every_steps=2,
+        keep_checkpoints=1,
+        log_every_steps=4,
+    )
     last = train.train_and_evaluate(config, str(tmp_path))
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     val = {r["step"]: r["val_auroc"] for r in rows if "val_auroc" in r}
@@ -202,12 +236,24 @@ def test_best_checkpoint_is_highest_validation_auroc_in_a_new_process(data_dir, 
     assert last["best_step"] in val and val[last["best_step"]] == pytest.approx(top)
     assert last["best_val_auroc"] == pytest.approx(top)
     # a fresh process knows nothing of the training run's manager: it reads the disk
-    code = ("import sys, json; from leadmix_jax import inference; "
-            "m = inference.restore(sys.argv[1], 'best'); print(json.dumps([m.step, m.validation]))")
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1", "JAX_PLATFORMS": "cpu",
-           "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=env, cwd=ROOT,
-                         capture_output=True, text=True, timeout=300)
+    code = (
+        "import sys, json; from leadmix_jax import inference; "
+        "m = inference.restore(sys.argv[1], 'best'); print(json.dumps([m.step, m.validation]))"
+    )
+    env = {
+        **os.environ,
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
+        "JAX_PLATFORMS": "cpu",
+        "PYTHONPATH": str(ROOT),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     step, validation = json.loads(out.stdout.strip().splitlines()[-1])
     assert step == last["best_step"] and validation["val_auroc"] == pytest.approx(top)
@@ -216,6 +262,7 @@ def test_best_checkpoint_is_highest_validation_auroc_in_a_new_process(data_dir, 
 
 def test_metrics_jsonl_keeps_one_record_per_step_after_resume(tmp_path):
     from leadmix_jax import metric_writers
+
     writer = metric_writers.MetricWriter(str(tmp_path))
     for step in range(1, 7):
         writer.write(step, {"loss": float(step)})
@@ -234,11 +281,19 @@ def test_metrics_jsonl_keeps_one_record_per_step_after_resume(tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_says_where_it_stopped(data_dir, tmp_path):
-    steps = ["--config.num_train_steps=400", "--config.checkpoint_every_steps=2", "--config.val_split=",
-             "--config.log_every_steps=1"]
+    steps = [
+        "--config.num_train_steps=400",
+        "--config.checkpoint_every_steps=2",
+        "--config.val_split=",
+        "--config.log_every_steps=1",
+    ]
     proc = run_launch(tmp_path / "run", data_dir, 1, steps)
     deadline = time.time() + 240
-    while not (tmp_path / "run" / "checkpoints" / "2").exists() and proc.poll() is None and time.time() < deadline:
+    while (
+        not (tmp_path / "run" / "checkpoints" / "2").exists()
+        and proc.poll() is None
+        and time.time() < deadline
+    ):
         time.sleep(0.05)
     assert proc.poll() is None, "run finished before it could be interrupted"
     proc.send_signal(signal.SIGINT)

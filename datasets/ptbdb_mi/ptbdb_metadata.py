@@ -13,14 +13,24 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from leadmix_jax import labels as labels_lib
-from leadmix_jax.metadata import (EXPECTED_FS, NotTheDatabaseError, Scan, Skip, inside,
-                                  nan_float, parse_sex, with_folds)
+from leadmix_jax.metadata import (
+    EXPECTED_FS,
+    NotTheDatabaseError,
+    Scan,
+    Skip,
+    inside,
+    nan_float,
+    parse_sex,
+    with_folds,
+)
 from leadmix_jax.records import EXCLUDED_LABEL, RecordError, RecordTask, read_wfdb_header
 
 
-PTB_EXPECTED = ("the PTB Diagnostic ECG Database folder as downloaded from PhysioNet "
-                "(ptbdb 1.0.0): it holds the file RECORDS (one 'patientNNN/sXXXXyyy' per line), "
-                "CONTROLS and the folders patient001/ ... patient294/ with WFDB .hea/.dat files")
+PTB_EXPECTED = (
+    "the PTB Diagnostic ECG Database folder as downloaded from PhysioNet "
+    "(ptbdb 1.0.0): it holds the file RECORDS (one 'patientNNN/sXXXXyyy' per line), "
+    "CONTROLS and the folders patient001/ ... patient294/ with WFDB .hea/.dat files"
+)
 
 
 def _ptb_age(comments: Iterable[str]) -> float:
@@ -46,11 +56,12 @@ def _read_list(path: Path) -> list[str]:
 
 def scan(root, rule: str = "paper") -> Scan:
     """Scans PTB: ``RECORDS``, ``CONTROLS`` (optional) and every record's header."""
-    root = Path(str(root))   # no os.*: TFDS tests patch it
+    root = Path(str(root))  # no os.*: TFDS tests patch it
     records_file = root / "RECORDS"
     if not records_file.is_file():
-        raise NotTheDatabaseError(f"{root} is not the PTB database: no file RECORDS. "
-                                  f"Expected {PTB_EXPECTED}.")
+        raise NotTheDatabaseError(
+            f"{root} is not the PTB database: no file RECORDS. Expected {PTB_EXPECTED}."
+        )
     names = list(dict.fromkeys(_read_list(records_file)))
     controls_file = root / "CONTROLS"
     controls = set(_read_list(controls_file)) if controls_file.is_file() else None
@@ -66,8 +77,9 @@ def scan(root, rule: str = "paper") -> Scan:
         patient = parts[0]
         try:
             header = read_wfdb_header(root / name)
-            label = labels_lib.ptb_label(header.comments, None if controls is None
-                                         else name in controls, rule)
+            label = labels_lib.ptb_label(
+                header.comments, None if controls is None else name in controls, rule
+            )
         except RecordError as err:
             skipped.append(Skip(name, err.reason, err.detail))
             continue
@@ -78,9 +90,19 @@ def scan(root, rule: str = "paper") -> Scan:
             reason = labels_lib.ptb_reason_for_admission(header.comments) or "?"
             skipped.append(Skip(name, EXCLUDED_LABEL, f"Reason for admission: {reason}"))
             continue
-        tasks.append(RecordTask(
-            record_id=name, patient_id=patient, label=label, fold=0,
-            codes="\n".join(header.comments), age=_ptb_age(header.comments),
-            sex=_ptbparse_sex(header.comments), kind="wfdb", path=str(root / name),
-            expected_fs=EXPECTED_FS["ptb"], header=header))
+        tasks.append(
+            RecordTask(
+                record_id=name,
+                patient_id=patient,
+                label=label,
+                fold=0,
+                codes="\n".join(header.comments),
+                age=_ptb_age(header.comments),
+                sex=_ptbparse_sex(header.comments),
+                kind="wfdb",
+                path=str(root / name),
+                expected_fs=EXPECTED_FS["ptb"],
+                header=header,
+            )
+        )
     return Scan("ptb", str(root), len(names), with_folds(tasks), skipped)

@@ -9,18 +9,18 @@ label fields) is in ``ptbdb_metadata.py`` next to this file; all logic shared wi
 from leadmix_jax import build
 
 try:  # imported as ptbdb_mi.ptbdb_mi_dataset_builder (tfds build, build.load_builder_class, tests)
-  from ptbdb_mi import ptbdb_metadata
+    from ptbdb_mi import ptbdb_metadata
 except ImportError:  # imported standalone, with only this folder on sys.path
-  import ptbdb_metadata
+    import ptbdb_metadata
 
 
 class Builder(build.MiEcgBuilder):
-  """PTB Diagnostic ECG Database 1.0.0 (PhysioNet): MI vs healthy control."""
+    """PTB Diagnostic ECG Database 1.0.0 (PhysioNet): MI vs healthy control."""
 
-  scan = staticmethod(ptbdb_metadata.scan)
-  DATABASE = "ptb"
-  HOMEPAGE = "https://physionet.org/content/ptbdb/1.0.0/"
-  MANUAL_DOWNLOAD_INSTRUCTIONS = """
+    scan = staticmethod(ptbdb_metadata.scan)
+    DATABASE = "ptb"
+    HOMEPAGE = "https://physionet.org/content/ptbdb/1.0.0/"
+    MANUAL_DOWNLOAD_INSTRUCTIONS = """
   Download the PTB Diagnostic ECG Database 1.0.0 from
   https://physionet.org/content/ptbdb/1.0.0/ (e.g.
   `wget -r -N -c -np https://physionet.org/files/ptbdb/1.0.0/`) and point

@@ -12,13 +12,25 @@ from pathlib import Path
 
 from leadmix_jax import labels as labels_lib
 from leadmix_jax import splits as splits_lib
-from leadmix_jax.metadata import (EXPECTED_FS, NotTheDatabaseError, Scan, Skip, inside,
-                                  nan_float, parse_sex, read_csv, read_table, require_columns)
+from leadmix_jax.metadata import (
+    EXPECTED_FS,
+    NotTheDatabaseError,
+    Scan,
+    Skip,
+    inside,
+    nan_float,
+    parse_sex,
+    read_csv,
+    read_table,
+    require_columns,
+)
 from leadmix_jax.records import EXCLUDED_LABEL, RecordTask
 
 
-PTBXL_EXPECTED = ("the PTB-XL 1.0.3 folder as downloaded from PhysioNet: it holds "
-                  "ptbxl_database.csv, scp_statements.csv and records500/ (WFDB, 500 Hz)")
+PTBXL_EXPECTED = (
+    "the PTB-XL 1.0.3 folder as downloaded from PhysioNet: it holds "
+    "ptbxl_database.csv, scp_statements.csv and records500/ (WFDB, 500 Hz)"
+)
 PTBXL_COLUMNS = ("ecg_id", "patient_id", "scp_codes", "strat_fold", "filename_hr")
 
 
@@ -27,7 +39,8 @@ def _ptbxl_diagnostic_class(root: Path) -> dict[str, str]:
     if not path.is_file():
         raise NotTheDatabaseError(
             f"The mi_superclass rule needs {path} (PTB-XL's scp_statements.csv, column "
-            f"diagnostic_class). Expected {PTBXL_EXPECTED}.")
+            f"diagnostic_class). Expected {PTBXL_EXPECTED}."
+        )
     df = read_csv(path, "PTB-XL scp_statements.csv")
     require_columns(df, ("diagnostic_class",), path, "scp_statements.csv")
     return dict(zip(df.iloc[:, 0].str.strip(), df["diagnostic_class"].str.strip()))
@@ -36,11 +49,10 @@ def _ptbxl_diagnostic_class(root: Path) -> dict[str, str]:
 def scan(root, rule: str = "paper") -> Scan:
     """Scans PTB-XL's ``ptbxl_database.csv`` (and ``scp_statements.csv`` for
     the ``mi_superclass`` rule); signals are ``root/<filename_hr>``."""
-    root = Path(str(root))   # no os.*: TFDS tests patch it
+    root = Path(str(root))  # no os.*: TFDS tests patch it
     db = root / "ptbxl_database.csv"
     if not db.is_file():
-        raise NotTheDatabaseError(f"{root} is not PTB-XL: no ptbxl_database.csv. "
-                                  f"Expected {PTBXL_EXPECTED}.")
+        raise NotTheDatabaseError(f"{root} is not PTB-XL: no ptbxl_database.csv. Expected {PTBXL_EXPECTED}.")
     table = read_table(db, "PTB-XL ptbxl_database.csv")
     require_columns(table.columns, PTBXL_COLUMNS, db, "PTB-XL's ptbxl_database.csv")
     classes = _ptbxl_diagnostic_class(root) if rule == "mi_superclass" else None
@@ -71,8 +83,7 @@ def scan(root, rule: str = "paper") -> Scan:
         seen.add(rid)
         signal_path = inside(root, rel)
         if signal_path is None:
-            skipped.append(Skip(rid, "unsafe_path", f"filename_hr {rel!r} leaves the database "
-                                                    "folder", split))
+            skipped.append(Skip(rid, "unsafe_path", f"filename_hr {rel!r} leaves the database folder", split))
             continue
         try:
             codes = labels_lib.parse_scp_codes(row["scp_codes"])
@@ -83,9 +94,18 @@ def scan(root, rule: str = "paper") -> Scan:
         if label is None:
             skipped.append(Skip(rid, EXCLUDED_LABEL, str(row["scp_codes"]), split))
             continue
-        tasks.append(RecordTask(
-            record_id=rid, patient_id=patient, label=label, fold=fold,
-            codes=str(row["scp_codes"]), age=nan_float(row.get("age", "")),
-            sex=parse_sex(row.get("sex", "")), kind="wfdb", path=str(signal_path),
-            expected_fs=EXPECTED_FS["ptbxl"]))
+        tasks.append(
+            RecordTask(
+                record_id=rid,
+                patient_id=patient,
+                label=label,
+                fold=fold,
+                codes=str(row["scp_codes"]),
+                age=nan_float(row.get("age", "")),
+                sex=parse_sex(row.get("sex", "")),
+                kind="wfdb",
+                path=str(signal_path),
+                expected_fs=EXPECTED_FS["ptbxl"],
+            )
+        )
     return Scan("ptbxl", str(root), len(table), tasks, skipped)

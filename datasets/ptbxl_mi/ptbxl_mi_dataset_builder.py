@@ -9,18 +9,18 @@ label fields) is in ``ptbxl_metadata.py`` next to this file; all logic shared wi
 from leadmix_jax import build
 
 try:  # imported as ptbxl_mi.ptbxl_mi_dataset_builder (tfds build, build.load_builder_class, tests)
-  from ptbxl_mi import ptbxl_metadata
+    from ptbxl_mi import ptbxl_metadata
 except ImportError:  # imported standalone, with only this folder on sys.path
-  import ptbxl_metadata
+    import ptbxl_metadata
 
 
 class Builder(build.MiEcgBuilder):
-  """PTB-XL 1.0.3 (PhysioNet): MI vs normal, 12 leads, 10 s windows at 250 Hz."""
+    """PTB-XL 1.0.3 (PhysioNet): MI vs normal, 12 leads, 10 s windows at 250 Hz."""
 
-  scan = staticmethod(ptbxl_metadata.scan)
-  DATABASE = "ptbxl"
-  HOMEPAGE = "https://physionet.org/content/ptb-xl/1.0.3/"
-  MANUAL_DOWNLOAD_INSTRUCTIONS = """
+    scan = staticmethod(ptbxl_metadata.scan)
+    DATABASE = "ptbxl"
+    HOMEPAGE = "https://physionet.org/content/ptb-xl/1.0.3/"
+    MANUAL_DOWNLOAD_INSTRUCTIONS = """
   Download PTB-XL 1.0.3 from https://physionet.org/content/ptb-xl/1.0.3/
   (e.g. `wget -r -N -c -np https://physionet.org/files/ptb-xl/1.0.3/` or the
   zip) and point `--manual_dir` at the folder that directly holds

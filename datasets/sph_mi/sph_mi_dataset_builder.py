@@ -9,18 +9,18 @@ label fields) is in ``sph_metadata.py`` next to this file; all logic shared with
 from leadmix_jax import build
 
 try:  # imported as sph_mi.sph_mi_dataset_builder (tfds build, build.load_builder_class, tests)
-  from sph_mi import sph_metadata
+    from sph_mi import sph_metadata
 except ImportError:  # imported standalone, with only this folder on sys.path
-  import sph_metadata
+    import sph_metadata
 
 
 class Builder(build.MiEcgBuilder):
-  """SPH 12-lead ECG database (figshare collection 5779802): MI vs normal."""
+    """SPH 12-lead ECG database (figshare collection 5779802): MI vs normal."""
 
-  scan = staticmethod(sph_metadata.scan)
-  DATABASE = "sph"
-  HOMEPAGE = "https://doi.org/10.6084/m9.figshare.c.5779802"
-  MANUAL_DOWNLOAD_INSTRUCTIONS = """
+    scan = staticmethod(sph_metadata.scan)
+    DATABASE = "sph"
+    HOMEPAGE = "https://doi.org/10.6084/m9.figshare.c.5779802"
+    MANUAL_DOWNLOAD_INSTRUCTIONS = """
   Download the SPH database from figshare (collection 5779802,
   https://doi.org/10.6084/m9.figshare.c.5779802): `metadata.csv` and the
   records archive. Unpack it so that one folder directly holds `metadata.csv`

@@ -10,17 +10,18 @@ from sph_mi import sph_mi_dataset_builder  # noqa: E402
 
 
 class SphMiTest(tfds.testing.DatasetBuilderTestCase):
-  """Both configs; TFRecord so that the harness's as_dataset (tf.data) can read it."""
+    """Both configs; TFRecord so that the harness's as_dataset (tf.data) can read it."""
 
-  DATASET_CLASS = sph_mi_dataset_builder.Builder
-  BUILDER_CONFIG_NAMES_TO_TEST = ["paper", "mi_superclass"]
-  SPLITS = {"train": 1, "validation": 1, "test": 2}
-  SKIP_CHECKSUMS = True
+    DATASET_CLASS = sph_mi_dataset_builder.Builder
+    BUILDER_CONFIG_NAMES_TO_TEST = ["paper", "mi_superclass"]
+    SPLITS = {"train": 1, "validation": 1, "test": 2}
+    SKIP_CHECKSUMS = True
 
-  def _make_builder(self, config=None):
-    return self.dataset_class(data_dir=self.tmp_dir, config=config, version=self.VERSION,
-                              file_format="tfrecord", num_workers=1)
+    def _make_builder(self, config=None):
+        return self.dataset_class(
+            data_dir=self.tmp_dir, config=config, version=self.VERSION, file_format="tfrecord", num_workers=1
+        )
 
 
 if __name__ == "__main__":
-  tfds.testing.test_main()
+    tfds.testing.test_main()

@@ -19,22 +19,36 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from leadmix_jax.testing.ecg_simulator import (CONDITIONS, TERRITORIES, SynthInfo, synth_record,
-                                               synthesize)
+from leadmix_jax.testing.ecg_simulator import CONDITIONS, TERRITORIES, SynthInfo, synth_record, synthesize
 from leadmix_jax.testing.ptb_writer import PTB_FRANK, PTB_LEADS, write_ptb
 from leadmix_jax.testing.ptbxl_writer import PTBXL_COLUMNS, PTBXL_LEADS, SCP_COLUMNS, write_ptbxl
 from leadmix_jax.testing.sph_writer import SPH_COLUMNS, write_sph, write_sph_record
 from leadmix_jax.testing.wfdb_writer import write_wfdb
 
 __all__ = [
-    "TERRITORIES", "CONDITIONS", "SynthInfo", "synthesize", "synth_record",
-    "write_wfdb", "write_ptb", "write_ptbxl", "write_sph", "write_sph_record", "write_all",
-    "PTB_LEADS", "PTB_FRANK", "PTBXL_LEADS", "PTBXL_COLUMNS", "SCP_COLUMNS", "SPH_COLUMNS",
+    "TERRITORIES",
+    "CONDITIONS",
+    "SynthInfo",
+    "synthesize",
+    "synth_record",
+    "write_wfdb",
+    "write_ptb",
+    "write_ptbxl",
+    "write_sph",
+    "write_sph_record",
+    "write_all",
+    "PTB_LEADS",
+    "PTB_FRANK",
+    "PTBXL_LEADS",
+    "PTBXL_COLUMNS",
+    "SCP_COLUMNS",
+    "SPH_COLUMNS",
 ]
 
 
-def write_all(root, seed: int = 0, *, ptb_patients: int = 12, ptbxl_records: int = 60,
-              sph_records: int = 60, **kwargs) -> dict[str, dict[str, Any]]:
+def write_all(
+    root, seed: int = 0, *, ptb_patients: int = 12, ptbxl_records: int = 60, sph_records: int = 60, **kwargs
+) -> dict[str, dict[str, Any]]:
     """Writes ``root/ptb``, ``root/ptbxl`` and ``root/sph``; returns their summaries.
     Extra keyword arguments (e.g. ``noise``) go to every writer."""
     root = Path(root)
@@ -43,4 +57,3 @@ def write_all(root, seed: int = 0, *, ptb_patients: int = 12, ptbxl_records: int
         "ptbxl": write_ptbxl(root / "ptbxl", ptbxl_records, seed, **kwargs),
         "sph": write_sph(root / "sph", sph_records, seed, **kwargs),
     }
-

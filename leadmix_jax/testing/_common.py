@@ -7,9 +7,8 @@ from collections import Counter
 import numpy as np
 
 
-
 def _rec_rng(seed: int, db: int, i: int) -> np.random.Generator:
-    return np.random.default_rng([int(seed), db, int(i) + 1])   # i = -1: the db-level stream
+    return np.random.default_rng([int(seed), db, int(i) + 1])  # i = -1: the db-level stream
 
 
 def _choice(rng: np.random.Generator, items):

@@ -46,12 +46,12 @@ _V_GAIN = np.array([1.25, 1.7, 1.8, 1.6, 1.3, 1.05])
 
 #: Injury-vector directions (anatomical, before the per-record axis rotation).
 TERRITORIES: dict[str, tuple[float, float, float]] = {
-    "inferior": (0.05, 1.0, 0.0),            # II, III, aVF (aVL, I reciprocal)
-    "anterior": (-0.25, 0.0, 1.0),           # V1-V4
-    "lateral": (1.0, -0.35, 0.25),           # I, aVL, V5, V6
-    "anterolateral": (0.55, -0.2, 0.85),     # V3-V6, I, aVL
-    "inferolateral": (0.6, 0.8, 0.05),       # II, III, aVF, V5, V6
-    "posterior": (0.1, 0.15, -1.0),          # mirror image in V1-V3
+    "inferior": (0.05, 1.0, 0.0),  # II, III, aVF (aVL, I reciprocal)
+    "anterior": (-0.25, 0.0, 1.0),  # V1-V4
+    "lateral": (1.0, -0.35, 0.25),  # I, aVL, V5, V6
+    "anterolateral": (0.55, -0.2, 0.85),  # V3-V6, I, aVL
+    "inferolateral": (0.6, 0.8, 0.05),  # II, III, aVF, V5, V6
+    "posterior": (0.1, 0.15, -1.0),  # mirror image in V1-V3
 }
 _MAIN_TERRITORIES = ("inferior", "anterior", "lateral")
 #: Non-MI conditions the generator can add (``condition=``).
@@ -70,16 +70,16 @@ class SynthInfo:
 
     fs: float
     n_samples: int
-    beats: np.ndarray            # R-peak times in s (only those inside the record)
-    hr: float                    # mean heart rate, bpm
+    beats: np.ndarray  # R-peak times in s (only those inside the record)
+    hr: float  # mean heart rate, bpm
     mi: bool
     territory: str | None = None
-    stage: str | None = None     # acute / recent / old (MI only)
-    st_mv: float = 0.0           # ST elevation along the injury vector, mV
-    q_mv: float = 0.0            # pathological-Q vector magnitude, mV
-    t_inv_mv: float = 0.0        # T-vector shift away from the territory, mV
+    stage: str | None = None  # acute / recent / old (MI only)
+    st_mv: float = 0.0  # ST elevation along the injury vector, mV
+    q_mv: float = 0.0  # pathological-Q vector magnitude, mV
+    t_inv_mv: float = 0.0  # T-vector shift away from the territory, mV
     condition: str | None = None
-    variant: str | None = None   # normal variant, e.g. 't_flat', 'early_repol'
+    variant: str | None = None  # normal variant, e.g. 't_flat', 'early_repol'
     vcg: np.ndarray | None = field(default=None, repr=False)  # (T, 3) dipole, mV
 
 
@@ -89,8 +89,9 @@ def _as_rng(rng) -> np.random.Generator:
     return np.random.default_rng(rng)
 
 
-def _rotation(rng: np.random.Generator, frontal_sd_deg: float, horiz_sd_deg: float,
-              frontal_mean_deg: float = 0.0) -> np.ndarray:
+def _rotation(
+    rng: np.random.Generator, frontal_sd_deg: float, horiz_sd_deg: float, frontal_mean_deg: float = 0.0
+) -> np.ndarray:
     """Random rotation of the heart: about z (frontal axis) and about y."""
     a = np.deg2rad(rng.normal(frontal_mean_deg, frontal_sd_deg))
     b = np.deg2rad(rng.normal(0.0, horiz_sd_deg))
@@ -103,10 +104,19 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
-def synthesize(rng, fs: float, seconds: float, mi: bool, territory: str | None = None, *,
-               condition: str | None = None, stage: str | None = None,
-               hr: float | None = None, noise: float = 1.0,
-               severity: float | None = None) -> tuple[np.ndarray, SynthInfo]:
+def synthesize(
+    rng,
+    fs: float,
+    seconds: float,
+    mi: bool,
+    territory: str | None = None,
+    *,
+    condition: str | None = None,
+    stage: str | None = None,
+    hr: float | None = None,
+    noise: float = 1.0,
+    severity: float | None = None,
+) -> tuple[np.ndarray, SynthInfo]:
     """One synthetic 12-lead ECG and what was drawn for it.
 
     Args:
@@ -154,19 +164,22 @@ def synthesize(rng, fs: float, seconds: float, mi: bool, territory: str | None =
     if condition == "af":
         rr = rr0 * rng.uniform(0.55, 1.45, nb)
     else:
-        rr = rr0 * (1.0 + rsa * np.sin(2 * np.pi * f_resp * k * rr0 + rng.uniform(0, 2 * np.pi))
-                    + 0.02 * np.sin(2 * np.pi * 0.07 * k * rr0 + rng.uniform(0, 2 * np.pi)))
+        rr = rr0 * (
+            1.0
+            + rsa * np.sin(2 * np.pi * f_resp * k * rr0 + rng.uniform(0, 2 * np.pi))
+            + 0.02 * np.sin(2 * np.pi * 0.07 * k * rr0 + rng.uniform(0, 2 * np.pi))
+        )
         rr *= 1.0 + jitter * rng.standard_normal(nb)
     rr = np.clip(rr, 0.33, 2.0)
     beats = -rng.uniform(0.2, 1.0) * rr[0] + np.concatenate([[0.0], np.cumsum(rr[:-1])])
-    rr_prev = np.concatenate([[rr0], rr[:-1]])        # RR preceding each beat (QT)
+    rr_prev = np.concatenate([[rr0], rr[:-1]])  # RR preceding each beat (QT)
     sq = np.sqrt(rr_prev)
 
     # ---- per-record morphology ----
     rot = _rotation(rng, 18.0, 12.0, frontal_mean_deg=rng.normal(0.0, 6.0))
-    gain = rng.uniform(0.7, 1.3)                       # body habitus
+    gain = rng.uniform(0.7, 1.3)  # body habitus
     pr = rng.uniform(0.14, 0.19) if condition != "avb" else rng.uniform(0.22, 0.32)
-    qt_k = rng.uniform(0.25, 0.29)                     # T peak at qt_k * sqrt(RR)
+    qt_k = rng.uniform(0.25, 0.29)  # T peak at qt_k * sqrt(RR)
     qrs_w = rng.uniform(0.9, 1.15)
     amp = {
         "p": rng.uniform(0.08, 0.18) * (0.0 if condition == "af" else 1.0),
@@ -183,7 +196,7 @@ def synthesize(rng, fs: float, seconds: float, mi: bool, territory: str | None =
         "s": _unit([-0.35, -0.45, -0.8] + rng.normal(0, 0.1, 3)),
         "t": _unit([0.6, 0.55, 0.45] + rng.normal(0, 0.08, 3)),
     }
-    V = np.zeros((_N_GAUSS + 1, 3))    # wave vectors (mV); last row: ST plateau
+    V = np.zeros((_N_GAUSS + 1, 3))  # wave vectors (mV); last row: ST plateau
     V[_W_P] = amp["p"] * vec["p"]
     V[_W_P2] = 0.35 * amp["p"] * vec["p2"]
     V[_W_SEPT] = amp["sept"] * vec["sept"]
@@ -196,19 +209,19 @@ def synthesize(rng, fs: float, seconds: float, mi: bool, territory: str | None =
     if not mi and condition is None:
         u = rng.random()
         if u < 0.12:
-            variant = "t_flat"                  # nonspecific T flattening
+            variant = "t_flat"  # nonspecific T flattening
             t_vec = t_vec * rng.uniform(0.25, 0.6)
         elif u < 0.22:
-            variant = "early_repol"             # benign ST elevation V2-V5
+            variant = "early_repol"  # benign ST elevation V2-V5
             st_vec = rng.uniform(0.04, 0.12) * _unit([0.35, 0.2, 0.9])
         elif u < 0.30:
-            variant = "juvenile_t"              # inverted T in V1-V2
+            variant = "juvenile_t"  # inverted T in V1-V2
             t_vec = t_vec - 0.25 * amp["t"] * _unit([-0.3, 0.0, 1.0])
         elif u < 0.36:
             variant = "low_voltage"
             gain *= 0.5
         elif u < 0.42:
-            variant = "deep_q_iii"              # positional q in III/aVF
+            variant = "deep_q_iii"  # positional q in III/aVF
             V[_W_SEPT] = V[_W_SEPT] + rng.uniform(0.1, 0.25) * _unit([0.3, -1.0, 0.2])
 
     if condition == "lvh":
@@ -230,18 +243,29 @@ def synthesize(rng, fs: float, seconds: float, mi: bool, territory: str | None =
         d = _unit(np.asarray(TERRITORIES[territory]) + rng.normal(0, 0.12, 3))
         stage_ = stage or str(rng.choice(_STAGES, p=[0.3, 0.35, 0.35]))
         if stage_ == "acute":
-            st, q, t_inv, rloss = (rng.uniform(0.08, 0.35), rng.uniform(0.0, 0.3),
-                                   rng.uniform(-0.25, 0.0), rng.uniform(0.0, 0.3))
+            st, q, t_inv, rloss = (
+                rng.uniform(0.08, 0.35),
+                rng.uniform(0.0, 0.3),
+                rng.uniform(-0.25, 0.0),
+                rng.uniform(0.0, 0.3),
+            )
         elif stage_ == "recent":
-            st, q, t_inv, rloss = (rng.uniform(0.03, 0.15), rng.uniform(0.1, 0.5),
-                                   rng.uniform(0.25, 0.6), rng.uniform(0.2, 0.6))
+            st, q, t_inv, rloss = (
+                rng.uniform(0.03, 0.15),
+                rng.uniform(0.1, 0.5),
+                rng.uniform(0.25, 0.6),
+                rng.uniform(0.2, 0.6),
+            )
         elif stage_ == "old":
-            st, q, t_inv, rloss = (rng.uniform(0.0, 0.06), rng.uniform(0.15, 0.5),
-                                   rng.uniform(0.0, 0.3), rng.uniform(0.2, 0.7))
+            st, q, t_inv, rloss = (
+                rng.uniform(0.0, 0.06),
+                rng.uniform(0.15, 0.5),
+                rng.uniform(0.0, 0.3),
+                rng.uniform(0.2, 0.7),
+            )
         else:
             raise ValueError(f"Unknown stage {stage_!r}; valid: {', '.join(_STAGES)}")
-        sev = (rng.uniform(0.3, 0.7) if rng.random() < 0.25 else 1.0) if severity is None \
-            else float(severity)
+        sev = (rng.uniform(0.3, 0.7) if rng.random() < 0.25 else 1.0) if severity is None else float(severity)
         st, q, t_inv, rloss = st * sev, q * sev, t_inv * sev, rloss * sev
         st_vec = st_vec + st * d
         V[_W_Q] = -q * d
@@ -283,16 +307,19 @@ def synthesize(rng, fs: float, seconds: float, mi: bool, territory: str | None =
         G[:, :_W_T1] += g * sc
         G[:, _W_T1:_N_GAUSS] += np.exp(-0.5 * zt * zt) * sc
         G[:, _N_GAUSS] += _sigmoid((dt - 0.045) / 0.006) * _sigmoid((tp + 0.02 - dt) / 0.03)
-    vcg = (G @ V.astype(f32)).astype(np.float64)               # (T, 3) mV
+    vcg = (G @ V.astype(f32)).astype(np.float64)  # (T, 3) mV
     if condition == "af":
         f_af = rng.uniform(4.0, 7.0)
-        vcg += (rng.uniform(0.02, 0.07) * np.sin(2 * np.pi * f_af * t + 0.8 * np.sin(
-            2 * np.pi * 0.3 * t))[:, None] * _unit([0.2, 0.4, 0.9]))
+        vcg += (
+            rng.uniform(0.02, 0.07)
+            * np.sin(2 * np.pi * f_af * t + 0.8 * np.sin(2 * np.pi * 0.3 * t))[:, None]
+            * _unit([0.2, 0.4, 0.9])
+        )
 
     # Independent channels: I, II, V1..V6 (electrode noise is per channel).
-    dirs = np.concatenate([_DIR_I[None], _DIR_II[None], _DIR_V], axis=0)   # (8, 3)
+    dirs = np.concatenate([_DIR_I[None], _DIR_II[None], _DIR_V], axis=0)  # (8, 3)
     chan_gain = np.concatenate([[1.0, 1.0], _V_GAIN * rng.uniform(0.85, 1.15, 6)])
-    base = (vcg @ dirs.T) * chan_gain                                       # (T, 8)
+    base = (vcg @ dirs.T) * chan_gain  # (T, 8)
     if noise > 0:
         wander_level = rng.uniform(0.02, 0.25) * noise
         # Shared low-frequency sinusoids (3 in 0.1-0.4 Hz + respiration), mixed
@@ -300,7 +327,7 @@ def synthesize(rng, fs: float, seconds: float, mi: bool, territory: str | None =
         f_w = np.append(rng.uniform(0.1, 0.4, 3), f_resp)
         arg = 2 * np.pi * f_w * t[:, None] + rng.uniform(0, 2 * np.pi, 4)
         arg = arg.astype(f32)
-        basis = np.concatenate([np.sin(arg), np.cos(arg)], axis=1)          # (T, 8)
+        basis = np.concatenate([np.sin(arg), np.cos(arg)], axis=1)  # (T, 8)
         mix = rng.normal(0.0, 1.0, (8, 8)) * np.array([1, 1, 1, 0.6] * 2)[:, None]
         wander = basis @ (mix * (wander_level / 2.5))
         mains = 50.0 if rng.random() < 0.6 else 60.0
@@ -309,7 +336,7 @@ def synthesize(rng, fs: float, seconds: float, mi: bool, territory: str | None =
         white = rng.uniform(0.004, 0.025) * noise * rng.standard_normal((n, 8), dtype=f32)
         base = base + wander + pl + white
     lead_i, lead_ii = base[:, 0], base[:, 1]
-    out = np.empty((n, len(CANONICAL_LEADS)), dtype=np.float32)   # I II III aVR aVL aVF V1-V6
+    out = np.empty((n, len(CANONICAL_LEADS)), dtype=np.float32)  # I II III aVR aVL aVF V1-V6
     out[:, 0] = lead_i
     out[:, 1] = lead_ii
     out[:, 2] = lead_ii - lead_i
@@ -318,15 +345,27 @@ def synthesize(rng, fs: float, seconds: float, mi: bool, territory: str | None =
     out[:, 5] = lead_ii - lead_i / 2
     out[:, 6:] = base[:, 2:]
     inside = beats[(beats >= 0) & (beats < n / fs)]
-    info = SynthInfo(fs=float(fs), n_samples=n, beats=inside, hr=hr, mi=bool(mi),
-                     territory=territory, stage=stage_ if mi else None,
-                     st_mv=float(st), q_mv=float(q), t_inv_mv=float(t_inv),
-                     condition=condition, variant=variant, vcg=vcg.astype(np.float32))
+    info = SynthInfo(
+        fs=float(fs),
+        n_samples=n,
+        beats=inside,
+        hr=hr,
+        mi=bool(mi),
+        territory=territory,
+        stage=stage_ if mi else None,
+        st_mv=float(st),
+        q_mv=float(q),
+        t_inv_mv=float(t_inv),
+        condition=condition,
+        variant=variant,
+        vcg=vcg.astype(np.float32),
+    )
     return out, info
 
 
-def synth_record(rng, fs: float, seconds: float, mi: bool, territory: str | None = None,
-                 **kwargs) -> np.ndarray:
+def synth_record(
+    rng, fs: float, seconds: float, mi: bool, territory: str | None = None, **kwargs
+) -> np.ndarray:
     """A synthetic 12-lead ECG, float32 ``(time, 12)`` in mV, canonical lead order
     (:data:`leadmix_jax.leads.CANONICAL_LEADS`). Keyword options as in
     :func:`synthesize`."""

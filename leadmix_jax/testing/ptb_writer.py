@@ -31,15 +31,35 @@ _PTB_LOCALISATION = {
     "posterior": ("posterior",),
 }
 _PTB_OTHER = (
-    ("Cardiomyopathy", "ndt"), ("Cardiomyopathy", "lvh"), ("Bundle branch block", "bbb"),
-    ("Dysrhythmia", "af"), ("Myocardial hypertrophy", "lvh"),
-    ("Valvular heart disease", "lvh"), ("Myocarditis", "ndt"),
+    ("Cardiomyopathy", "ndt"),
+    ("Cardiomyopathy", "lvh"),
+    ("Bundle branch block", "bbb"),
+    ("Dysrhythmia", "af"),
+    ("Myocardial hypertrophy", "lvh"),
+    ("Valvular heart disease", "lvh"),
+    ("Myocarditis", "ndt"),
     ("Heart failure (NYHA 3)", "ndt"),
 )
-_PTB_ADDITIONAL = ("Arterial hypertension", "Diabetes mellitus", "Hyperlipoproteinemia",
-                   "Adipositas", "Renal insufficiency", "Gout", "no")
-_PTB_DRUGS = ("ASA", "Nitrate", "Beta blocker", "Ca-antagonist", "Diuretics", "ACE inhibitor",
-              "Heparin", "Digitalis", "Marcumar")
+_PTB_ADDITIONAL = (
+    "Arterial hypertension",
+    "Diabetes mellitus",
+    "Hyperlipoproteinemia",
+    "Adipositas",
+    "Renal insufficiency",
+    "Gout",
+    "no",
+)
+_PTB_DRUGS = (
+    "ASA",
+    "Nitrate",
+    "Beta blocker",
+    "Ca-antagonist",
+    "Diuretics",
+    "ACE inhibitor",
+    "Heparin",
+    "Digitalis",
+    "Marcumar",
+)
 
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -54,8 +74,16 @@ def _ptb_date(rng, start=(1990, 1, 1), days=3 * 365) -> _dt.date:
     return _dt.date(*start) + _dt.timedelta(days=int(rng.integers(days)))
 
 
-def _ptb_comments(rng, kind: str, reason: str, territory: str | None, age: int, sex: str,
-                  ecg_date: _dt.date, extra_mi_mention: bool) -> list[str]:
+def _ptb_comments(
+    rng,
+    kind: str,
+    reason: str,
+    territory: str | None,
+    age: int,
+    sex: str,
+    ecg_date: _dt.date,
+    extra_mi_mention: bool,
+) -> list[str]:
     """Header comments in PTB's layout (sections separated by empty lines)."""
     na = "n/a"
     is_mi = kind == "mi"
@@ -64,19 +92,23 @@ def _ptb_comments(rng, kind: str, reason: str, territory: str | None, age: int, 
         loc = former = additional = smoker = vessels = na
     else:
         former = "no" if rng.random() < 0.8 or not is_mi else _choice(rng, ("inferior", "anterior"))
-        additional = ", ".join(sorted({_choice(rng, _PTB_ADDITIONAL) for _ in range(
-            int(rng.integers(1, 3)))}))
+        additional = ", ".join(
+            sorted({_choice(rng, _PTB_ADDITIONAL) for _ in range(int(rng.integers(1, 3)))})
+        )
         if extra_mi_mention:
             additional = "Old myocardial infarction, " + additional
         smoker = _choice(rng, ("yes", "no", "unknown"))
         vessels = str(int(rng.integers(0, 4))) if kind != "control" else na
-    infarct_date = (ecg_date - _dt.timedelta(days=int(rng.integers(0, 20))))
+    infarct_date = ecg_date - _dt.timedelta(days=int(rng.integers(0, 20)))
     cath = ecg_date + _dt.timedelta(days=int(rng.integers(1, 15)))
     mi_date = _ptb_day(infarct_date) if is_mi else na
     drugs = " ".join(_choice(rng, _PTB_DRUGS) for _ in range(int(rng.integers(1, 4))))
     bp = f"{int(rng.integers(10, 17)) * 10}/{int(rng.integers(6, 10)) * 10} mmHg"
     lines = [
-        f"age: {age}", f"sex: {sex}", f"ECG date: {ecg_date.strftime('%d/%m/%Y')}", "",
+        f"age: {age}",
+        f"sex: {sex}",
+        f"ECG date: {ecg_date.strftime('%d/%m/%Y')}",
+        "",
         "Diagnose:",
         f"Reason for admission: {reason}",
         f"Acute infarction (localization): {loc}",
@@ -86,7 +118,8 @@ def _ptb_comments(rng, kind: str, reason: str, territory: str | None, age: int, 
         f"Number of coronary vessels involved: {vessels}",
         f"Infarction date (acute): {mi_date}",
         f"Previous infarction (1) date: {na}",
-        f"Previous infarction (2) date: {na}", "",
+        f"Previous infarction (2) date: {na}",
+        "",
         "Hemodynamics:",
         f"Catheterization date: {_ptb_day(cath) if kind != 'control' else na}",
         f"Ventriculography: {('Hypokinesia ' + territory + ' wall') if is_mi else na}",
@@ -94,7 +127,8 @@ def _ptb_comments(rng, kind: str, reason: str, territory: str | None, age: int, 
         f"Peripheral blood Pressure (syst/diast):  {bp}",
         f"Pulmonary artery pressure (at rest) (syst/diast): {na}",
         f"Left ventricular enddiastolic pressure: {na}",
-        f"Echocardiography: {na}", "",
+        f"Echocardiography: {na}",
+        "",
         "Therapy:",
         f"Infarction date: {mi_date}",
         f"Admission date: {_ptb_day(ecg_date)}",
@@ -104,9 +138,19 @@ def _ptb_comments(rng, kind: str, reason: str, territory: str | None, age: int, 
     return lines
 
 
-def write_ptb(root, n_patients: int, seed: int, *, seconds: tuple[float, float] = (30.0, 60.0),
-              fs: int = 1000, p_mi: float = 0.55, p_control: float = 0.2,
-              p_multi: float = 0.25, p_xyz: float = 0.5, noise: float = 1.0) -> dict[str, Any]:
+def write_ptb(
+    root,
+    n_patients: int,
+    seed: int,
+    *,
+    seconds: tuple[float, float] = (30.0, 60.0),
+    fs: int = 1000,
+    p_mi: float = 0.55,
+    p_control: float = 0.2,
+    p_multi: float = 0.25,
+    p_xyz: float = 0.5,
+    noise: float = 1.0,
+) -> dict[str, Any]:
     """Writes a synthetic PTB Diagnostic ECG Database in its original layout.
 
     ``root/RECORDS`` (``patientNNN/sXXXXyyy`` per line), ``root/CONTROLS``
@@ -150,8 +194,11 @@ def write_ptb(root, n_patients: int, seed: int, *, seconds: tuple[float, float] 
         n_rec = 1 + (int(r.integers(1, 4)) if r.random() < p_multi else 0)
         age = int(r.integers(17, 88))
         sex = "male" if r.random() < 0.7 else "female"
-        territory = str(r.choice(list(_PTB_LOCALISATION), p=[0.35, 0.3, 0.08, 0.1, 0.12, 0.05])) \
-            if kind == "mi" else None
+        territory = (
+            str(r.choice(list(_PTB_LOCALISATION), p=[0.35, 0.3, 0.08, 0.1, 0.12, 0.05]))
+            if kind == "mi"
+            else None
+        )
         reason, condition = "", None
         mention = False
         if kind == "mi":
@@ -169,31 +216,58 @@ def write_ptb(root, n_patients: int, seed: int, *, seconds: tuple[float, float] 
             record = f"s{rec_no:04d}{suffix}"
             secs = float(r.uniform(*seconds))
             mi_signal = kind == "mi" or mention
-            sig, info = synthesize(r, fs, secs, mi_signal, territory if kind == "mi" else
-                                   ("inferior" if mention else None), condition=condition,
-                                   stage="old" if mention else None, noise=noise)
-            frank = info.vcg * np.array([1.0, 1.0, -1.0], dtype=np.float32)   # vz: posterior +
+            sig, info = synthesize(
+                r,
+                fs,
+                secs,
+                mi_signal,
+                territory if kind == "mi" else ("inferior" if mention else None),
+                condition=condition,
+                stage="old" if mention else None,
+                noise=noise,
+            )
+            frank = info.vcg * np.array([1.0, 1.0, -1.0], dtype=np.float32)  # vz: posterior +
             frank = frank + (0.01 * noise) * r.standard_normal(frank.shape).astype(np.float32)
             has_xyz = bool(r.random() < p_xyz)
-            comments = _ptb_comments(r, kind, reason, territory, age, sex,
-                                     ecg_date + _dt.timedelta(days=3 * j), mention)
-            write_wfdb(root / patient, record,
-                       [(f"{record}.dat", sig, list(PTB_LEADS)),
-                        (f"{record}.xyz", frank, list(PTB_FRANK))],
-                       fs, "2000", 2000.0, comments=comments,
-                       newline="\r\n" if suffix == "_re" else "\n",
-                       signed_checksum=True, zero_fields=suffix == "lre",
-                       write_files={f"{record}.dat"} | ({f"{record}.xyz"} if has_xyz else set()))
+            comments = _ptb_comments(
+                r, kind, reason, territory, age, sex, ecg_date + _dt.timedelta(days=3 * j), mention
+            )
+            write_wfdb(
+                root / patient,
+                record,
+                [(f"{record}.dat", sig, list(PTB_LEADS)), (f"{record}.xyz", frank, list(PTB_FRANK))],
+                fs,
+                "2000",
+                2000.0,
+                comments=comments,
+                newline="\r\n" if suffix == "_re" else "\n",
+                signed_checksum=True,
+                zero_fields=suffix == "lre",
+                write_files={f"{record}.dat"} | ({f"{record}.xyz"} if has_xyz else set()),
+            )
             label = "mi" if (kind == "mi" or mention) else ("normal" if kind == "control" else "other")
             label_alt = {"mi": "mi", "control": "normal"}.get(kind, "other")
-            records.append({"record": f"{patient}/{record}", "patient": patient, "label": label,
-                            "label_alt": label_alt, "territory": info.territory,
-                            "reason": reason, "xyz": has_xyz, "n_samples": info.n_samples})
+            records.append(
+                {
+                    "record": f"{patient}/{record}",
+                    "patient": patient,
+                    "label": label,
+                    "label_alt": label_alt,
+                    "territory": info.territory,
+                    "reason": reason,
+                    "xyz": has_xyz,
+                    "n_samples": info.n_samples,
+                }
+            )
     with open(root / "RECORDS", "w", newline="") as fh:
         fh.write("".join(f"{x['record']}\n" for x in records))
     with open(root / "CONTROLS", "w", newline="") as fh:
         fh.write("".join(f"{x['record']}\n" for x in records if x["reason"] == "Healthy control"))
-    return {"db": "ptb", "n_records": len(records),
-            "n_patients": len({x["patient"] for x in records}),
-            "labels": _label_counts(records, "label"),
-            "labels_alt": _label_counts(records, "label_alt"), "records": records}
+    return {
+        "db": "ptb",
+        "n_records": len(records),
+        "n_patients": len({x["patient"] for x in records}),
+        "labels": _label_counts(records, "label"),
+        "labels_alt": _label_counts(records, "label_alt"),
+        "records": records,
+    }

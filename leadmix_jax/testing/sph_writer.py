@@ -22,20 +22,34 @@ from leadmix_jax.testing.ecg_simulator import synthesize
 SPH_COLUMNS = ("ECG_ID", "AHA_Code", "Patient_ID", "Age", "Sex", "N", "Date")
 _SPH_MI_PRIMARY = {"160": "anterior", "161": "inferior", "165": "anterior", "166": "anterolateral"}
 _SPH_OTHER = (  # (AHA code, condition, hr range)
-    ("22", None, (45, 58)), ("23", None, None), ("22;23", None, (45, 58)), ("21", None, (101, 120)),
-    ("147", "ndt", None), ("146", "ndt", None), ("145+362", "ndt", None), ("105", "bbb", None),
-    ("106", "bbb", None), ("22;147", "ndt", (45, 58)), ("50", "af", (70, 110)),
-    ("50+346", "af", (70, 110)), ("142", "lvh", None), ("82", "avb", None),
+    ("22", None, (45, 58)),
+    ("23", None, None),
+    ("22;23", None, (45, 58)),
+    ("21", None, (101, 120)),
+    ("147", "ndt", None),
+    ("146", "ndt", None),
+    ("145+362", "ndt", None),
+    ("105", "bbb", None),
+    ("106", "bbb", None),
+    ("22;147", "ndt", (45, 58)),
+    ("50", "af", (70, 110)),
+    ("50+346", "af", (70, 110)),
+    ("142", "lvh", None),
+    ("82", "avb", None),
 )
 
 
 # Label-rule edge cases, each placed once in any database of >= 40 records:
 # (AHA code, MI territory or None, condition, heart-rate range or None).
 _SPH_EDGE = (
-    ("50+161", "inferior", "af", (70, 110)), ("165;22", "anterior", None, (45, 58)),
-    ("166+332;146", "anterolateral", None, None), ("160", "anterior", None, None),
-    ("162", "posterior", None, None), ("163+332", "lateral", None, None),
-    ("22;23", None, None, (45, 58)), ("1", None, None, None),
+    ("50+161", "inferior", "af", (70, 110)),
+    ("165;22", "anterior", None, (45, 58)),
+    ("166+332;146", "anterolateral", None, None),
+    ("160", "anterior", None, None),
+    ("162", "posterior", None, None),
+    ("163+332", "lateral", None, None),
+    ("22;23", None, None, (45, 58)),
+    ("1", None, None, None),
 )
 
 
@@ -46,8 +60,9 @@ def _sph_label(code: str) -> str:
     return "normal" if parts == {"1"} else "other"
 
 
-def write_sph_record(path, sig_mv: np.ndarray, *, quantum: float | None = None,
-                     compress: bool = False) -> None:
+def write_sph_record(
+    path, sig_mv: np.ndarray, *, quantum: float | None = None, compress: bool = False
+) -> None:
     """Writes one SPH record: dataset ``ecg`` float32 ``(12, N)`` from a
     ``(N, 12)`` canonical-order signal in mV.
 
@@ -66,8 +81,16 @@ def write_sph_record(path, sig_mv: np.ndarray, *, quantum: float | None = None,
         fh.create_dataset("ecg", data=data.astype(np.float32), **opts)
 
 
-def write_sph(root, n_records: int, seed: int, *, max_samples: int = 30000,
-              p_long: float = 0.15, p_multi: float = 0.05, noise: float = 1.0) -> dict[str, Any]:
+def write_sph(
+    root,
+    n_records: int,
+    seed: int,
+    *,
+    max_samples: int = 30000,
+    p_long: float = 0.15,
+    p_multi: float = 0.05,
+    noise: float = 1.0,
+) -> dict[str, Any]:
     """Writes a synthetic SPH database in its original layout.
 
     ``metadata.csv`` (``ECG_ID,AHA_Code,Patient_ID,Age,Sex,N,Date``) and
@@ -98,8 +121,9 @@ def write_sph(root, n_records: int, seed: int, *, max_samples: int = 30000,
     lengths = np.arange(5500, max(max_samples, 5500) + 1, 500)
     forced: dict[int, int] = {}
     if n_records >= 5 * len(_SPH_EDGE):
-        forced = dict(zip(prng.choice(n_records, len(_SPH_EDGE), replace=False).tolist(),
-                          range(len(_SPH_EDGE))))
+        forced = dict(
+            zip(prng.choice(n_records, len(_SPH_EDGE), replace=False).tolist(), range(len(_SPH_EDGE)))
+        )
     rows, records = [], []
     for i in range(n_records):
         r = _rec_rng(seed, 3, i)
@@ -131,20 +155,35 @@ def write_sph(root, n_records: int, seed: int, *, max_samples: int = 30000,
         else:
             code, condition, hr_rng = _SPH_OTHER[int(r.integers(len(_SPH_OTHER)))]
             hr = float(r.uniform(*hr_rng)) if hr_rng else None
-        n = 5000 if r.random() >= p_long or max_samples <= 5000 else \
-            int(lengths[min(int(r.exponential(3.0)), len(lengths) - 1)])
-        sig, info = synthesize(r, 500, n / 500, mi, territory, condition=condition, hr=hr,
-                               noise=noise)
+        n = (
+            5000
+            if r.random() >= p_long or max_samples <= 5000
+            else int(lengths[min(int(r.exponential(3.0)), len(lengths) - 1)])
+        )
+        sig, info = synthesize(r, 500, n / 500, mi, territory, condition=condition, hr=hr, noise=noise)
         write_sph_record(root / "records" / f"{ecg_id}.h5", sig)
         date = _dt.date(2019, 1, 1) + _dt.timedelta(days=int(r.integers(0, 700)))
-        rows.append([ecg_id, code, pid, str(int(ages[pat[i]])), str(sexes[pat[i]]), str(n),
-                     date.isoformat()])
+        rows.append([ecg_id, code, pid, str(int(ages[pat[i]])), str(sexes[pat[i]]), str(n), date.isoformat()])
         label = _sph_label(code)
-        records.append({"ecg_id": ecg_id, "patient_id": pid, "aha": code, "label": label,
-                        "label_alt": label, "territory": info.territory, "n": n})
+        records.append(
+            {
+                "ecg_id": ecg_id,
+                "patient_id": pid,
+                "aha": code,
+                "label": label,
+                "label_alt": label,
+                "territory": info.territory,
+                "n": n,
+            }
+        )
     with open(root / "metadata.csv", "w", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(SPH_COLUMNS)
         w.writerows(rows)
-    return {"db": "sph", "n_records": len(records), "n_patients": n_pat,
-            "labels": _label_counts(records, "label"), "records": records}
+    return {
+        "db": "sph",
+        "n_records": len(records),
+        "n_patients": n_pat,
+        "labels": _label_counts(records, "label"),
+        "records": records,
+    }

@@ -14,17 +14,28 @@ __all__ = ["write_wfdb"]
 
 def _digitize(sig_mv: np.ndarray, gain: float) -> np.ndarray:
     d = np.rint(np.asarray(sig_mv, dtype=np.float64) * gain)
-    return np.clip(d, -32767, 32767).astype("<i2")     # -32768 is WFDB's "invalid"
+    return np.clip(d, -32767, 32767).astype("<i2")  # -32768 is WFDB's "invalid"
 
 
 def _checksum(d: np.ndarray) -> np.ndarray:
     return d.astype(np.int64).sum(axis=0) & 0xFFFF
 
 
-def write_wfdb(directory, record: str, files: list[tuple[str, np.ndarray, list[str]]],
-               fs: float, gain_field: str, gain: float, *, comments: list[str] | None = None,
-               newline: str = "\n", signed_checksum: bool = False, zero_fields: bool = False,
-               write_files: set[str] | None = None, fmt: str = "16") -> None:
+def write_wfdb(
+    directory,
+    record: str,
+    files: list[tuple[str, np.ndarray, list[str]]],
+    fs: float,
+    gain_field: str,
+    gain: float,
+    *,
+    comments: list[str] | None = None,
+    newline: str = "\n",
+    signed_checksum: bool = False,
+    zero_fields: bool = False,
+    write_files: set[str] | None = None,
+    fmt: str = "16",
+) -> None:
     """Writes one WFDB record in format 16 (or 80: 8-bit, for tiny files).
 
     Args:

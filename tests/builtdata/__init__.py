@@ -64,11 +64,20 @@ class BuiltMi(tfds.core.GeneratorBasedBuilder):
                     if rng.uniform() < self.nan_fraction:
                         window = window.copy()
                         window[100:110] = np.nan
-                    yield f"{record_id}-{w}", {
-                        "ecg": window, "label": int(mi), "patient_id": f"{split[:2]}p{p:02d}",
-                        "record_id": record_id, "window": int(w), "fold": 1 + seed,
-                        "codes": "160" if mi else "1", "age": np.float32(60.0),
-                        "sex": "male" if p % 3 else "female"}
+                    yield (
+                        f"{record_id}-{w}",
+                        {
+                            "ecg": window,
+                            "label": int(mi),
+                            "patient_id": f"{split[:2]}p{p:02d}",
+                            "record_id": record_id,
+                            "window": int(w),
+                            "fold": 1 + seed,
+                            "codes": "160" if mi else "1",
+                            "age": np.float32(60.0),
+                            "sex": "male" if p % 3 else "female",
+                        },
+                    )
 
 
 def build(data_dir: str, file_format: str = "array_record", nan_fraction: float = 0.0) -> str:
@@ -93,6 +102,7 @@ def make_config(data, **overrides):
     """configs/test.py on ``built_mi``, 2 training steps (validation and a
     checkpoint at step 2), then ``overrides`` (dotted keys)."""
     from configs import test as test_config
+
     c = test_config.get_config()
     c.data_dir = data
     c.train_dataset = NAME
@@ -116,6 +126,7 @@ def trained_workdir(tmp_path_factory, leads: str = "II,III,aVF") -> str:
     key = f"workdir:{leads}"
     if key not in _CACHE:
         from leadmix_jax import train
+
         data = data_dir(tmp_path_factory)
         workdir = str(tmp_path_factory.mktemp("trained"))
         train.train_and_evaluate(make_config(data, leads=leads), workdir)
@@ -129,7 +140,10 @@ def evaluated_workdir(tmp_path_factory, leads: str = "II,III,aVF") -> tuple[str,
     key = f"eval:{leads}"
     if key not in _CACHE:
         from leadmix_jax import evaluate
+
         workdir = trained_workdir(tmp_path_factory, leads)
-        _CACHE[key] = (workdir, evaluate.evaluate(make_config(data_dir(tmp_path_factory), leads=leads),
-                                                  workdir))
+        _CACHE[key] = (
+            workdir,
+            evaluate.evaluate(make_config(data_dir(tmp_path_factory), leads=leads), workdir),
+        )
     return _CACHE[key]

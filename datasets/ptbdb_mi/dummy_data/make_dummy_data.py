@@ -39,10 +39,21 @@ RECORDS = [  # record, reason, age, sex, mi, territory, write .dat
 
 def _comments(reason: str, age: int, sex: str, territory) -> list[str]:
     loc = territory or ("n/a" if reason == "Healthy control" else "no")
-    return [f"age: {age}", f"sex: {sex}", "ECG date: 01/01/1990", "", "Diagnose:",
-            f"Reason for admission: {reason}", f"Acute infarction (localization): {loc}",
-            "Former infarction (localization): no", "Additional diagnoses: no",
-            "Smoker: no", "", "Therapy:", "Medication pre admission: n/a"]
+    return [
+        f"age: {age}",
+        f"sex: {sex}",
+        "ECG date: 01/01/1990",
+        "",
+        "Diagnose:",
+        f"Reason for admission: {reason}",
+        f"Acute infarction (localization): {loc}",
+        "Former infarction (localization): no",
+        "Additional diagnoses: no",
+        "Smoker: no",
+        "",
+        "Therapy:",
+        "Medication pre admission: n/a",
+    ]
 
 
 def main(root: Path = HERE) -> None:
@@ -50,18 +61,28 @@ def main(root: Path = HERE) -> None:
         folder, rec = name.split("/")
         rng = np.random.default_rng(200 + i)
         seconds = 10.0 if write else 0.01
-        sig = synthetic.synth_record(rng, 1000, seconds, mi, territory) if write else \
-            np.zeros((10, 12), np.float32)
-        crlf = rec.endswith("_re")   # as in ptbdb: CRLF + checksums in _re, LF + zeros in lre
+        sig = (
+            synthetic.synth_record(rng, 1000, seconds, mi, territory)
+            if write
+            else np.zeros((10, 12), np.float32)
+        )
+        crlf = rec.endswith("_re")  # as in ptbdb: CRLF + checksums in _re, LF + zeros in lre
         synthetic.write_wfdb(
-            root / folder, rec, [(f"{rec}.dat", sig, list(LEADS)),
-                                 (f"{rec}.xyz", sig[:, :3], ["vx", "vy", "vz"])],
-            1000, f"{GAIN:g}", GAIN, comments=_comments(reason, age, sex, territory),
-            newline="\r\n" if crlf else "\n", signed_checksum=True, zero_fields=not crlf,
-            write_files={f"{rec}.dat"} if write else set(), fmt="80")
+            root / folder,
+            rec,
+            [(f"{rec}.dat", sig, list(LEADS)), (f"{rec}.xyz", sig[:, :3], ["vx", "vy", "vz"])],
+            1000,
+            f"{GAIN:g}",
+            GAIN,
+            comments=_comments(reason, age, sex, territory),
+            newline="\r\n" if crlf else "\n",
+            signed_checksum=True,
+            zero_fields=not crlf,
+            write_files={f"{rec}.dat"} if write else set(),
+            fmt="80",
+        )
     (root / "RECORDS").write_text("".join(f"{r[0]}\n" for r in RECORDS))
-    (root / "CONTROLS").write_text("".join(f"{r[0]}\n" for r in RECORDS
-                                           if r[1] == "Healthy control"))
+    (root / "CONTROLS").write_text("".join(f"{r[0]}\n" for r in RECORDS if r[1] == "Healthy control"))
 
 
 if __name__ == "__main__":

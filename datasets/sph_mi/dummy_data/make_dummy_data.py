@@ -39,8 +39,7 @@ def main(root: Path = HERE) -> None:
         if write:
             rng = np.random.default_rng(300 + i)
             sig = synthetic.synth_record(rng, 500, n / 500, mi, territory)
-            synthetic.write_sph_record(root / "records" / f"{ecg_id}.h5", sig, quantum=1 / 256,
-                                       compress=True)
+            synthetic.write_sph_record(root / "records" / f"{ecg_id}.h5", sig, quantum=1 / 256, compress=True)
         rows.append([ecg_id, code, pid, str(age), sex, str(n), f"2020-01-0{i + 1}"])
     with open(root / "metadata.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
