@@ -221,6 +221,9 @@ def main(argv):
         return
     try:
         config = run_config(mode)
+        # before any JAX call: jax.distributed.initialize must come first
+        _hide_accelerators_from_tensorflow()
+        _init_distributed()
         if mode in ("train", "demo", "eval"):
             import jax
 
@@ -231,8 +234,6 @@ def main(argv):
             raise UserError("--mode=export needs --format=tflite, onnx or stablehlo")
         if mode == "report" and not FLAGS.workdirs:
             raise UserError("--mode=report needs --workdirs=a,b,c (evaluated workdirs)")
-        _hide_accelerators_from_tensorflow()
-        _init_distributed()
         _run(mode, config)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)

@@ -110,6 +110,10 @@ class ExportedModel:
     """An exported model and its sidecar, with :class:`leadmix_jax.inference.RestoredModel`'s
     prediction interface."""
 
+    # an exported file takes a fixed lead list (its sidecar's), even when it came from a
+    # lead-robust checkpoint: the subset is chosen at export time
+    is_lead_robust = False
+
     def __init__(self, path: str, threads: int = 1):
         if not os.path.exists(str(path)):
             raise UserError(f"model file {path} does not exist")
