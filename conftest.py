@@ -14,6 +14,22 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # TensorFlow (pulled in by TFDS) must never grab an accelerator in tests.
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
+# One persistent XLA compilation cache for the session: the pytest-xdist
+# workers and every `launch.py` subprocess a test starts inherit this
+# variable, so a program compiled once (the tiny model's train step, the
+# parity model's forward pass) is read back instead of compiled again. The
+# cache changes no result: an entry is keyed by the program, flags and devices.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    import atexit
+    import shutil
+    import tempfile
+
+    _cache_dir = tempfile.mkdtemp(prefix="leadmix-test-xla-cache-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache_dir
+    atexit.register(shutil.rmtree, _cache_dir, ignore_errors=True)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
+
 from absl import flags  # noqa: E402
 
 # grain's worker processes read absl flags; pytest never parses them.

@@ -290,7 +290,10 @@ def _run(mode: str, config) -> None:
             config,
             FLAGS.workdir,
             export.ExportSpec(
-                format=FLAGS.format, quantize=FLAGS.quantize, checkpoint=FLAGS.checkpoint or "best"
+                format=FLAGS.format,
+                quantize=FLAGS.quantize,
+                checkpoint=FLAGS.checkpoint or "best",
+                leads=config.get("leads", ""),
             ),
             out_dir=FLAGS.export_dir,
         )

@@ -111,7 +111,7 @@ def load_resident(builder, split: str, mesh: Mesh) -> Resident:
         split,
         bytes_per_device(n, shape, mesh.size) / 1e6,
     )
-    for i, ex in _read_rows(builder, split, wanted):
+    for i, ex in input_pipeline.read_rows(builder, split, wanted):
         s = (i // per) * per
         ecg[s][i - s] = np.asarray(ex["ecg"], np.float32)
         label[s][i - s] = np.float32(ex["label"])
@@ -120,21 +120,6 @@ def load_resident(builder, split: str, mesh: Mesh) -> Resident:
         label=jax.make_array_from_callback((rows,), sharding, lambda idx: label[idx[0].start or 0]),
         num_examples=n,
     )
-
-
-def _read_rows(builder, split: str, wanted: list[int]):
-    """``(index, example)`` for the ``wanted`` indices (ascending)."""
-    if input_pipeline.is_array_record(builder):
-        source = builder.as_data_source(split)
-        for i in wanted:
-            yield i, source[i]
-        return
-    want = set(wanted)
-    for i, ex in enumerate(input_pipeline._tfrecord_examples(builder, split, 0, 1)):  # noqa: SLF001
-        if i in want:
-            yield i, ex
-        if i >= wanted[-1]:
-            return
 
 
 # ----------------------------------------------------------------------------

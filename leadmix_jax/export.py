@@ -37,7 +37,7 @@ bounds leaves ``<model>.failed.report.json`` / ``.md`` and raises
 successful export of that name stays as it was.
 
 The selection of what is exported is :class:`ExportSpec`; a lead subset of a
-lead-robust model or a member of a population become fields there.
+lead-robust model is its ``leads`` field; a member of a population would be another.
 """
 
 from __future__ import annotations
@@ -78,6 +78,9 @@ class ExportSpec:
       format: ``tflite``, ``onnx`` or ``stablehlo``.
       quantize: ``none``, ``dynamic`` or ``int8`` (TFLite and ONNX).
       checkpoint: ``best``, ``latest`` or a step.
+      leads: the input leads (a lead spec, e.g. ``'inferior'``): for a
+        lead-robust checkpoint the subset the exported model takes (``''``
+        = all 12); for an official checkpoint ``''`` or its own leads.
       calibration_examples: training windows used to calibrate ``int8``.
       latency_runs: timed single-window runs (median reported).
     """
@@ -85,6 +88,7 @@ class ExportSpec:
     format: str = "tflite"
     quantize: str = "none"
     checkpoint: str | int = "best"
+    leads: str = ""
     calibration_examples: int = 500
     latency_runs: int = 30
 
@@ -111,11 +115,12 @@ def split_windows(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(windows (n, 2500, N) float32 mV, labels (n,) int)`` of ``split``
     (all of it, or ``max_examples`` evenly spaced examples)."""
-    total = input_pipeline.split_size(builder, split)
-    n = total if max_examples is None else min(total, max_examples)
     idx = np.asarray(leads_lib.lead_indices(leads))
     xs, ys = [], []
-    for ex in input_pipeline._iterate_examples(builder, split, n, total):
+    rows = input_pipeline.read_rows(
+        builder, split, input_pipeline.sample_indices(builder, split, max_examples)
+    )
+    for _, ex in rows:
         xs.append(np.asarray(ex["ecg"], np.float32)[:, idx])
         ys.append(int(ex["label"]))
     return np.stack(xs), np.asarray(ys)
@@ -125,38 +130,79 @@ def split_windows(
 # The function that is exported.
 
 
+def with_input_leads(restored: inference.RestoredModel, leads: str) -> inference.RestoredModel:
+    """The model to export, on input leads ``leads`` (a lead spec; ``''``: its
+    own): a lead-robust checkpoint on that subset, an official checkpoint
+    only on its own leads (a :class:`UserError` otherwise)."""
+    if restored.is_lead_robust:
+        try:
+            return restored.with_leads(leads or ",".join(restored.leads))
+        except ValueError as e:
+            raise UserError(f"--config.leads={leads!r}: {e}") from None
+    if leads and tuple(leads_lib.parse_leads(leads)) != tuple(restored.leads):
+        raise UserError(
+            f"step {restored.step} of {restored.workdir} takes leads {','.join(restored.leads)} only "
+            f"(asked for {leads}); only a lead-robust checkpoint exports for another subset"
+        )
+    return restored
+
+
+def _input_stats(restored: inference.RestoredModel):
+    """Norm statistics of the model's input leads (a lead-robust model's subset)."""
+    return restored.stats.select(restored.input_leads)
+
+
+def _to_model_input(restored: inference.RestoredModel, z):
+    """``(model input, extra call args)`` for z-scored windows ``z`` ``(B, T, N)``
+    of the input leads: a lead-robust model takes all 12 leads in canonical
+    order (absent ones zero, as the mask zeroes them anyway) and the mask."""
+    if not restored.is_lead_robust:
+        return z, ()
+    xp = jnp if isinstance(z, jax.Array) else np
+    where = {lead: k for k, lead in enumerate(restored.input_leads)}
+    zero = xp.zeros_like(z[..., :1])
+    # a concatenation of columns, not a scatter: exact, and one CONCATENATION op in TFLite
+    cols = [z[..., where[n] : where[n] + 1] if n in where else zero for n in leads_lib.CANONICAL_LEADS]
+    return xp.concatenate(cols, axis=-1), (restored.runner.lead_mask,)
+
+
 def export_function(restored: inference.RestoredModel):
-    """``f(x)``: windows ``(B, 2500, N)`` mV -> logits ``(B,)``, with the
-    checkpoint's z-scoring folded in and the export formulation of the model."""
+    """``f(x)``: windows ``(B, 2500, N)`` mV of the input leads -> logits
+    ``(B,)``, with the checkpoint's z-scoring folded in and the export
+    formulation of the model."""
     model = inference.build_model({**restored.meta["model"], "export": True}, len(restored.leads))
     graphdef, _ = nnx.split(model, nnx.Param)
     params = jax.device_get(restored.params)
-    mean = np.asarray(restored.stats.mean, np.float32)
+    stats = _input_stats(restored)
+    mean = np.asarray(stats.mean, np.float32)
     # the same float32 factors as norm_stats.ZScore
-    inv_std = (1.0 / np.asarray(restored.stats.std, np.float64)).astype(np.float32)
+    inv_std = (1.0 / np.asarray(stats.std, np.float64)).astype(np.float32)
 
     def f(x):
         z = (x - jnp.asarray(mean)) * jnp.asarray(inv_std)
-        return nnx.merge(graphdef, params)(z)
+        x_in, extra = _to_model_input(restored, z)
+        return nnx.merge(graphdef, params)(x_in, *[jnp.asarray(e) for e in extra])
 
     return f
 
 
 def jax_logits(restored: inference.RestoredModel, windows: np.ndarray, batch: int = 16) -> np.ndarray:
-    """Reference logits ``(n,)`` of mV windows ``(n, 2500, N)``: the checkpoint's
-    model in its training formulation on ZScore'd windows (as evaluation runs it)."""
+    """Reference logits ``(n,)`` of mV windows ``(n, 2500, N)`` of the input
+    leads: the checkpoint's model in its training formulation on ZScore'd
+    windows (as evaluation runs it)."""
     from leadmix_jax import norm_stats
 
     graphdef = restored.runner.graphdef
     params = jax.device_get(restored.params)
-    fn = jax.jit(lambda p, x: nnx.merge(graphdef, p)(x))
-    z = norm_stats.ZScore(restored.stats)(windows)
+    fn = jax.jit(lambda p, x, *extra: nnx.merge(graphdef, p)(x, *extra))
+    z = norm_stats.ZScore(_input_stats(restored))(windows)
     out = []
     for i in range(0, len(z), batch):
         chunk = z[i : i + batch]
         pad = batch - len(chunk)
         chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), np.float32)]) if pad else chunk
-        out.append(np.asarray(fn(params, chunk))[: batch - pad])
+        x_in, extra = _to_model_input(restored, chunk)
+        out.append(np.asarray(fn(params, x_in, *extra))[: batch - pad])
     return np.concatenate(out)
 
 
@@ -318,8 +364,8 @@ def export(config, workdir: str, spec: ExportSpec, out_dir: str | None = None) -
     if not config.get("val_split"):
         raise UserError("export verifies on the validation split, but the config has val_split=''")
     mesh = jax.sharding.Mesh(np.asarray(jax.local_devices()[:1]), ("data",))
-    restored = inference.restore(workdir, spec.checkpoint, mesh=mesh)
-    leads = restored.leads
+    restored = with_input_leads(inference.restore(workdir, spec.checkpoint, mesh=mesh), spec.leads)
+    leads = restored.input_leads
     out_dir = out_dir or os.path.join(workdir, "export")
     os.makedirs(out_dir, exist_ok=True)
     final = os.path.join(out_dir, spec.file_name)
@@ -378,6 +424,8 @@ def export(config, workdir: str, spec: ExportSpec, out_dir: str | None = None) -
         "step": restored.step,
         "checkpoint": restored.which,
         "train_dataset": config.train_dataset,
+        # a lead-robust checkpoint exported for one subset of its 12 leads
+        "lead_robust": restored.is_lead_robust,
     }
     report = {
         "passed": not problems,
@@ -438,7 +486,7 @@ def export(config, workdir: str, spec: ExportSpec, out_dir: str | None = None) -
             "meaning": "MI logit; P(MI) = sigmoid",
         },
         "thresholds": {"0.5": 0.5, "val_youden": restored.val_threshold},
-        "norm_stats": restored.stats.to_json(),
+        "norm_stats": _input_stats(restored).to_json(),
         "model": restored.meta["model"],
         "source": source,
     }

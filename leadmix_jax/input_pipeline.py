@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import grain
@@ -123,24 +123,37 @@ def _decode(value: Any) -> Any:
 def compute_norm_stats(
     builder, split: str, leads: Sequence[str], max_examples: int, source_name: str = ""
 ) -> NormStats:
-    """:func:`leadmix_jax.norm_stats.compute` over (up to ``max_examples``
-    evenly spaced) examples of ``split``."""
-    total = split_size(builder, split)
-    n = min(total, max_examples)
-    ecgs = (ex["ecg"] for ex in _iterate_examples(builder, split, n, total))
+    """:func:`leadmix_jax.norm_stats.compute` over (up to ``max_examples``)
+    evenly spaced examples of ``split``: the same examples in either file format."""
+    ecgs = (ex["ecg"] for _, ex in read_rows(builder, split, sample_indices(builder, split, max_examples)))
     return norm_stats.compute(ecgs, leads, f"{source_name or builder.name}:{split}")
 
 
-def _iterate_examples(builder, split: str, n: int, total: int):
+def sample_indices(builder, split: str, max_examples: int | None) -> np.ndarray:
+    """Ascending indices of ``split``: all of it, or ``max_examples`` evenly spaced."""
+    total = split_size(builder, split)
+    n = total if max_examples is None else min(total, max_examples)
+    return np.unique(np.linspace(0, total - 1, n).astype(np.int64)) if n else np.zeros((0,), np.int64)
+
+
+def read_rows(builder, split: str, indices) -> Iterator[tuple[int, dict]]:
+    """``(index, example)`` of ``split`` for ascending ``indices``, in either
+    file format (ArrayRecord by random access, TFRecord by one sequential pass
+    that stops after the last wanted index)."""
+    indices = [int(i) for i in indices]
+    if not indices:
+        return
     if is_array_record(builder):
         source = builder.as_data_source(split)
-        for i in np.linspace(0, total - 1, n).astype(int) if n else []:
-            yield source[int(i)]
-    else:
-        for i, ex in enumerate(_tfrecord_examples(builder, split, 0, 1)):
-            if i >= n:
-                break
-            yield ex
+        for i in indices:
+            yield i, source[i]
+        return
+    want = set(indices)
+    for i, ex in _tfrecord_indexed(builder, split, 0, 1):
+        if i in want:
+            yield i, ex
+        if i >= indices[-1]:
+            return
 
 
 # ----------------------------------------------------------------------------
@@ -162,6 +175,8 @@ class PrepareExample(grain.transforms.Map):
         }
         if self.keep_ids:
             out.update({k: _decode(ex[k]) for k in ID_FIELDS})
+        if "index" in ex:  # evaluation: the example's position in its split
+            out["index"] = np.int64(ex["index"])
         return out
 
 
@@ -204,22 +219,15 @@ class Augment(grain.transforms.RandomMap):
         return {**ex, "ecg": x.astype(np.float32)}
 
 
-class EvalLookup(grain.transforms.Map):
-    """Position -> example of this host's shard; padding positions are masked."""
+class _Rows(grain.transforms.Map):
+    """Position ``p`` -> example ``indices[p]`` of ``source``, with its ``index``."""
 
-    def __init__(self, source, indices: np.ndarray, prepare: PrepareExample):
-        self.source, self.indices, self.prepare = source, indices, prepare
+    def __init__(self, source, indices: np.ndarray):
+        self.source, self.indices = source, indices
 
     def map(self, position):
-        position = int(position)
-        real = position < len(self.indices)
-        index = int(self.indices[position if real else 0])
-        out = self.prepare.map(self.source[index])
-        if not real:
-            out = {k: _blank(v) for k, v in out.items()}
-        out["mask"] = np.float32(real)
-        out["index"] = np.int64(index if real else -1)
-        return out
+        index = int(self.indices[int(position)])
+        return {**self.source[index], "index": index}
 
 
 def _blank(v):
@@ -296,24 +304,14 @@ def train_dataset(builder, split: str, cfg: PipelineConfig, stats: NormStats):
     """Endless, shuffled (reshuffled every epoch), batched training data of
     this host: dicts with ``ecg`` ``(local_batch, T, N)`` float32 and ``label``
     ``(local_batch,)`` float32. Iterators support ``get_state/set_state``."""
-    index, count = _host()
-    prepare = PrepareExample(leads_lib.lead_indices(cfg.leads), stats)
+    index, _ = _host()
     local = local_batch_size(cfg.global_batch)
-    augment = Augment(cfg.augment) if cfg.augment.active else None
-    if is_array_record(builder):
-        ds = grain.MapDataset.source(builder.as_data_source(split)).seed(cfg.seed)
-        ds = ds.shuffle().repeat(None).map(prepare)
-        if augment:  # before HostBlocks: random draws follow the global position
-            ds = ds.random_map(augment, seed=cfg.seed + 1)
+    ds = _shuffled_examples(builder, split, cfg).map(PrepareExample(leads_lib.lead_indices(cfg.leads), stats))
+    if cfg.augment.active:  # before HostBlocks: random draws follow the global position
+        ds = ds.random_map(Augment(cfg.augment), seed=cfg.seed + 1)
+    if isinstance(ds, grain.MapDataset):  # random access: this host's rows of every global batch
         ds = HostBlocks(ds, cfg.global_batch, local, index)
-    else:
-        ds = _tfrecord_dataset(builder, split, index, count, repeat=True)
-        ds = grain.experimental.WindowShuffleIterDataset(ds, window_size=cfg.shuffle_window, seed=cfg.seed)
-        ds = ds.map(prepare)
-        if augment:
-            ds = ds.random_map(augment, seed=cfg.seed + 1)
-    ds = ds.batch(local, drop_remainder=True)
-    return _finish(ds, cfg.workers)
+    return _finish(ds.batch(local, drop_remainder=True), cfg.workers)
 
 
 def eval_dataset(builder, split: str, cfg: PipelineConfig, stats: NormStats):
@@ -321,19 +319,40 @@ def eval_dataset(builder, split: str, cfg: PipelineConfig, stats: NormStats):
     ``local_batch`` with ``mask`` (1 real, 0 padding), ``index`` (position in
     the split, -1 for padding) and the id fields. All hosts yield the same
     number of batches (:func:`num_eval_batches`)."""
-    index, count = _host()
-    local = local_batch_size(cfg.global_batch)
     prepare = PrepareExample(leads_lib.lead_indices(cfg.leads), stats, keep_ids=True)
-    n_batches = num_eval_batches(builder, split, cfg.global_batch)
+    examples = _host_examples(builder, split)
+    if isinstance(examples, grain.MapDataset):
+        examples = _finish(examples.map(prepare), cfg.workers)
+    else:
+        examples = map(prepare.map, examples)
+    local = local_batch_size(cfg.global_batch)
+    return _PaddedBatches(examples, local, num_eval_batches(builder, split, cfg.global_batch))
+
+
+# ----------------------------------------------------------------------------
+# Sources: the only place where the two file formats differ.
+
+
+def _shuffled_examples(builder, split: str, cfg: PipelineConfig):
+    """Raw training examples, endlessly reshuffled: a MapDataset of the whole
+    split for ArrayRecord (one global shuffle; hosts pick their rows later),
+    or an IterDataset of this host's TFRecord shards with a shuffle window."""
+    if is_array_record(builder):
+        return grain.MapDataset.source(builder.as_data_source(split)).seed(cfg.seed).shuffle().repeat(None)
+    index, count = _host()
+    ds = _tfrecord_dataset(builder, split, index, count, repeat=True)
+    return grain.experimental.WindowShuffleIterDataset(ds, window_size=cfg.shuffle_window, seed=cfg.seed)
+
+
+def _host_examples(builder, split: str):
+    """This host's examples of ``split`` in order, each with its ``index`` in
+    the split: a MapDataset of rows ``process::processes`` (ArrayRecord) or an
+    iterator over this host's TFRecord shards (every ``processes``-th file)."""
+    index, count = _host()
     if is_array_record(builder):
         indices = np.arange(split_size(builder, split))[index::count]
-        ds = grain.MapDataset.range(n_batches * local).map(
-            EvalLookup(builder.as_data_source(split), indices, prepare)
-        )
-        ds = ds.batch(local, drop_remainder=False)
-        return _finish(ds, cfg.workers)
-    ds = _tfrecord_dataset(builder, split, index, count).map(prepare)
-    return _PaddedBatches(ds, local, n_batches)
+        return grain.MapDataset.range(len(indices)).map(_Rows(builder.as_data_source(split), indices))
+    return ({**ex, "index": i} for i, ex in _tfrecord_indexed(builder, split, index, count))
 
 
 def num_eval_batches(builder, split: str, global_batch: int) -> int:
@@ -382,28 +401,34 @@ def _tfrecord_dataset(builder, split: str, index: int, count: int, repeat: bool 
     return ds.map(_Deserialize(builder.info.features))
 
 
-def _tfrecord_examples(builder, split: str, index: int, count: int):
-    return iter(_tfrecord_dataset(builder, split, index, count))
+def _tfrecord_indexed(builder, split: str, index: int, count: int) -> Iterator[dict]:
+    """``(index in split, example)`` of this host's shards (every ``count``-th file), in order."""
+    files = _tfrecord_files(builder, split)
+    offsets = np.concatenate([[0], np.cumsum(_tfrecord_shard_lengths(builder, split))])
+    features = builder.info.features
+    for shard in range(index, len(files), count):
+        for j, raw in enumerate(grain.experimental.TFRecordIterDataset(files[shard])):
+            yield int(offsets[shard] + j), features.deserialize_example_np(raw)
 
 
 class _PaddedBatches:
-    """Batches a finite iterable into exactly ``n_batches`` batches of ``size``,
-    padding with masked blanks."""
+    """Batches a finite iterable of prepared examples (each with its ``index``)
+    into exactly ``n_batches`` batches of ``size``, adding ``mask`` (1 real,
+    0 padding) and padding with blanks whose ``index`` is -1."""
 
-    def __init__(self, ds, size: int, n_batches: int):
-        self.ds, self.size, self.n_batches = ds, size, n_batches
+    def __init__(self, examples, size: int, n_batches: int):
+        self.examples, self.size, self.n_batches = examples, size, n_batches
 
     def __iter__(self):
-        it = iter(self.ds)
+        it = iter(self.examples)
         template = None
-        position = 0
         for _ in range(self.n_batches):
             rows = []
             for _ in range(self.size):
                 ex = next(it, None)
                 if ex is None:
                     if template is None:
-                        raise ValueError("empty TFRecord split")
+                        raise ValueError("this host's shard of the evaluation split is empty")
                     ex = {
                         **{k: _blank(v) for k, v in template.items()},
                         "mask": np.float32(0),
@@ -411,7 +436,6 @@ class _PaddedBatches:
                     }
                 else:
                     template = ex
-                    ex = {**ex, "mask": np.float32(1), "index": np.int64(position)}
-                    position += 1
+                    ex = {**ex, "mask": np.float32(1)}
                 rows.append(ex)
             yield {k: np.stack([r[k] for r in rows]) for k in rows[0]}

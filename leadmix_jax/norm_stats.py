@@ -31,6 +31,15 @@ class NormStats:
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
 
+    def select(self, leads: Sequence[str]) -> "NormStats":
+        """The statistics of ``leads`` (a subset, in the given order)."""
+        missing = [lead for lead in leads if lead not in self.leads]
+        if missing:
+            raise ValueError(f"no normalisation statistics for leads {missing} (have {list(self.leads)})")
+        idx = [self.leads.index(lead) for lead in leads]
+        pick = lambda v: tuple(float(v[i]) for i in idx)  # noqa: E731
+        return dataclasses.replace(self, leads=tuple(leads), mean=pick(self.mean), std=pick(self.std))
+
     @classmethod
     def from_json(cls, d: dict) -> "NormStats":
         return cls(tuple(d["leads"]), tuple(d["mean"]), tuple(d["std"]), int(d["num_examples"]), d["source"])

@@ -44,3 +44,33 @@ def test_eval_padding_masks_and_visits_each_example_once(tmp_path_factory):
     assert mask.tolist() == [1.0] * n + [0.0] * 8
     assert index[:n].tolist() == list(range(n)) and (index[n:] == -1).all()
     assert (batches[0]["ecg"][n:] == 0).all() and list(batches[0]["record_id"][n:]) == [""] * 8
+
+
+def test_both_file_formats_give_the_same_rows_stats_and_eval_batches(tmp_path_factory):
+    """ArrayRecord and TFRecord builds of the same data share every transform:
+    the same sampled rows, norm statistics and padded eval batches (with each
+    example's index in the split)."""
+    array = input_pipeline.load_builder(builtdata.data_dir(tmp_path_factory), builtdata.NAME)
+    tfr = input_pipeline.load_builder(builtdata.data_dir(tmp_path_factory, "tfrecord"), builtdata.NAME)
+    assert input_pipeline.is_array_record(array) and not input_pipeline.is_array_record(tfr)
+    want = input_pipeline.sample_indices(array, "train", 5)
+    assert want.tolist() == [0, 7, 15, 23, 31]
+    a_rows = list(input_pipeline.read_rows(array, "train", want))
+    t_rows = list(input_pipeline.read_rows(tfr, "train", want))
+    assert [i for i, _ in a_rows] == [i for i, _ in t_rows] == want.tolist()
+    ids = lambda rows: [(bytes(ex["record_id"]), int(ex["window"])) for _, ex in rows]
+    assert ids(a_rows) == ids(t_rows)
+    leads = ("I", "V2")
+    sa = input_pipeline.compute_norm_stats(array, "train", leads, 64)
+    st = input_pipeline.compute_norm_stats(tfr, "train", leads, 64)
+    np.testing.assert_allclose(sa.mean, st.mean, rtol=1e-6)
+    np.testing.assert_allclose(sa.std, st.std, rtol=1e-6)
+    cfg = input_pipeline.PipelineConfig(leads=leads, global_batch=12)
+    a_eval = list(input_pipeline.eval_dataset(array, "test", cfg, sa))
+    t_eval = list(input_pipeline.eval_dataset(tfr, "test", cfg, sa))
+    assert len(a_eval) == len(t_eval) == 2  # 16 windows, padded to 24
+    for a, t in zip(a_eval, t_eval):
+        assert a["mask"].tolist() == t["mask"].tolist()
+        np.testing.assert_array_equal(a["index"], t["index"])
+        assert a["record_id"].tolist() == t["record_id"].tolist()
+        np.testing.assert_array_equal(a["ecg"], t["ecg"])

@@ -16,6 +16,7 @@ from flax import nnx
 import builtdata
 from leadmix_jax import evaluate, inference, lead_robust, predict, report, train
 from leadmix_jax import testing as synthetic
+from leadmix_jax.errors import UserError
 from leadmix_jax.leads import CANONICAL_LEADS, LEAD_SETS
 
 TINY = {"base": 8, "depth": 2, "heads": 2, "dropout": 0.1, "variant": "lead_robust"}
@@ -189,13 +190,7 @@ def robust_config(data, **overrides):
     c.lead_robust.val_sets = "inferior,lateral"
     c.eval_leads = "inferior,lateral"
     c.eval_targets = f"{builtdata.NAME}:test"
-    for key, value in overrides.items():
-        node = c
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
-    return c
+    return builtdata.apply_overrides(c, overrides)
 
 
 @pytest.fixture(scope="module")
@@ -300,3 +295,35 @@ def test_predict_on_one_and_three_lead_records(trained, tmp_path, capsys):
     assert one["record_probability"] != three["record_probability"]
     with pytest.raises(ValueError, match="no standard ECG lead"):
         predict.predict_record(str(workdir), str(tmp_path / "one.npy"), fs=500, lead_names="vx", write=False)
+
+
+def test_export_for_one_subset_matches_the_masked_model(trained, tmp_path):
+    """A lead-robust checkpoint exported for the inferior leads takes 3-lead
+    windows in mV and gives the masked 12-lead model's logits."""
+    from leadmix_jax import export
+
+    data, workdir, config, _ = trained
+    rep = export.export(
+        config,
+        str(workdir),
+        export.ExportSpec(format="stablehlo", leads="inferior", latency_runs=1),
+        out_dir=str(tmp_path),
+    )
+    assert rep["passed"] and rep["max_abs_logit_error"] <= export.FLOAT_MAX_LOGIT_ERROR
+    assert rep["source"]["lead_robust"] is True
+    sidecar = json.loads((tmp_path / "model.stablehlo.json").read_text())
+    assert sidecar["leads"] == ["II", "III", "aVF"] and sidecar["input"]["shape"][2] == 3
+    assert sidecar["norm_stats"]["leads"] == ["II", "III", "aVF"]
+    exp = jax.export.deserialize(bytearray((tmp_path / "model.stablehlo").read_bytes()))
+    assert exp.in_avals[0].shape[1:] == (2500, 3)
+    # the same probabilities as the restored model on the inferior mask (12-lead input, others zero)
+    signal = synthetic.synth_record(np.random.default_rng(3), 250, 10, True)[None].astype(np.float32)
+    three = signal[:, :, [1, 2, 5]]
+    model = inference.restore(str(workdir)).with_leads("inferior")
+    twelve = np.zeros_like(signal)
+    twelve[:, :, [1, 2, 5]] = three
+    want = model.predict_windows(twelve)
+    got = 1 / (1 + np.exp(-np.asarray(exp.call(three), np.float64)))
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    with pytest.raises(UserError, match="lead"):
+        export.export(config, str(workdir), export.ExportSpec(format="stablehlo", leads="II,X9"))

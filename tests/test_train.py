@@ -196,8 +196,8 @@ def test_nan_input_stops_with_a_clear_error(tmp_path):
 
 
 @pytest.mark.slow
-def test_tfrecord_build_trains(tmp_path):
-    data_dir = builtdata.build(str(tmp_path / "tfr"), file_format="tfrecord")
+def test_tfrecord_build_trains(tmp_path_factory, tmp_path):
+    data_dir = builtdata.data_dir(tmp_path_factory, "tfrecord")
     builder = input_pipeline.load_builder(data_dir, builtdata.NAME)
     assert not input_pipeline.is_array_record(builder)
     config = make_config(data_dir)

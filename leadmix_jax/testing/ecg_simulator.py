@@ -57,6 +57,13 @@ _MAIN_TERRITORIES = ("inferior", "anterior", "lateral")
 #: Non-MI conditions the generator can add (``condition=``).
 CONDITIONS = ("lvh", "ndt", "bbb", "avb", "af")
 _STAGES = ("acute", "recent", "old")
+# Uniform ranges, per MI stage, of (ST elevation mV, Q depth, T inversion, R loss)
+# before severity scaling: acute MIs carry ST elevation, older ones Q waves and R loss.
+_STAGE_RANGES = {
+    "acute": ((0.08, 0.35), (0.0, 0.3), (-0.25, 0.0), (0.0, 0.3)),
+    "recent": ((0.03, 0.15), (0.1, 0.5), (0.25, 0.6), (0.2, 0.6)),
+    "old": ((0.0, 0.06), (0.15, 0.5), (0.0, 0.3), (0.2, 0.7)),
+}
 
 # Wave table: (name, default offset from the R peak in s, width in s).
 # T waves are placed per beat (QT follows the RR interval).
@@ -242,29 +249,9 @@ def synthesize(
     if mi:
         d = _unit(np.asarray(TERRITORIES[territory]) + rng.normal(0, 0.12, 3))
         stage_ = stage or str(rng.choice(_STAGES, p=[0.3, 0.35, 0.35]))
-        if stage_ == "acute":
-            st, q, t_inv, rloss = (
-                rng.uniform(0.08, 0.35),
-                rng.uniform(0.0, 0.3),
-                rng.uniform(-0.25, 0.0),
-                rng.uniform(0.0, 0.3),
-            )
-        elif stage_ == "recent":
-            st, q, t_inv, rloss = (
-                rng.uniform(0.03, 0.15),
-                rng.uniform(0.1, 0.5),
-                rng.uniform(0.25, 0.6),
-                rng.uniform(0.2, 0.6),
-            )
-        elif stage_ == "old":
-            st, q, t_inv, rloss = (
-                rng.uniform(0.0, 0.06),
-                rng.uniform(0.15, 0.5),
-                rng.uniform(0.0, 0.3),
-                rng.uniform(0.2, 0.7),
-            )
-        else:
+        if stage_ not in _STAGE_RANGES:
             raise ValueError(f"Unknown stage {stage_!r}; valid: {', '.join(_STAGES)}")
+        st, q, t_inv, rloss = (rng.uniform(lo, hi) for lo, hi in _STAGE_RANGES[stage_])
         sev = (rng.uniform(0.3, 0.7) if rng.random() < 0.25 else 1.0) if severity is None else float(severity)
         st, q, t_inv, rloss = st * sev, q * sev, t_inv * sev, rloss * sev
         st_vec = st_vec + st * d

@@ -91,11 +91,12 @@ def num_windows(split: str) -> int:
     return n_patients * n_records * int(RECORD_SECONDS // preprocessing.WINDOW_SECONDS)
 
 
-def data_dir(tmp_path_factory) -> str:
-    """The dataset, built once per session."""
-    if "data" not in _CACHE:
-        _CACHE["data"] = build(str(tmp_path_factory.mktemp("built_mi")))
-    return _CACHE["data"]
+def data_dir(tmp_path_factory, file_format: str = "array_record") -> str:
+    """The dataset in ``file_format``, built once per session."""
+    key = f"data:{file_format}"
+    if key not in _CACHE:
+        _CACHE[key] = build(str(tmp_path_factory.mktemp(f"built_mi_{file_format}")), file_format)
+    return _CACHE[key]
 
 
 def make_config(data, **overrides):
@@ -112,6 +113,11 @@ def make_config(data, **overrides):
     c.log_every_steps = 2
     c.bootstrap_samples = 20
     c.eval_targets = f"{NAME}:test,{NAME}:all"
+    return apply_overrides(c, overrides)
+
+
+def apply_overrides(c, overrides: dict):
+    """Sets dotted keys of config ``c`` (``{"model.base": 8}``); returns ``c``."""
     for key, value in overrides.items():
         node = c
         *parents, leaf = key.split(".")
