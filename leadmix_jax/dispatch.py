@@ -26,7 +26,6 @@ Logging happens at the first dispatch end at or after each multiple of
 
 from __future__ import annotations
 
-import functools
 import time
 from typing import Any
 
@@ -132,9 +131,11 @@ def _step_fn(exp):
     )
 
 
-def _trip(k: int, sharding) -> jax.Array:
-    """The runtime trip count of a ``k``-step dispatch (:func:`run_steps`), on the devices."""
-    return jax.device_put(np.int32(k), sharding)
+def _with_trip(fn, k: int, sharding):
+    """``fn(state, data, trip)`` as ``f(state, data)``, with the runtime trip
+    count ``k`` of :func:`run_steps` put on the devices once."""
+    trip = jax.device_put(np.int32(k), sharding)
+    return lambda state, data: fn(state, data, trip)
 
 
 class GrainFeed:
@@ -166,7 +167,7 @@ class GrainFeed:
                 out_shardings=(self.exp.replicated, self.exp.replicated),
                 donate_argnums=(0,),
             )
-            self._compiled[k] = functools.partial(fn, trip=_trip(k, self.exp.replicated))
+            self._compiled[k] = _with_trip(fn, k, self.exp.replicated)
         return self._compiled[k]
 
     def host_batches(self, k: int) -> dict:
@@ -264,7 +265,9 @@ class DeviceFeed:
             self.arrays["orders"] = jax.device_put(np.asarray(orders, np.int32), rep)
         self._batch_of = device_input.make_batch_fn(spec, exp.mesh)
         self._step = _step_fn(exp)
+        self.steps_per_dispatch = int(exp.config.steps_per_dispatch)
         self._compiled: dict[int, Any] = {}
+        self._trips: dict[int, jax.Array] = {}
         self._compiled_batches: dict[int, Any] = {}
 
     @property
@@ -283,30 +286,44 @@ class DeviceFeed:
     def _make_batch(self, arrays, idx, pos):
         return self._batch_of(arrays["ecg"], arrays["label"], idx, pos, arrays["augment_key"])
 
-    def _fn(self, k: int):
-        if k not in self._compiled:
+    def _program(self, size: int):
+        """The compiled dispatch of up to ``size`` steps: ``(state, arrays,
+        trip) -> (state, metrics (size,))``, running ``trip`` steps."""
+        if size not in self._compiled:
 
             def dispatch(state, arrays, trip):
-                idx, pos = self._indices(arrays, state.step, k)
+                idx, pos = self._indices(arrays, state.step, size)
 
                 def body(s, i):
                     return self._step(s, self._make_batch(arrays, idx[i], pos[i]))
 
-                return run_steps(body, state, k, trip)
+                return run_steps(body, state, size, trip)
 
-            fn = jax.jit(
+            self._compiled[size] = jax.jit(
                 dispatch, out_shardings=(self.exp.replicated, self.exp.replicated), donate_argnums=(0,)
             )
-            self._compiled[k] = functools.partial(fn, trip=_trip(k, self.exp.replicated))
-        return self._compiled[k]
+        return self._compiled[size]
+
+    def _trip(self, k: int) -> jax.Array:
+        if k not in self._trips:
+            self._trips[k] = jax.device_put(np.int32(k), self.exp.replicated)
+        return self._trips[k]
 
     def run(self, state, k: int):
         """``k`` steps; returns the new state and metrics of shape ``(k,)``.
-        Nothing may be copied from the host during the call."""
+        Nothing may be copied from the host during the call.
+
+        Every dispatch of up to ``config.steps_per_dispatch`` steps runs the
+        same compiled program (the trip count is a runtime value), so the
+        shorter dispatches that end at validation and checkpoint steps
+        compile nothing new."""
+        size = max(k, self.steps_per_dispatch)
         with jax.transfer_guard_host_to_device("disallow"):
-            out = self._fn(k)(state, self.arrays)
+            state, metrics = self._program(size)(state, self.arrays, self._trip(k))
+        if k < size:  # outside the guard: slicing sends its start index to the device
+            metrics = jax.tree.map(lambda m: m[:k], metrics)
         self.position.step += k
-        return out
+        return state, metrics
 
     def batches(self, step: jax.Array, k: int) -> dict:
         """The global batches steps ``step .. step + k - 1`` train on (tests):

@@ -33,7 +33,7 @@ def data_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def setup(data_dir):
     """``(config, builder, exp, stats, pcfg)`` of the tiny test model."""
-    config = builtdata.make_config(data_dir, input_mode="device", val_split="")
+    config = builtdata.make_config(data_dir, input_mode="device", val_split="", steps_per_dispatch=8)
     builder = input_pipeline.load_builder(data_dir, builtdata.NAME)
     exp = train.make_experiment(config, N_TRAIN)
     stats = input_pipeline.compute_norm_stats(builder, "train", exp.leads, 64)
@@ -223,14 +223,31 @@ def test_nothing_crosses_from_the_host_inside_the_loop(setup, device_feed):
         jax.jit(lambda x: x + 1)(np.ones(3))
 
 
-@pytest.mark.slow  # two compilations; k=8 is shared with the transfer-guard test
+def test_short_dispatches_reuse_the_compiled_program(setup, device_feed):
+    """Dispatches shorter than steps_per_dispatch (cut at validation and
+    checkpoint steps) run the K-step program with a smaller trip count: no
+    new compilation, the same steps as one long dispatch."""
+    config, builder, exp, stats, pcfg = setup
+    a, b = exp.init_state(), exp.init_state()
+    a, ma = device_feed.run(a, 8)
+    b, m3 = device_feed.run(b, 3)
+    b, m5 = device_feed.run(b, 5)
+    assert list(device_feed._compiled) == [8] and m3["loss"].shape == (3,)
+    np.testing.assert_array_equal(np.concatenate([m3["loss"], m5["loss"]]), np.asarray(ma["loss"]))
+    assert_trees_equal(jax.tree.map(np.asarray, a.params), jax.tree.map(np.asarray, b.params))
+
+
+@pytest.mark.slow  # a second compilation (the one-step program)
 def test_one_and_eight_steps_per_dispatch_give_identical_parameters(setup, device_feed):
     config, builder, exp, stats, pcfg = setup
+    one_feed = dispatch.make_feed(exp, config, builder, stats, pcfg, mode="device", reason="test")
+    one_feed.steps_per_dispatch = 1  # as config.steps_per_dispatch=1: a program of one step
     one, eight = exp.init_state(), exp.init_state()
     losses = []
     for _ in range(8):
-        one, m = device_feed.run(one, 1)
+        one, m = one_feed.run(one, 1)
         losses.append(float(m["loss"][0]))
+    assert list(one_feed._compiled) == [1]
     eight, m8 = device_feed.run(eight, 8)
     assert int(one.step) == int(eight.step) == 8
     np.testing.assert_array_equal(np.asarray(m8["loss"]), np.asarray(losses, np.float32))
@@ -242,12 +259,11 @@ def test_killed_device_mode_run_resumes_exactly(data_dir, tmp_path):
     steps = [
         "--config.input_mode=device",
         "--config.steps_per_dispatch=4",
-        "--config.num_train_steps=32",
+        "--config.num_train_steps=16",
         "--config.checkpoint_every_steps=4",
         "--config.val_split=",
-        "--config.log_every_steps=32",
+        "--config.log_every_steps=16",
     ]
-    reference = run_launch(tmp_path / "ref", data_dir, 8, steps)
     victim = run_launch(tmp_path / "run", data_dir, 8, steps, start_new_session=True)
     ckpts = tmp_path / "run" / "checkpoints"
     deadline = time.time() + 300
@@ -257,27 +273,28 @@ def test_killed_device_mode_run_resumes_exactly(data_dir, tmp_path):
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait()
     saved = sorted(int(p.name) for p in ckpts.iterdir() if p.name.isdigit())
-    assert saved and saved[-1] < 32
+    assert saved and saved[-1] < 16
     out = finish(run_launch(tmp_path / "run", data_dir, 8, steps), timeout=900)
     assert f"resumed from step {saved[-1]}" in out and "input mode: device" in out
-    finish(reference, timeout=900)
+    finish(run_launch(tmp_path / "ref", data_dir, 8, steps), timeout=900)  # compiled programs cached by now
     config = builtdata.make_config(data_dir)
     ref_step, ref_params, _ = final_params(tmp_path / "ref", config)
     run_step, run_params, _ = final_params(tmp_path / "run", config)
-    assert ref_step == run_step == 32
+    assert ref_step == run_step == 16
     assert_trees_equal(run_params, ref_params)
-    position = (tmp_path / "run" / "checkpoints" / "32" / "data").glob("*")
+    position = (tmp_path / "run" / "checkpoints" / "16" / "data").glob("*")
     assert any("position" in p.read_text() for p in position if p.is_file() and p.suffix != ".txt")
 
 
 @pytest.mark.slow
 def test_two_processes_device_mode_match_one_process(data_dir, tmp_path):
     """Device mode over 2 processes x 2 devices (each process loads only its
-    rows) trains like 1 process x 4 devices: the order is global."""
+    rows) trains like 1 process x 8 devices: the order is global."""
     from test_train import _free_port, losses
 
     port = _free_port()
-    flags = ["--config.input_mode=device", "--config.steps_per_dispatch=2", "--config.val_split="]
+    # K=4 and 8 devices in the single process: the killed-run test's program (compiled once)
+    flags = ["--config.input_mode=device", "--config.steps_per_dispatch=4", "--config.val_split="]
     pair = [
         run_launch(
             tmp_path / "multi",
@@ -287,7 +304,7 @@ def test_two_processes_device_mode_match_one_process(data_dir, tmp_path):
         )
         for i in range(2)
     ]
-    single = run_launch(tmp_path / "single", data_dir, 4, flags)
+    single = run_launch(tmp_path / "single", data_dir, 8, flags)
     outs = [finish(p, timeout=900) for p in [*pair, single]]
     assert all("input mode: device" in out for out in outs)
     config = builtdata.make_config(data_dir)

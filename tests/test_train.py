@@ -135,10 +135,9 @@ def test_killed_run_resumes_exactly(data_dir, tmp_path):
         "--config.val_split=",
         "--config.log_every_steps=16",
     ]
-    reference = run_launch(tmp_path / "ref", data_dir, 8, steps)
     victim = run_launch(tmp_path / "run", data_dir, 8, steps, start_new_session=True)
     ckpts = tmp_path / "run" / "checkpoints"
-    deadline = time.time() + 600  # two 8-device runs compile at once: minutes on a loaded 2-core host
+    deadline = time.time() + 600
     while not (ckpts / "4").exists() and victim.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     assert victim.poll() is None, "run finished before it could be killed"
@@ -148,7 +147,9 @@ def test_killed_run_resumes_exactly(data_dir, tmp_path):
     assert saved and saved[-1] < 16
     out = finish(run_launch(tmp_path / "run", data_dir, 8, steps))
     assert f"resumed from step {saved[-1]}" in out
-    finish(reference)
+    # the uninterrupted reference runs last: the programs it needs are in the
+    # session's compilation cache by then
+    finish(run_launch(tmp_path / "ref", data_dir, 8, steps))
     config = make_config(data_dir)
     ref_step, ref_params, _ = final_params(tmp_path / "ref", config)
     run_step, run_params, _ = final_params(tmp_path / "run", config)
@@ -174,7 +175,9 @@ def test_two_processes_match_one_process(data_dir, tmp_path):
         )
         for i in range(2)
     ]
-    single = run_launch(tmp_path / "single", data_dir, 4)  # with validation: multi-host eval runs too
+    # with validation: multi-host eval runs too. 8 devices for the single process: the
+    # global batch is the same, and its train step is the other 8-device tests' (compiled once)
+    single = run_launch(tmp_path / "single", data_dir, 8)
     for p in [*pair, single]:
         finish(p)
     config = make_config(data_dir)
