@@ -6,8 +6,14 @@ module imports jax.
 
 import os
 
+# The tests compile many small programs and run each only a few steps: XLA's
+# CPU backend without LLVM optimisation compiles them about twice as fast
+# (results are the same programs' results; only the machine code is slower).
+# Subprocesses the tests start get the same flags (tests/builtdata.xla_flags).
+TEST_XLA_FLAGS = "--xla_backend_optimization_level=0"
+os.environ["LEADMIX_TEST_XLA_FLAGS"] = TEST_XLA_FLAGS
 os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+    os.environ.get("XLA_FLAGS", "") + f" {TEST_XLA_FLAGS} --xla_force_host_platform_device_count=8"
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -10,7 +10,7 @@ from configs import default
 def get_config():
     c = default.get_config()
     c.model.base = 8
-    c.model.depth = 2
+    c.model.depth = 1
     c.model.heads = 2
     c.batch_size = 8
     c.eval_batch_size = 8

@@ -13,7 +13,7 @@ from leadmix_jax import demo
 def test_shrunken_demo_runs_end_to_end(tmp_path):
     c = demo_config.get_config()
     c.synthetic.sph_records, c.synthetic.ptbxl_records, c.synthetic.ptb_patients = 80, 40, 8
-    c.model.base, c.model.depth, c.model.heads = 8, 2, 2
+    c.model.base, c.model.depth, c.model.heads = 8, 1, 2
     c.num_epochs, c.log_every_steps, c.bootstrap_samples = 1, 1, 20
     c.batch_size = c.eval_batch_size = 8
     demo.run(c, str(tmp_path))

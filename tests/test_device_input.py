@@ -288,7 +288,7 @@ def test_killed_device_mode_run_resumes_exactly(data_dir, tmp_path):
 
 @pytest.mark.slow
 def test_two_processes_device_mode_match_one_process(data_dir, tmp_path):
-    """Device mode over 2 processes x 2 devices (each process loads only its
+    """Device mode over 2 processes x 4 devices (each process loads only its
     rows) trains like 1 process x 8 devices: the order is global."""
     from test_train import _free_port, losses
 
@@ -299,7 +299,7 @@ def test_two_processes_device_mode_match_one_process(data_dir, tmp_path):
         run_launch(
             tmp_path / "multi",
             data_dir,
-            2,
+            4,
             [*flags, f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}"],
         )
         for i in range(2)

@@ -19,7 +19,7 @@ def launch(*args, devices=1, timeout=300):
     env = {
         **os.environ,
         "JAX_PLATFORMS": "cpu",
-        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+        "XLA_FLAGS": builtdata.xla_flags(devices),
     }
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # launch.py must silence TensorFlow itself
     return subprocess.run(

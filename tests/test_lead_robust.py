@@ -19,7 +19,7 @@ from leadmix_jax import testing as synthetic
 from leadmix_jax.errors import UserError
 from leadmix_jax.leads import CANONICAL_LEADS, LEAD_SETS
 
-TINY = {"base": 8, "depth": 2, "heads": 2, "dropout": 0.1, "variant": "lead_robust"}
+TINY = {"base": 8, "depth": 1, "heads": 2, "dropout": 0.1, "variant": "lead_robust"}
 SAMPLER_CFG = {
     "paper_sets": ",".join(LEAD_SETS),
     "paper_set_prob": 0.5,

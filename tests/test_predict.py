@@ -131,7 +131,7 @@ def test_bad_inputs(workdir, signal, tmp_path):
 def test_command_line(workdir, signal, tmp_path):
     with h5py.File(tmp_path / "B00002.h5", "w") as f:
         f.create_dataset("ecg", data=signal.T)
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": builtdata.xla_flags(1)}
     out = subprocess.run(
         [
             sys.executable,

@@ -68,7 +68,7 @@ def test_window_level_validation_threshold(workdirs, tmp_path):
 @pytest.mark.slow
 def test_command_line(workdirs, tmp_path):
     (first, second), _ = workdirs
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": builtdata.xla_flags(1)}
     out = subprocess.run(
         [
             sys.executable,

@@ -44,7 +44,7 @@ def make_config(data_dir, **overrides):
 def run_launch(workdir, data_dir, devices, extra=(), **popen):
     env = {
         **os.environ,
-        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+        "XLA_FLAGS": builtdata.xla_flags(devices),
         "JAX_PLATFORMS": "cpu",
         "PYTHONPATH": f"{ROOT / 'tests'}:{ROOT}",
     }
@@ -170,13 +170,14 @@ def test_two_processes_match_one_process(data_dir, tmp_path):
         run_launch(
             tmp_path / "multi",
             data_dir,
-            2,
+            4,
             [f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}"],
         )
         for i in range(2)
     ]
-    # with validation: multi-host eval runs too. 8 devices for the single process: the
-    # global batch is the same, and its train step is the other 8-device tests' (compiled once)
+    # 2 processes x 4 devices vs 1 process x 8: the same 8 per-device partial sums (the
+    # single run's train step is the other 8-device tests', compiled once). With
+    # validation: multi-host eval runs too.
     single = run_launch(tmp_path / "single", data_dir, 8)
     for p in [*pair, single]:
         finish(p)
@@ -245,7 +246,7 @@ def test_best_checkpoint_is_highest_validation_auroc_in_a_new_process(data_dir, 
     )
     env = {
         **os.environ,
-        "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
+        "XLA_FLAGS": builtdata.xla_flags(1),
         "JAX_PLATFORMS": "cpu",
         "PYTHONPATH": str(ROOT),
     }

@@ -17,6 +17,8 @@ with a ``tmp_path_factory``.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -84,6 +86,13 @@ def build(data_dir: str, file_format: str = "array_record", nan_fraction: float 
     """Builds ``built_mi`` into ``data_dir``; returns ``data_dir``."""
     BuiltMi(data_dir=data_dir, file_format=file_format, nan_fraction=nan_fraction).download_and_prepare()
     return data_dir
+
+
+def xla_flags(devices: int) -> str:
+    """``XLA_FLAGS`` for a subprocess with ``devices`` simulated CPU devices and
+    the session's compile flags (conftest.py), so that it compiles the same
+    programs as the test process (and finds them in the compilation cache)."""
+    return f"{os.environ.get('LEADMIX_TEST_XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip()
 
 
 def num_windows(split: str) -> int:
