@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import signal
+import threading
 from typing import Any
 
 import jax
@@ -222,6 +224,33 @@ class Interrupted(KeyboardInterrupt):
         self.step = step
 
 
+class StopRequest:
+    """Ctrl-C (SIGINT) during training as a request to stop at the next
+    dispatch boundary, so that it never lands inside a library call: one
+    that arrived while Orbax was saving a checkpoint was swallowed and the run
+    went on. A second Ctrl-C interrupts at once. Only the main thread can
+    install a signal handler; elsewhere this does nothing."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> "StopRequest":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        del signum, frame
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
 def _say(text: str) -> None:
     """A progress line on process 0 (stdout: silent phases must show)."""
     if jax.process_index() == 0:
@@ -288,60 +317,63 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         _say(f"compiling the train step; training steps {start + 1}-{exp.total_steps}")
     step = start
     try:
-        while step < exp.total_steps:
-            # Dispatches end exactly at validation / checkpoint steps (dispatch.py).
-            k = dispatch.dispatch_length(
-                step,
-                exp.total_steps,
-                config.steps_per_dispatch,
-                (eval_every if val_builder is not None else 0, ckpt_every),
-            )
-            state, metrics = feed.run(state, k)  # metrics: (k,) per step
-            step += k
+        with StopRequest() as stop:
+            while step < exp.total_steps:
+                if stop.requested:  # Ctrl-C: stop here, between dispatches
+                    raise KeyboardInterrupt
+                # Dispatches end exactly at validation / checkpoint steps (dispatch.py).
+                k = dispatch.dispatch_length(
+                    step,
+                    exp.total_steps,
+                    config.steps_per_dispatch,
+                    (eval_every if val_builder is not None else 0, ckpt_every),
+                )
+                state, metrics = feed.run(state, k)  # metrics: (k,) per step
+                step += k
+                if pending is not None:
+                    _check_finite(*pending)
+                pending = (step, metrics)
+                do_val = val_builder is not None and (step % eval_every == 0 or step == exp.total_steps)
+                do_ckpt = step % ckpt_every == 0 or step == exp.total_steps
+                if do_val or do_ckpt:
+                    _check_finite(*pending)  # never save or validate a non-finite state
+                record = {}  # one metrics.jsonl record per step: training and validation scalars
+                # the first dispatch is logged too: it shows the run is alive after compilation
+                if (
+                    dispatch.crossed(step - k, step, config.log_every_steps)
+                    or step == exp.total_steps
+                    or step - k == start
+                ):
+                    _check_finite(*pending)
+                    last = {name: float(v[-1]) for name, v in metrics.items()}
+                    last["samples_per_s"] = progress.rate(step)
+                    last["data_wait_s"] = feed.wait_s
+                    record.update(last)
+                    if is_chief:
+                        logging.info(progress.line(step, last["loss"]))
+                    feed.wait_s = 0.0
+                val = None
+                if do_val:
+                    val = validate(
+                        exp, state.params, val_builder, config.val_split, stats, config.eval_batch_size
+                    )
+                    record.update(val)
+                    if is_chief:
+                        logging.info(
+                            "step %d  validation: loss %.4f  AUROC %.4f  Youden threshold %.4f",
+                            step,
+                            val["val_loss"],
+                            val["val_auroc"],
+                            val["val_youden"],
+                        )
+                    last.update(val)
+                    progress.reset(step)
+                if record:
+                    writer.write(step, record)
+                if do_ckpt:
+                    checkpointing.save(manager, step, state, feed.checkpointable, meta, val)
             if pending is not None:
                 _check_finite(*pending)
-            pending = (step, metrics)
-            do_val = val_builder is not None and (step % eval_every == 0 or step == exp.total_steps)
-            do_ckpt = step % ckpt_every == 0 or step == exp.total_steps
-            if do_val or do_ckpt:
-                _check_finite(*pending)  # never save or validate a non-finite state
-            record = {}  # one metrics.jsonl record per step: training and validation scalars
-            # the first dispatch is logged too: it shows the run is alive after compilation
-            if (
-                dispatch.crossed(step - k, step, config.log_every_steps)
-                or step == exp.total_steps
-                or step - k == start
-            ):
-                _check_finite(*pending)
-                last = {name: float(v[-1]) for name, v in metrics.items()}
-                last["samples_per_s"] = progress.rate(step)
-                last["data_wait_s"] = feed.wait_s
-                record.update(last)
-                if is_chief:
-                    logging.info(progress.line(step, last["loss"]))
-                feed.wait_s = 0.0
-            val = None
-            if do_val:
-                val = validate(
-                    exp, state.params, val_builder, config.val_split, stats, config.eval_batch_size
-                )
-                record.update(val)
-                if is_chief:
-                    logging.info(
-                        "step %d  validation: loss %.4f  AUROC %.4f  Youden threshold %.4f",
-                        step,
-                        val["val_loss"],
-                        val["val_auroc"],
-                        val["val_youden"],
-                    )
-                last.update(val)
-                progress.reset(step)
-            if record:
-                writer.write(step, record)
-            if do_ckpt:
-                checkpointing.save(manager, step, state, feed.checkpointable, meta, val)
-        if pending is not None:
-            _check_finite(*pending)
     except KeyboardInterrupt:
         manager.wait_until_finished()
         manager.close()

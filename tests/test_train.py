@@ -306,3 +306,16 @@ def test_ctrl_c_says_where_it_stopped(data_dir, tmp_path):
     assert "Traceback" not in out
     assert re.search(r"interrupted at step \d+; run the same command again to resume", out), out[-2000:]
     assert "compiling the train step" in out and "computing normalisation statistics" in out
+
+
+def test_ctrl_c_is_a_stop_request_and_a_second_one_interrupts():
+    """The first SIGINT only sets the flag the loop checks between dispatches
+    (it cannot be swallowed inside a library call); the second interrupts."""
+    previous = signal.getsignal(signal.SIGINT)
+    with train.StopRequest() as stop:
+        assert not stop.requested
+        signal.raise_signal(signal.SIGINT)
+        assert stop.requested
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is previous
