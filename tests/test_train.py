@@ -1,18 +1,15 @@
-"""Tests of the training loop: data parallelism, determinism, resume after a
-kill, multi-process runs, the non-finite guard and the TFRecord path.
-
-Runs that need another device count or several processes run launch.py in
-subprocesses (the device count is fixed when JAX starts)."""
+"""Tests of the training loop in this process: logs, determinism, the
+non-finite guard, the TFRecord path, best-checkpoint selection and Ctrl-C
+handling. The helpers here (``run_launch`` ...) serve the tests that run
+launch.py in subprocesses (test_train_launch.py, test_device_input.py)."""
 
 import json
 import os
-import re
 import pathlib
 import signal
 import socket
 import subprocess
 import sys
-import time
 
 import jax
 import numpy as np
@@ -116,80 +113,10 @@ def test_same_seed_gives_identical_parameters(data_dir, tmp_path):
     assert any(not np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(other)))
 
 
-@pytest.mark.slow
-def test_eight_devices_match_one(data_dir, tmp_path):
-    procs = [run_launch(tmp_path / f"d{n}", data_dir, n, ["--config.val_split="]) for n in (1, 8)]
-    for p in procs:
-        finish(p)
-    one, eight = losses(tmp_path / "d1"), losses(tmp_path / "d8")
-    assert sorted(one) == sorted(eight) == list(range(1, 7))
-    for step in one:
-        np.testing.assert_allclose(eight[step], one[step], rtol=1e-5)
-
-
-@pytest.mark.slow
-def test_killed_run_resumes_exactly(data_dir, tmp_path):
-    steps = [
-        "--config.num_train_steps=16",
-        "--config.checkpoint_every_steps=2",
-        "--config.val_split=",
-        "--config.log_every_steps=16",
-    ]
-    victim = run_launch(tmp_path / "run", data_dir, 8, steps, start_new_session=True)
-    ckpts = tmp_path / "run" / "checkpoints"
-    deadline = time.time() + 600
-    while not (ckpts / "4").exists() and victim.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    assert victim.poll() is None, "run finished before it could be killed"
-    os.killpg(victim.pid, signal.SIGKILL)  # no clean exit: no final save, no flush
-    victim.wait()
-    saved = sorted(int(p.name) for p in ckpts.iterdir() if p.name.isdigit())
-    assert saved and saved[-1] < 16
-    out = finish(run_launch(tmp_path / "run", data_dir, 8, steps))
-    assert f"resumed from step {saved[-1]}" in out
-    # the uninterrupted reference runs last: the programs it needs are in the
-    # session's compilation cache by then
-    finish(run_launch(tmp_path / "ref", data_dir, 8, steps))
-    config = make_config(data_dir)
-    ref_step, ref_params, _ = final_params(tmp_path / "ref", config)
-    run_step, run_params, _ = final_params(tmp_path / "run", config)
-    assert ref_step == run_step == 16
-    assert_trees_equal(run_params, ref_params)
-
-
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.mark.slow
-def test_two_processes_match_one_process(data_dir, tmp_path):
-    port = _free_port()
-    pair = [
-        run_launch(
-            tmp_path / "multi",
-            data_dir,
-            4,
-            [f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}"],
-        )
-        for i in range(2)
-    ]
-    # 2 processes x 4 devices vs 1 process x 8: the same 8 per-device partial sums (the
-    # single run's train step is the other 8-device tests', compiled once). With
-    # validation: multi-host eval runs too.
-    single = run_launch(tmp_path / "single", data_dir, 8)
-    for p in [*pair, single]:
-        finish(p)
-    config = make_config(data_dir)
-    _, multi, _ = final_params(tmp_path / "multi", config)
-    _, one, _ = final_params(tmp_path / "single", config)
-    # Cross-process all-reduces sum in another order: float rounding only
-    # (1e-5 is 1 % of one AdamW step at lr 1e-3).
-    assert_trees_equal(multi, one, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(
-        list(losses(tmp_path / "multi").values()), list(losses(tmp_path / "single").values()), rtol=1e-5
-    )
 
 
 def test_nan_input_stops_with_a_clear_error(tmp_path):
@@ -281,31 +208,6 @@ def test_metrics_jsonl_keeps_one_record_per_step_after_resume(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
     assert [r["loss"] for r in rows] == [1.0, 2.0, 3.0, 4.0, 15.0, 16.0]
-
-
-@pytest.mark.slow
-def test_ctrl_c_says_where_it_stopped(data_dir, tmp_path):
-    steps = [
-        "--config.num_train_steps=400",
-        "--config.checkpoint_every_steps=2",
-        "--config.val_split=",
-        "--config.log_every_steps=1",
-    ]
-    proc = run_launch(tmp_path / "run", data_dir, 1, steps)
-    deadline = time.time() + 240
-    while (
-        not (tmp_path / "run" / "checkpoints" / "2").exists()
-        and proc.poll() is None
-        and time.time() < deadline
-    ):
-        time.sleep(0.05)
-    assert proc.poll() is None, "run finished before it could be interrupted"
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130, out[-3000:]
-    assert "Traceback" not in out
-    assert re.search(r"interrupted at step \d+; run the same command again to resume", out), out[-2000:]
-    assert "compiling the train step" in out and "computing normalisation statistics" in out
 
 
 def test_ctrl_c_is_a_stop_request_and_a_second_one_interrupts():
