@@ -259,30 +259,30 @@ def test_killed_device_mode_run_resumes_exactly(data_dir, tmp_path):
     steps = [
         "--config.input_mode=device",
         "--config.steps_per_dispatch=4",
-        "--config.num_train_steps=16",
+        "--config.num_train_steps=12",
         "--config.checkpoint_every_steps=4",
         "--config.val_split=",
-        "--config.log_every_steps=16",
+        "--config.log_every_steps=12",
     ]
     victim = run_launch(tmp_path / "run", data_dir, 8, steps, start_new_session=True)
     ckpts = tmp_path / "run" / "checkpoints"
     deadline = time.time() + 300
-    while not (ckpts / "8").exists() and victim.poll() is None and time.time() < deadline:
+    while not (ckpts / "4").exists() and victim.poll() is None and time.time() < deadline:
         time.sleep(0.02)
     assert victim.poll() is None, "run finished before it could be killed"
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait()
     saved = sorted(int(p.name) for p in ckpts.iterdir() if p.name.isdigit())
-    assert saved and saved[-1] < 16
+    assert saved and saved[-1] < 12
     out = finish(run_launch(tmp_path / "run", data_dir, 8, steps), timeout=900)
     assert f"resumed from step {saved[-1]}" in out and "input mode: device" in out
     finish(run_launch(tmp_path / "ref", data_dir, 8, steps), timeout=900)  # compiled programs cached by now
     config = builtdata.make_config(data_dir)
     ref_step, ref_params, _ = final_params(tmp_path / "ref", config)
     run_step, run_params, _ = final_params(tmp_path / "run", config)
-    assert ref_step == run_step == 16
+    assert ref_step == run_step == 12
     assert_trees_equal(run_params, ref_params)
-    position = (tmp_path / "run" / "checkpoints" / "16" / "data").glob("*")
+    position = (tmp_path / "run" / "checkpoints" / "12" / "data").glob("*")
     assert any("position" in p.read_text() for p in position if p.is_file() and p.suffix != ".txt")
 
 

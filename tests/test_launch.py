@@ -4,6 +4,7 @@ work, eval/predict defaulting to the workdir's saved config, quiet output."""
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import time
@@ -67,7 +68,9 @@ def test_config_errors_are_one_line_before_any_work(tmp_path, args, message):
 
 @pytest.mark.slow
 def test_eval_and_predict_use_the_workdirs_config(tmp_path_factory, tmp_path):
-    workdir = builtdata.trained_workdir(tmp_path_factory)
+    # a copy: this evaluation must not overwrite the shared workdir's (test_report reads it)
+    workdir = str(tmp_path / "trained")
+    shutil.copytree(builtdata.trained_workdir(tmp_path_factory), workdir)
     saved = json.loads((pathlib.Path(workdir) / "config.json").read_text())
     assert saved["data_dir"] != ""
     # no --config: the workdir's data_dir, datasets and leads are used

@@ -34,10 +34,10 @@ def test_eight_devices_match_one(data_dir, tmp_path):
 @pytest.mark.slow
 def test_killed_run_resumes_exactly(data_dir, tmp_path):
     steps = [
-        "--config.num_train_steps=16",
+        "--config.num_train_steps=8",
         "--config.checkpoint_every_steps=2",
         "--config.val_split=",
-        "--config.log_every_steps=16",
+        "--config.log_every_steps=8",
     ]
     victim = run_launch(tmp_path / "run", data_dir, 8, steps, start_new_session=True)
     ckpts = tmp_path / "run" / "checkpoints"
@@ -48,7 +48,7 @@ def test_killed_run_resumes_exactly(data_dir, tmp_path):
     os.killpg(victim.pid, signal.SIGKILL)  # no clean exit: no final save, no flush
     victim.wait()
     saved = sorted(int(p.name) for p in ckpts.iterdir() if p.name.isdigit())
-    assert saved and saved[-1] < 16
+    assert saved and saved[-1] < 8
     out = finish(run_launch(tmp_path / "run", data_dir, 8, steps))
     assert f"resumed from step {saved[-1]}" in out
     # the uninterrupted reference runs last: the programs it needs are in the
@@ -57,7 +57,7 @@ def test_killed_run_resumes_exactly(data_dir, tmp_path):
     config = make_config(data_dir)
     ref_step, ref_params, _ = final_params(tmp_path / "ref", config)
     run_step, run_params, _ = final_params(tmp_path / "run", config)
-    assert ref_step == run_step == 16
+    assert ref_step == run_step == 8
     assert_trees_equal(run_params, ref_params)
 
 
