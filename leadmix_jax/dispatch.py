@@ -131,11 +131,17 @@ def _step_fn(exp):
     )
 
 
-def _with_trip(fn, k: int, sharding):
-    """``fn(state, data, trip)`` as ``f(state, data)``, with the runtime trip
-    count ``k`` of :func:`run_steps` put on the devices once."""
-    trip = jax.device_put(np.int32(k), sharding)
-    return lambda state, data: fn(state, data, trip)
+class TripCounts(dict):
+    """The runtime trip counts of :func:`run_steps` on the devices, put there
+    once per ``k``: ``trips[k]`` is a replicated int32 scalar."""
+
+    def __init__(self, sharding):
+        super().__init__()
+        self.sharding = sharding
+
+    def __missing__(self, k: int) -> jax.Array:
+        self[k] = jax.device_put(np.int32(k), self.sharding)
+        return self[k]
 
 
 class GrainFeed:
@@ -148,6 +154,7 @@ class GrainFeed:
         self.wait_s = 0.0  # time spent waiting for the pipeline since the last reset
         self._sharding = NamedSharding(exp.mesh, P(None, device_input.AXIS))
         self._compiled: dict[int, Any] = {}
+        self._trips = TripCounts(exp.replicated)
         self._step = _step_fn(exp)
 
     @property
@@ -161,13 +168,12 @@ class GrainFeed:
             def dispatch(state, batches, trip):
                 return run_steps(lambda s, i: step(s, jax.tree.map(lambda b: b[i], batches)), state, k, trip)
 
-            fn = jax.jit(
+            self._compiled[k] = jax.jit(
                 dispatch,
                 in_shardings=(self.exp.replicated, self._sharding, self.exp.replicated),
                 out_shardings=(self.exp.replicated, self.exp.replicated),
                 donate_argnums=(0,),
             )
-            self._compiled[k] = _with_trip(fn, k, self.exp.replicated)
         return self._compiled[k]
 
     def host_batches(self, k: int) -> dict:
@@ -181,7 +187,7 @@ class GrainFeed:
         """``k`` steps; returns the new state and metrics of shape ``(k,)``."""
         host = self.host_batches(k)
         batches = {key: jax.make_array_from_process_local_data(self._sharding, v) for key, v in host.items()}
-        return self._fn(k)(state, batches)
+        return self._fn(k)(state, batches, self._trips[k])
 
     def bytes_per_step(self) -> int:
         """Host->device bytes of one step's global batch."""
@@ -267,7 +273,7 @@ class DeviceFeed:
         self._step = _step_fn(exp)
         self.steps_per_dispatch = int(exp.config.steps_per_dispatch)
         self._compiled: dict[int, Any] = {}
-        self._trips: dict[int, jax.Array] = {}
+        self._trips = TripCounts(exp.replicated)
         self._compiled_batches: dict[int, Any] = {}
 
     @property
@@ -304,11 +310,6 @@ class DeviceFeed:
             )
         return self._compiled[size]
 
-    def _trip(self, k: int) -> jax.Array:
-        if k not in self._trips:
-            self._trips[k] = jax.device_put(np.int32(k), self.exp.replicated)
-        return self._trips[k]
-
     def run(self, state, k: int):
         """``k`` steps; returns the new state and metrics of shape ``(k,)``.
         Nothing may be copied from the host during the call.
@@ -319,7 +320,7 @@ class DeviceFeed:
         compile nothing new."""
         size = max(k, self.steps_per_dispatch)
         with jax.transfer_guard_host_to_device("disallow"):
-            state, metrics = self._program(size)(state, self.arrays, self._trip(k))
+            state, metrics = self._program(size)(state, self.arrays, self._trips[k])
         if k < size:  # outside the guard: slicing sends its start index to the device
             metrics = jax.tree.map(lambda m: m[:k], metrics)
         self.position.step += k

@@ -149,9 +149,8 @@ def read_rows(builder, split: str, indices) -> Iterator[tuple[int, dict]]:
             yield i, source[i]
         return
     want = set(indices)
-    for i, ex in _tfrecord_indexed(builder, split, 0, 1):
-        if i in want:
-            yield i, ex
+    for i, ex in _tfrecord_indexed(builder, split, 0, 1, keep=want.__contains__):
+        yield i, ex
         if i >= indices[-1]:
             return
 
@@ -401,14 +400,18 @@ def _tfrecord_dataset(builder, split: str, index: int, count: int, repeat: bool 
     return ds.map(_Deserialize(builder.info.features))
 
 
-def _tfrecord_indexed(builder, split: str, index: int, count: int) -> Iterator[dict]:
-    """``(index in split, example)`` of this host's shards (every ``count``-th file), in order."""
+def _tfrecord_indexed(builder, split: str, index: int, count: int, keep=None) -> Iterator[tuple[int, dict]]:
+    """``(index in split, example)`` of this host's shards (every ``count``-th
+    file), in order; with ``keep``, only the indices it accepts (the others
+    are not deserialised)."""
     files = _tfrecord_files(builder, split)
     offsets = np.concatenate([[0], np.cumsum(_tfrecord_shard_lengths(builder, split))])
     features = builder.info.features
     for shard in range(index, len(files), count):
         for j, raw in enumerate(grain.experimental.TFRecordIterDataset(files[shard])):
-            yield int(offsets[shard] + j), features.deserialize_example_np(raw)
+            i = int(offsets[shard] + j)
+            if keep is None or keep(i):
+                yield i, features.deserialize_example_np(raw)
 
 
 class _PaddedBatches:
