@@ -55,6 +55,7 @@ from absl import logging
 from flax import nnx
 
 from leadmix_jax import export_formats, exported, inference, input_pipeline, metrics, preprocessing
+from leadmix_jax import lead_robust
 from leadmix_jax import leads as leads_lib
 from leadmix_jax.errors import UserError
 
@@ -158,12 +159,7 @@ def _to_model_input(restored: inference.RestoredModel, z):
     order (absent ones zero, as the mask zeroes them anyway) and the mask."""
     if not restored.is_lead_robust:
         return z, ()
-    xp = jnp if isinstance(z, jax.Array) else np
-    where = {lead: k for k, lead in enumerate(restored.input_leads)}
-    zero = xp.zeros_like(z[..., :1])
-    # a concatenation of columns, not a scatter: exact, and one CONCATENATION op in TFLite
-    cols = [z[..., where[n] : where[n] + 1] if n in where else zero for n in leads_lib.CANONICAL_LEADS]
-    return xp.concatenate(cols, axis=-1), (restored.runner.lead_mask,)
+    return lead_robust.to_canonical(z, restored.input_leads), (restored.runner.lead_mask,)
 
 
 def export_function(restored: inference.RestoredModel):

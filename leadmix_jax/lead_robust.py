@@ -73,6 +73,18 @@ def lead_mask(subset: str | Sequence[str]) -> np.ndarray:
     return mask
 
 
+def to_canonical(x, leads: Sequence[str]):
+    """Windows ``(..., T, N)`` of ``leads`` -> ``(..., T, 12)`` in canonical
+    lead order, absent leads zero (the model's mask zeroes them anyway).
+    numpy in, numpy out; JAX in, JAX out. A concatenation of columns, not a
+    scatter: exact, and one CONCATENATION op when exported to TFLite."""
+    xp = jnp if isinstance(x, jax.Array) else np
+    where = {lead: k for k, lead in enumerate(leads_lib.parse_leads(leads))}
+    zero = xp.zeros_like(x[..., :1])
+    cols = [x[..., where[n] : where[n] + 1] if n in where else zero for n in leads_lib.CANONICAL_LEADS]
+    return xp.concatenate(cols, axis=-1)
+
+
 def mask_leads(mask: np.ndarray) -> tuple[str, ...]:
     """Canonical names of the leads present in a ``(12,)`` mask."""
     return tuple(n for n, m in zip(leads_lib.CANONICAL_LEADS, np.asarray(mask)) if m > 0)

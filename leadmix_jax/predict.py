@@ -240,8 +240,9 @@ def predict_record(
     windows = pre.windows
     if model.is_lead_robust:
         # the model's input is all 12 leads; absent ones are zeros here and masked in the model
-        windows = np.zeros((pre.windows.shape[0], pre.windows.shape[1], len(model.leads)), np.float32)
-        windows[:, :, list(leads_lib.lead_indices(leads))] = pre.windows
+        from leadmix_jax import lead_robust  # a JAX checkpoint: JAX is loaded already
+
+        windows = lead_robust.to_canonical(pre.windows, leads)
     probs = model.predict_windows(windows) if pre.num_kept else np.zeros((0,), np.float32)
     win = preprocessing.WINDOW_SECONDS
     windows = [
