@@ -48,9 +48,10 @@ flags.DEFINE_string("workdir", None, "Checkpoints, logs and reports go here (req
 flags.DEFINE_enum(
     "mode",
     None,
-    ["train", "eval", "predict", "report", "demo", "export"],
+    ["train", "eval", "predict", "report", "demo", "export", "protocol"],
     "train, eval (restore a checkpoint and evaluate), predict (one record), "
     "report (gather several workdirs), demo (synthetic end to end), "
+    "protocol (lead sets x seeds trained as populations, evaluated, one table), "
     "export (TFLite/ONNX/StableHLO file, verified against JAX). "
     "Default: the config's 'mode' field, else train.",
 )
@@ -224,7 +225,7 @@ def main(argv):
         # before any JAX call: jax.distributed.initialize must come first
         _hide_accelerators_from_tensorflow()
         _init_distributed()
-        if mode in ("train", "demo", "eval"):
+        if mode in ("train", "demo", "eval", "protocol"):
             import jax
 
             config_check.check(config, mode, jax.device_count())
@@ -264,6 +265,10 @@ def _run(mode: str, config) -> None:
         from leadmix_jax import demo
 
         demo.run(config, FLAGS.workdir)
+    elif mode == "protocol":
+        from leadmix_jax import protocol
+
+        protocol.run(config, FLAGS.workdir)
     elif mode == "train":
         from leadmix_jax import train
 

@@ -79,6 +79,13 @@ def get_config() -> ml_collections.ConfigDict:
     c.checkpoint_every_steps = -1  # checkpoint every N steps; -1 = once per epoch
     c.keep_checkpoints = 2  # latest checkpoints kept (the best is kept as well)
     c.seed = 0  # parameters, dropout and shuffling
+    c.data_seed = -1  # data order (shuffling, augmentation) if >= 0; -1 = seed
+    # Population (launch.py --mode=protocol): lead sets x seeds, one compiled step per lead count.
+    c.population = ml_collections.ConfigDict()
+    c.population.lead_sets = ""  # ';'-separated lead specs ('paper' = the 7 sets); '' = leads
+    c.population.seeds = 1  # members per lead set, seeds seed, seed+1, ...
+    c.population.report_level = "patient"  # level of the protocol's table
+    c.population.report_threshold = "0.5"  # threshold of the table: 0.5 or val_youden
     # Evaluation (launch.py --mode=eval) ---------------------------------------
     # dataset:split pairs; 'all' = every split of that dataset.
     c.eval_targets = "ptbdb_mi/paper:all,ptbxl_mi/paper:all,sph_mi/paper:test"

@@ -32,6 +32,24 @@ def check_dataset_name(name: str, field: str) -> None:
         )
 
 
+def _check_population(config: ml_collections.ConfigDict) -> None:
+    from leadmix_jax import population
+
+    population.make_members(config)  # lead sets, seeds, model variant: UserError
+    if config.input_mode == "grain":
+        raise UserError(
+            "--mode=protocol trains populations from device-resident data: use --config.input_mode=auto or device"
+        )
+    if config.population.report_level not in ("window", "record", "patient"):
+        raise UserError(
+            f"--config.population.report_level={config.population.report_level!r}: use window, record or patient"
+        )
+    if config.population.report_threshold not in ("0.5", "val_youden"):
+        raise UserError(
+            f"--config.population.report_threshold={config.population.report_threshold!r}: use 0.5 or val_youden"
+        )
+
+
 def check(config: ml_collections.ConfigDict, mode: str = "train", device_count: int | None = None) -> None:
     """Raises :class:`UserError` for the first problem found in ``config`` for ``mode``.
 
@@ -59,6 +77,8 @@ def check(config: ml_collections.ConfigDict, mode: str = "train", device_count: 
             lead_robust.parse_eval_leads(config.lead_robust.val_sets)
         except (ValueError, KeyError) as e:
             raise UserError(f"--config.lead_robust: {e}") from None
+    if mode == "protocol":
+        _check_population(config)
     if mode in ("eval", "demo") and config.get("eval_leads"):
         from leadmix_jax import lead_robust
 
@@ -66,7 +86,7 @@ def check(config: ml_collections.ConfigDict, mode: str = "train", device_count: 
             lead_robust.parse_eval_leads(config.eval_leads)
         except ValueError as e:
             raise UserError(f"--config.eval_leads={config.eval_leads!r}: {e}") from None
-    if mode in ("train", "demo"):
+    if mode in ("train", "demo", "protocol"):
         check_dataset_name(config.train_dataset, "--config.train_dataset")
         if config.get("val_dataset"):
             check_dataset_name(config.val_dataset, "--config.val_dataset")
@@ -75,7 +95,7 @@ def check(config: ml_collections.ConfigDict, mode: str = "train", device_count: 
         for field in ("log_every_steps",):
             if config[field] <= 0:
                 raise UserError(f"--config.{field} must be positive, got {config[field]}")
-    if mode in ("eval", "demo"):
+    if mode in ("eval", "demo", "protocol"):
         from leadmix_jax import evaluate
 
         for dataset, _ in evaluate.parse_targets(config.eval_targets):
@@ -90,7 +110,7 @@ def check(config: ml_collections.ConfigDict, mode: str = "train", device_count: 
         import jax
 
         device_count = jax.device_count()
-    sizes = [("batch_size", config.batch_size)] if mode in ("train", "demo") else []
+    sizes = [("batch_size", config.batch_size)] if mode in ("train", "demo", "protocol") else []
     sizes.append(("eval_batch_size", config.eval_batch_size))
     for field, size in sizes:
         if size <= 0 or size % device_count:

@@ -54,10 +54,10 @@ def build_datasets(root: epath.Path, data_dir: epath.Path, label_config: str = "
         )
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
-    """Generates, builds, trains and evaluates; returns the evaluation summary."""
-    config_check.check(config, "demo")  # a typo must not cost a data generation and build first
-    work = epath.Path(workdir).absolute()
+def prepare_data(config: ml_collections.ConfigDict, work: epath.Path) -> None:
+    """Writes the synthetic databases of ``config.synthetic`` under ``work``,
+    builds them into ``work/tfds`` (both skipped when done) and points
+    ``config.data_dir`` there."""
     root, data_dir = work / "synthetic_databases", work / "tfds"
     if jax.process_index() == 0:
         root.mkdir(parents=True, exist_ok=True)
@@ -69,6 +69,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
         build_datasets(root, data_dir)
     with config.unlocked():
         config.data_dir = str(data_dir)
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
+    """Generates, builds, trains and evaluates; returns the evaluation summary."""
+    config_check.check(config, "demo")  # a typo must not cost a data generation and build first
+    work = epath.Path(workdir).absolute()
+    prepare_data(config, work)
     print("[demo] training on synthetic SPH", flush=True)
     train.train_and_evaluate(config, str(work))
     print("[demo] evaluating on synthetic PTB, PTB-XL and SPH test", flush=True)

@@ -75,6 +75,15 @@ def choose_input_mode(
     return "grain", f"auto: the split does not fit in device memory ({size}); streaming with grain"
 
 
+def data_seed(config: ml_collections.ConfigDict) -> int:
+    """Seed of the data order (shuffling, augmentation): ``config.data_seed``,
+    or ``config.seed`` when that is negative. A population's members share one
+    data order whatever their own seeds; a solo run with the member's seed and
+    this data seed sees the same batches."""
+    seed = int(config.get("data_seed", -1))
+    return int(config.seed) if seed < 0 else seed
+
+
 def dispatch_length(step: int, total_steps: int, steps_per_dispatch: int, cut_every=()) -> int:
     """Steps of the dispatch that starts after ``step``: ``steps_per_dispatch``,
     cut short to end at ``total_steps`` and at the next multiple of every
@@ -289,6 +298,11 @@ class DeviceFeed:
         pos = first + jnp.arange(k * self.batch, dtype=jnp.int32)
         return idx.reshape(k, self.batch), pos.reshape(k, self.batch)
 
+    @staticmethod
+    def step_of(state) -> jax.Array:
+        """The train step of ``state`` (fixes the stream position)."""
+        return state.step
+
     def _make_batch(self, arrays, idx, pos):
         return self._batch_of(arrays["ecg"], arrays["label"], idx, pos, arrays["augment_key"])
 
@@ -298,7 +312,7 @@ class DeviceFeed:
         if size not in self._compiled:
 
             def dispatch(state, arrays, trip):
-                idx, pos = self._indices(arrays, state.step, size)
+                idx, pos = self._indices(arrays, self.step_of(state), size)
 
                 def body(s, i):
                     return self._step(s, self._make_batch(arrays, idx[i], pos[i]))
@@ -354,4 +368,4 @@ def make_feed(
         return GrainFeed(exp, iter(input_pipeline.train_dataset(builder, config.train_split, pcfg, stats)))
     resident = device_input.load_resident(builder, config.train_split, exp.mesh)
     spec = device_input.BatchSpec.from_config(exp.leads, stats, pcfg.augment)
-    return DeviceFeed(exp, resident, spec, config.seed)
+    return DeviceFeed(exp, resident, spec, data_seed(config))

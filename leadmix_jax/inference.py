@@ -41,11 +41,12 @@ from leadmix_jax.errors import UserError
 from leadmix_jax.model import LeadMixMST
 
 
-def build_model(model_cfg: Mapping[str, Any], num_leads: int, seed: int = 0):
+def build_model(model_cfg: Mapping[str, Any], num_leads: int, seed: int | jax.Array = 0):
     """LeadMix-MST for ``num_leads`` leads from a ``config.model`` mapping
     (or a checkpoint's ``meta['model']``); with ``variant='lead_robust'`` the
     lead-robust :class:`~leadmix_jax.lead_robust.LeadRobustMST` (always the 12
     canonical leads plus a presence mask; ``num_leads`` must be 12).
+    ``seed``: an int or a typed key (``jax.random.key(int)`` is the same model).
 
     Settings the model no longer accepts (e.g. formulation options of older
     checkpoints) are ignored, so old checkpoints keep loading.

@@ -18,8 +18,11 @@ Formulations per backend (a deliberate choice, measured with
   export (:func:`depthwise_conv_grouped`): TFLite maps it to its
   ``DEPTHWISE_CONV_2D`` kernel.
 * **Strided dense conv** (stem and downsampling): ``lax.conv_general_dilated``
-  on every backend (oneDNN / cuDNN / the TPU MXU). Space-to-depth and im2col
-  rewrites measured no faster on XLA:CPU and were dropped.
+  on every backend (oneDNN / cuDNN / the TPU MXU) for one model. A space-to-depth
+  rewrite measured no faster on XLA:CPU and was dropped. A *population* of
+  models (``jax.vmap`` over stacked parameters, :mod:`leadmix_jax.population`)
+  uses the im2col matmul form (:func:`strided_conv_patches`) instead: vmapped,
+  it is a batched matmul, where the library conv would become a grouped conv.
 * **GroupNorm + SiLU** (:func:`group_norm_silu`): one pass for the
   statistics and a hand-written VJP that keeps only the input and the
   per-group statistics for backward (recomputing the normalised values),
@@ -143,6 +146,23 @@ def strided_conv(x: Array, kernel: Array, stride: int, pad: int) -> Array:
     return lax.conv_general_dilated(
         x, kernel, window_strides=(stride,), padding=[(pad, pad)], dimension_numbers=("NWC", "WIO", "NWC")
     )
+
+
+def strided_conv_patches(x: Array, kernel: Array, stride: int, pad: int) -> Array:
+    """:func:`strided_conv` as one matmul over im2col patches; same shapes.
+
+    The population formulation: under ``jax.vmap`` over members with stacked
+    kernels the matmul becomes a batched dot product, where a vmapped library
+    conv becomes a grouped conv (``feature_group_count`` = members), which
+    XLA:CPU runs about 75x slower. Patch ``t`` is the ``K`` taps of output
+    ``t`` side by side, ``(K * Cin,)`` in the kernel's ``(K, Cin)`` order.
+    """
+    k, cin, cout = kernel.shape
+    out_len = (x.shape[1] + 2 * pad - k) // stride + 1
+    xp = jnp.pad(x, ((0, 0), (pad, pad), (0, 0)))
+    span = stride * (out_len - 1) + 1
+    patches = jnp.concatenate([xp[:, i : i + span : stride] for i in range(k)], axis=-1)
+    return patches @ kernel.reshape(k * cin, cout)
 
 
 def max_pool(x: Array, window: int = 3, stride: int = 2, pad: int = 1) -> Array:

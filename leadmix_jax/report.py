@@ -216,3 +216,101 @@ def make_report(
     print(md, flush=True)
     print(f"Report written to {out / 'report.md'} and {out / 'report.csv'}", flush=True)
     return {"table": table, "markdown": md, "md": str(out / "report.md"), "csv": str(out / "report.csv")}
+
+
+# ----------------------------------------------------------------------------
+# Several seeds per lead set (launch.py --mode=protocol).
+
+
+def seed_summary(table: dict, seeds: dict[str, int]) -> dict:
+    """:func:`gather`'s rows grouped by lead set: ``table['summary']`` has per
+    set the number of seeds and per cell ``(mean, std, n)`` over the seeds
+    (sample std, ``ddof=1``; 0 for one seed; NaN cells left out). Each row
+    gets its ``seed`` from ``seeds`` (workdir -> seed)."""
+    by_set: dict[str, list[dict]] = {}
+    for row in table["rows"]:
+        row["seed"] = seeds.get(row["workdir"])
+        by_set.setdefault(row["lead_set"], []).append(row)
+    summary = []
+    for name, rows in by_set.items():
+        cells = {}
+        for col in table["columns"]:
+            values = [r["cells"][col][0] for r in rows if col in r["cells"]]
+            values = [v for v in values if not math.isnan(v)]
+            if values:
+                mean = sum(values) / len(values)
+                var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
+                cells[col] = (mean, math.sqrt(var), len(values))
+        summary.append({"lead_set": name, "leads": rows[0]["leads"], "seeds": len(rows), "cells": cells})
+    return {**table, "summary": summary}
+
+
+def seed_markdown(table: dict) -> str:
+    cols = table["columns"]
+    header = ["lead set", "seeds"] + [f"{t} {m}" for t, m in cols]
+    lines = ["| " + " | ".join(header) + " |", "|---|---:|" + "---:|" * len(cols)]
+    for row in table["summary"]:
+        cells = [row["lead_set"], str(row["seeds"])]
+        for c in cols:
+            cells.append(
+                f"{_fmt(row['cells'][c][0])} ± {_fmt(row['cells'][c][1])}" if c in row["cells"] else "—"
+            )
+        lines.append("| " + " | ".join(cells) + " |")
+    caption = (
+        f"{table['level'].capitalize()}-level results, mean ± sample std over seeds (one model per "
+        f"lead set and seed, each selected on its validation split); threshold-dependent metrics at "
+        f"{'probability > 0.5' if table['threshold'] == '0.5' else 'each model’s validation Youden threshold'}. "
+        "Per-seed values with bootstrap CIs are in table.csv."
+    )
+    return caption + "\n\n" + "\n".join(lines) + "\n"
+
+
+def write_seed_csv(table: dict, path) -> None:
+    """One row per seed (value and CI bounds), then per lead set a ``mean`` and a ``std`` row."""
+    with open(str(path), "w", newline="") as fh:
+        w = csv.writer(fh)
+        head = ["row", "lead_set", "leads", "seed", "workdir", "step", "level", "threshold"]
+        for t, m in table["columns"]:
+            head += [f"{t} {m}", f"{t} {m} ci_low", f"{t} {m} ci_high"]
+        w.writerow(head)
+        level, thr = table["level"], table["threshold"]
+        for row in table["rows"]:
+            out = [
+                "seed",
+                row["lead_set"],
+                row["leads"],
+                row["seed"],
+                row["workdir"],
+                row["step"],
+                level,
+                thr,
+            ]
+            for c in table["columns"]:
+                out += list(row["cells"].get(c, ("", "", "")))
+            w.writerow(out)
+        for s in table["summary"]:
+            for kind, i in (("mean", 0), ("std", 1)):
+                out = [kind, s["lead_set"], s["leads"], "", "", "", level, thr]
+                for c in table["columns"]:
+                    out += [s["cells"][c][i] if c in s["cells"] else "", "", ""]
+                w.writerow(out)
+
+
+def make_seed_report(
+    workdirs: Sequence[str],
+    seeds: dict[str, int],
+    out_dir: str,
+    level: str = "patient",
+    threshold: str = "0.5",
+    metrics: Sequence[str] = DEFAULT_METRICS,
+) -> dict:
+    """Writes ``out_dir/table.md`` (mean ± std over seeds) and ``table.csv``."""
+    table = seed_summary(gather(workdirs, level, threshold, metrics), seeds)
+    out = epath.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    md = seed_markdown(table)
+    (out / "table.md").write_text(md)
+    write_seed_csv(table, out / "table.csv")
+    print(md, flush=True)
+    print(f"Protocol table written to {out / 'table.md'} and {out / 'table.csv'}", flush=True)
+    return {"table": table, "markdown": md, "md": str(out / "table.md"), "csv": str(out / "table.csv")}

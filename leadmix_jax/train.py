@@ -251,7 +251,7 @@ class StopRequest:
             signal.signal(signal.SIGINT, self._previous)
 
 
-def _say(text: str) -> None:
+def say(text: str) -> None:
     """A progress line on process 0 (stdout: silent phases must show)."""
     if jax.process_index() == 0:
         print(text, flush=True)
@@ -281,12 +281,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     builder = input_pipeline.load_builder(config.data_dir, config.train_dataset)
     train_size = input_pipeline.split_size(builder, config.train_split)
     exp = make_experiment(config, train_size)
-    stats = _load_or_compute_stats(workdir, builder, config, exp.leads) if is_chief else None
-    stats = _broadcast_stats(workdir, stats, exp.leads)
+    stats = norm_stats_for(workdir, builder, config, exp.leads)
     pcfg = input_pipeline.PipelineConfig(
         leads=exp.leads,
         global_batch=config.batch_size,
-        seed=config.seed,
+        seed=dispatch.data_seed(config),
         workers=config.workers,
         shuffle_window=config.shuffle_window,
         augment=input_pipeline.AugmentConfig(**config.augment),
@@ -296,25 +295,85 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     manager = checkpointing.make_manager(workdir, config.keep_checkpoints)
     state, _, start = checkpointing.restore_newest_intact(manager, exp.abstract_state(), feed.checkpointable)
     if start is not None:
-        _say(f"resumed from step {start}")
+        say(f"resumed from step {start}")
     else:
         state, start = exp.init_state(), 0
 
-    val_builder = (
-        input_pipeline.load_builder(config.data_dir, config.val_dataset or config.train_dataset)
-        if config.val_split
-        else None
+    val_builder = validation_builder(config)
+    meta = _meta(exp, stats)
+
+    def validate_at(state) -> dict:
+        val = validate(exp, state.params, val_builder, config.val_split, stats, config.eval_batch_size)
+        if is_chief:
+            logging.info(
+                "step %d  validation: loss %.4f  AUROC %.4f  Youden threshold %.4f",
+                int(state.step),
+                val["val_loss"],
+                val["val_auroc"],
+                val["val_youden"],
+            )
+        return val
+
+    try:
+        last = run_loop(
+            config,
+            exp,
+            feed,
+            state,
+            start,
+            workdir,
+            validate=validate_at if val_builder is not None else None,
+            save=lambda step, state, val: checkpointing.save(
+                manager, step, state, feed.checkpointable, meta, val
+            ),
+        )
+    except Interrupted:
+        manager.wait_until_finished()
+        manager.close()
+        raise
+    manager.wait_until_finished()
+    best = checkpointing.best_step(manager)
+    last["best_step"] = best
+    last["best_val_auroc"] = (
+        checkpointing.step_metrics(manager, best)["val_auroc"] if best is not None else None
     )
+    manager.close()
+    if best is not None:
+        say(
+            f"training done at step {exp.total_steps}; best checkpoint: step {best} "
+            f"(validation AUROC {last['best_val_auroc']:.4f})"
+        )
+    return last
+
+
+def validation_builder(config: ml_collections.ConfigDict):
+    """The builder of the validation dataset, None when ``config.val_split`` is empty."""
+    if not config.val_split:
+        return None
+    return input_pipeline.load_builder(config.data_dir, config.val_dataset or config.train_dataset)
+
+
+def run_loop(config, exp, feed, state, start: int, workdir: str, *, validate, save) -> dict:
+    """Trains ``state`` from step ``start`` to ``exp.total_steps`` through ``feed``.
+
+    Shared by one model and a population (:mod:`leadmix_jax.population`).
+    Dispatches end exactly at validation and checkpoint steps; at those,
+    ``validate(state) -> dict`` (None: no validation) gives flat scalars for
+    ``metrics.jsonl`` and ``save(step, state, val)`` starts a checkpoint.
+    Losses may be ``(k,)`` or ``(k, P)`` (one per member); the logged loss is
+    their mean. Ctrl-C raises :class:`Interrupted` after the pending
+    checkpoint is written. Returns the last logged metrics and validation.
+    """
+    is_chief = jax.process_index() == 0
     # steps after the restored one are redone: their old records are dropped
     writer = metric_writers.MetricWriter(workdir, enabled=is_chief, resume_step=start)
     progress = metric_writers.Progress(exp.total_steps, config.batch_size, start)
     eval_every = config.eval_every_steps if config.eval_every_steps > 0 else exp.steps_per_epoch
     ckpt_every = config.checkpoint_every_steps if config.checkpoint_every_steps > 0 else exp.steps_per_epoch
-    meta = _meta(exp, stats)
     last: dict = {}
     pending = None  # previous dispatch's metrics, checked one dispatch late to keep the device busy
     if start < exp.total_steps:
-        _say(f"compiling the train step; training steps {start + 1}-{exp.total_steps}")
+        say(f"compiling the train step; training steps {start + 1}-{exp.total_steps}")
     step = start
     try:
         with StopRequest() as stop:
@@ -326,14 +385,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                     step,
                     exp.total_steps,
                     config.steps_per_dispatch,
-                    (eval_every if val_builder is not None else 0, ckpt_every),
+                    (eval_every if validate is not None else 0, ckpt_every),
                 )
-                state, metrics = feed.run(state, k)  # metrics: (k,) per step
+                state, metrics = feed.run(state, k)  # metrics: (k,) or (k, P) per step
                 step += k
                 if pending is not None:
                     _check_finite(*pending)
                 pending = (step, metrics)
-                do_val = val_builder is not None and (step % eval_every == 0 or step == exp.total_steps)
+                do_val = validate is not None and (step % eval_every == 0 or step == exp.total_steps)
                 do_ckpt = step % ckpt_every == 0 or step == exp.total_steps
                 if do_val or do_ckpt:
                     _check_finite(*pending)  # never save or validate a non-finite state
@@ -345,7 +404,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                     or step - k == start
                 ):
                     _check_finite(*pending)
-                    last = {name: float(v[-1]) for name, v in metrics.items()}
+                    last = {name: float(np.mean(v[-1])) for name, v in metrics.items()}
                     last["samples_per_s"] = progress.rate(step)
                     last["data_wait_s"] = feed.wait_s
                     record.update(last)
@@ -354,44 +413,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                     feed.wait_s = 0.0
                 val = None
                 if do_val:
-                    val = validate(
-                        exp, state.params, val_builder, config.val_split, stats, config.eval_batch_size
-                    )
+                    val = validate(state)
                     record.update(val)
-                    if is_chief:
-                        logging.info(
-                            "step %d  validation: loss %.4f  AUROC %.4f  Youden threshold %.4f",
-                            step,
-                            val["val_loss"],
-                            val["val_auroc"],
-                            val["val_youden"],
-                        )
                     last.update(val)
                     progress.reset(step)
                 if record:
                     writer.write(step, record)
                 if do_ckpt:
-                    checkpointing.save(manager, step, state, feed.checkpointable, meta, val)
+                    save(step, state, val)
             if pending is not None:
                 _check_finite(*pending)
     except KeyboardInterrupt:
-        manager.wait_until_finished()
-        manager.close()
         writer.close()
         raise Interrupted(step) from None
-    manager.wait_until_finished()
-    best = checkpointing.best_step(manager)
-    last["best_step"] = best
-    last["best_val_auroc"] = (
-        checkpointing.step_metrics(manager, best)["val_auroc"] if best is not None else None
-    )
-    manager.close()
     writer.close()
-    if best is not None:
-        _say(
-            f"training done at step {exp.total_steps}; best checkpoint: step {best} "
-            f"(validation AUROC {last['best_val_auroc']:.4f})"
-        )
     return last
 
 
@@ -423,15 +458,25 @@ def validate(exp: Experiment, params, builder, split: str, stats, batch_size: in
 
 def _check_finite(last_step: int, metrics: dict) -> None:
     """Raises at the first non-finite loss of a dispatch ending at ``last_step``
-    (``metrics["loss"]`` is ``(k,)``, one per step, or a scalar)."""
-    losses = np.atleast_1d(np.asarray(metrics["loss"]))
-    bad = np.flatnonzero(~np.isfinite(losses))
+    (``metrics["loss"]``: ``(k,)`` one per step, ``(k, P)`` one per step and
+    member, or a scalar)."""
+    losses = np.asarray(metrics["loss"])
+    losses = losses.reshape(losses.shape[0] if losses.ndim else 1, -1)
+    bad = np.flatnonzero(~np.isfinite(losses).all(axis=1))
     if bad.size:
         i = int(bad[0])
+        value = losses[i][~np.isfinite(losses[i])][0]
         raise NonFiniteLossError(
-            f"training loss became {losses[i]} at step {last_step - len(losses) + 1 + i}: check the input data for NaN/Inf or "
+            f"training loss became {value} at step {last_step - len(losses) + 1 + i}: check the input data for NaN/Inf or "
             "lower the learning rate; the last saved checkpoint is intact"
         )
+
+
+def norm_stats_for(workdir: str, builder, config, leads) -> norm_stats.NormStats:
+    """The training split's statistics of ``leads``, computed by process 0
+    (cached in ``workdir/norm_stats.json``) and read by every process."""
+    stats = _load_or_compute_stats(workdir, builder, config, leads) if jax.process_index() == 0 else None
+    return _broadcast_stats(workdir, stats, leads)
 
 
 def _load_or_compute_stats(workdir: str, builder, config, leads) -> norm_stats.NormStats:
@@ -441,7 +486,7 @@ def _load_or_compute_stats(workdir: str, builder, config, leads) -> norm_stats.N
         stats = norm_stats.NormStats.from_json(json.loads(path.read_text()))
         if tuple(stats.leads) == tuple(leads):
             return stats
-    _say(
+    say(
         f"computing normalisation statistics on {config.train_dataset}:{config.train_split} "
         f"(up to {config.norm_max_examples} examples)"
     )
