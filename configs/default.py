@@ -93,5 +93,6 @@ def get_config() -> ml_collections.ConfigDict:
     c.exclude_patients = ""  # patient ids left out of evaluation: 'id1,id2' or '@file' (one per line)
     c.eval_checkpoint = "best"  # best, latest or a step number
     c.eval_leads = ""  # lead-robust checkpoints: sets to evaluate ('paper' = all 7; 'inferior,lateral'; 'a;b'); '' = config.leads
+    c.eval_plots = True  # ROC, precision-recall and confusion figures per target
     c.bootstrap_samples = 1000  # bootstrap resamples (by patient) for 95% CIs
     return c

@@ -333,7 +333,7 @@ def _evaluate_model(
     }
     files: list[str] = []
     if jax.process_index() == 0:
-        files = write_outputs(out_dir, report, preds)
+        files = write_outputs(out_dir, report, preds, plots=bool(config.get("eval_plots", True)))
         on = f" on leads {','.join(model.input_leads)} (lead-robust)" if model.is_lead_robust else ""
         print(
             f"Evaluation of {workdir} step {step}{on} written to {out_dir}; summary: {out_dir / 'summary.md'}",
@@ -353,8 +353,10 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
 
 
-def write_outputs(out_dir: epath.Path, report: dict, preds: dict[str, dict]) -> list[str]:
-    from leadmix_jax import plots
+def write_outputs(out_dir: epath.Path, report: dict, preds: dict[str, dict], plots: bool = True) -> list[str]:
+    """``predictions.csv``, ``metrics.json``, ``summary.md`` and, with
+    ``plots``, the ROC, precision-recall and confusion figures per target."""
+    from leadmix_jax import plots as plots_lib
 
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []
@@ -374,12 +376,12 @@ def write_outputs(out_dir: epath.Path, report: dict, preds: dict[str, dict]) -> 
 
     for key, p in preds.items():
         res = report["results"][key]
-        if "levels" not in res:
+        if not plots or "levels" not in res:
             continue
         curves = _level_curves(p)
         name = slug(key)
-        files.append(plots.roc_figure(curves, f"ROC: {key}", out_dir / f"roc_{name}.png"))
-        files.append(plots.pr_figure(curves, f"Precision-recall: {key}", out_dir / f"pr_{name}.png"))
+        files.append(plots_lib.roc_figure(curves, f"ROC: {key}", out_dir / f"roc_{name}.png"))
+        files.append(plots_lib.pr_figure(curves, f"Precision-recall: {key}", out_dir / f"pr_{name}.png"))
         matrices = {}
         for tname, t in report["thresholds"].items():
             for level in metrics.LEVELS:
@@ -387,7 +389,7 @@ def write_outputs(out_dir: epath.Path, report: dict, preds: dict[str, dict]) -> 
                     "metrics"
                 ]["confusion_matrix"]
         files.append(
-            plots.confusion_figure(matrices, f"Confusion matrices: {key}", out_dir / f"confusion_{name}.png")
+            plots_lib.confusion_figure(matrices, f"Confusion matrices: {key}", out_dir / f"confusion_{name}.png")
         )
 
     path = out_dir / "summary.md"

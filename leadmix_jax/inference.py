@@ -140,13 +140,10 @@ class Runner(OnMesh):
 
     @functools.cached_property
     def step(self):
-        """Jitted :func:`eval_step`, built once (compiled once per batch shape)."""
-        fn = jax.tree_util.Partial(eval_step, graphdef=self.graphdef)
-        return jax.jit(
-            lambda p, b: fn(p, b),
-            in_shardings=(self.replicated, self.data_sharding),
-            out_shardings=self.replicated,
-        )
+        """Jitted :func:`eval_step` (compiled once per batch shape), shared by
+        every runner of the same graph and mesh: evaluating many checkpoints
+        of one architecture (a protocol's members) compiles it once."""
+        return _jitted_eval_step(self.graphdef, self.mesh)
 
     def run_split(
         self, params, builder, split: str, stats: norm_stats.NormStats, batch_size: int, workers: int = 0
@@ -201,6 +198,16 @@ class Runner(OnMesh):
             prob = self.step(params, {k: jax.device_put(v, self.data_sharding) for k, v in batch.items()})
             out.append(np.asarray(prob["prob"])[: batch_size - pad])
         return np.concatenate(out) if out else np.zeros((0,), np.float32)
+
+
+@functools.lru_cache(maxsize=16)
+def _jitted_eval_step(graphdef, mesh: Mesh):
+    fn = jax.tree_util.Partial(eval_step, graphdef=graphdef)
+    return jax.jit(
+        lambda p, b: fn(p, b),
+        in_shardings=(NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))),
+        out_shardings=NamedSharding(mesh, P()),
+    )
 
 
 def local_rows(out: dict, batch_size: int) -> dict:

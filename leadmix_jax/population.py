@@ -214,9 +214,13 @@ def init_states(exp, seeds) -> train.TrainState:
     return jax.jit(jax.vmap(init), out_shardings=exp.replicated)(jnp.asarray(seeds, jnp.int32))
 
 
-def member_state(states, i: int):
-    """Member ``i``'s :class:`~leadmix_jax.train.TrainState` (a solo state)."""
-    return jax.tree.map(lambda a: a[i], states)
+def make_unstack(num_members: int, sharding):
+    """A compiled ``states -> [member 0's state, ...]`` (solo states on
+    ``sharding``). One program for all members and leaves: slicing leaf by
+    leaf eagerly compiles one small program per leaf shape."""
+    return jax.jit(
+        lambda s: [jax.tree.map(lambda a: a[i], s) for i in range(num_members)], out_shardings=sharding
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -307,15 +311,25 @@ def train_population(
     metas = [_member_meta(config, m, stats12, i, members, data_seed) for i, m in enumerate(members)]
     val_builder = train.validation_builder(config)
     vals: dict[int, list[dict]] = {}  # per-member validation of a step, until its checkpoint
+    unstack = make_unstack(len(members), solo.replicated)
+    split: dict[int, list] = {}  # the members' states of the latest validation step
+
+    def members_at(states) -> list:
+        step = int(states.step[0])
+        if step not in split:
+            split.clear()
+            split[step] = unstack(states)
+        return split[step]
 
     def validate(states) -> dict:
         step = int(states.step[0])
         per = []
-        for i, m in enumerate(members):
-            params = member_state(states.params, i)
+        for m, state in zip(members, members_at(states)):
             stats = stats12.select(m.leads)
             per.append(
-                train.validate(solo, params, val_builder, config.val_split, stats, config.eval_batch_size)
+                train.validate(
+                    solo, state.params, val_builder, config.val_split, stats, config.eval_batch_size
+                )
             )
         vals[step] = per
         record = {k: float(np.mean([v[k] for v in per])) for k in ("val_loss", "val_auroc")}
@@ -330,13 +344,16 @@ def train_population(
 
     def save(step, states, val) -> None:
         per = vals.pop(step, None) if val is not None else None
+        # Saved from one host copy: Orbax would slice every replicated leaf on
+        # the devices (one small compiled program per leaf shape) per save.
+        host = jax.device_get(states)
         for i, m in enumerate(members):
-            member = member_state(states, i)
+            member = jax.tree.map(lambda a: a[i], host)
             checkpointing.save(
                 managers[m.name], step, member, feed.checkpointable, metas[i], per[i] if per else None
             )
         pop_meta = {"members": [dataclasses.asdict(m) for m in members], "data_seed": data_seed}
-        checkpointing.save(manager, step, states, feed.checkpointable, pop_meta, None)
+        checkpointing.save(manager, step, host, feed.checkpointable, pop_meta, None)
 
     every = [manager, *managers.values()]
     try:

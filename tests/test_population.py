@@ -16,7 +16,7 @@ import pytest
 
 import builtdata
 from configs import protocol as protocol_config
-from leadmix_jax import checkpointing, inference, input_pipeline, layers, population, protocol, train
+from leadmix_jax import checkpointing, inference, input_pipeline, layers, population, train
 from leadmix_jax import leads as leads_lib
 from leadmix_jax.errors import UserError
 from test_train import assert_trees_equal, finish, run_launch
@@ -25,10 +25,6 @@ from test_train import assert_trees_equal, finish, run_launch
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     return builtdata.data_dir(tmp_path_factory)
-
-
-def _config(data_dir, **overrides):
-    return builtdata.make_config(data_dir, **{"input_mode": "device", **overrides})
 
 
 def _state(workdir, step):
@@ -89,40 +85,116 @@ def test_patch_conv_equals_library_conv_and_batches_over_members():
 
 
 # ----------------------------------------------------------------------------
-# Training.
+# One protocol run shared by the slow tests: launch.py --mode=protocol on the
+# tiny synthetic dataset, 7 lead sets x 2 seeds (the 6-lead group is a
+# population of 4: chest and limb x 2 seeds), SIGKILLed during the first
+# population, then the same command to the end.
+
+STEPS = 20
+TRAIN = {
+    "input_mode": "device",
+    "num_train_steps": STEPS,
+    "steps_per_dispatch": 4,
+    "checkpoint_every_steps": 8,
+    "eval_every_steps": 8,
+    "log_every_steps": STEPS,
+    "augment.scale": 0.1,
+    "augment.noise": 0.05,
+    "augment.shift": 20,
+    "augment.wander": 0.1,
+    "population.lead_sets": "paper",
+    "population.seeds": 2,
+    "bootstrap_samples": 10,
+    "eval_plots": False,
+    "eval_targets": f"{builtdata.NAME}:test",
+}
+
+
+@pytest.fixture(scope="module")
+def killed_protocol(data_dir, tmp_path_factory):
+    """``(workdir, output of the resumed run, last population step saved before the kill)``."""
+    workdir = tmp_path_factory.mktemp("protocol")
+    flags = ["--mode=protocol", *(f"--config.{k}={v}" for k, v in TRAIN.items())]
+    victim = run_launch(workdir, data_dir, 8, flags, start_new_session=True)
+    ckpts = workdir / "population_6leads" / "checkpoints"
+    deadline = time.time() + 600
+    while not (ckpts / "8").exists() and victim.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert victim.poll() is None, "run finished before it could be killed"
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait()
+    saved = sorted(int(p.name) for p in ckpts.iterdir() if p.name.isdigit())
+    assert saved and saved[-1] < STEPS
+    out = finish(run_launch(workdir, data_dir, 8, flags), timeout=900)
+    return workdir, out, saved[-1]
+
+
+@pytest.fixture(scope="module")
+def reference_population(data_dir, killed_protocol, tmp_path_factory):
+    """The 6-lead population trained in this process without interruption:
+    ``(config, workdir of its members)``."""
+    workdir, _, _ = killed_protocol
+    c = builtdata.make_config(data_dir, **TRAIN)
+    members = population.groups(population.make_members(c))[6]
+    builder = input_pipeline.load_builder(data_dir, builtdata.NAME)
+    stats12 = train.norm_stats_for(str(workdir), builder, c, leads_lib.CANONICAL_LEADS)  # the run's file
+    ref = tmp_path_factory.mktemp("reference")
+    population.train_population(c, str(ref / "pop"), members, stats12, str(ref / "members"))
+    return c, ref / "members"
 
 
 @pytest.mark.slow
-def test_member_equals_its_solo_run(data_dir, tmp_path):
-    """A member (seed 1, lateral leads) of a population of 4 reaches the solo
-    run's parameters (seed 1, lateral, the population's data order) within
-    1e-5 after 20 steps, with dropout and every augmentation on; its
-    checkpoint restores and validates like a solo one."""
-    c = _config(
-        data_dir,
-        num_train_steps=20,
-        checkpoint_every_steps=20,
-        eval_every_steps=20,
-        steps_per_dispatch=4,
-        log_every_steps=20,
-        **{"augment.scale": 0.1, "augment.noise": 0.05, "augment.shift": 20, "augment.wander": 0.1},
-    )
-    c.population.lead_sets, c.population.seeds = "inferior;lateral", 2
-    members = population.make_members(c)
-    assert [m.name for m in members] == ["inferior_seed0", "inferior_seed1", "lateral_seed0", "lateral_seed1"]
-    builder = input_pipeline.load_builder(data_dir, builtdata.NAME)
-    stats12 = input_pipeline.compute_norm_stats(
-        builder, "train", leads_lib.CANONICAL_LEADS, c.norm_max_examples, builtdata.NAME
-    )
-    out = population.train_population(c, str(tmp_path / "pop"), members, stats12, str(tmp_path / "members"))
-    solo = train.train_and_evaluate(population.member_config(c, members[3], 0), str(tmp_path / "solo"))
+def test_protocol_writes_the_seed_table(killed_protocol):
+    """launch.py --mode=protocol: 14 members trained in three populations (by
+    lead count), each evaluated, and the table of mean ± std over seeds."""
+    workdir, out, _ = killed_protocol
+    assert "training 4 models on 6 leads" in out and "training 8 models on 3 leads" in out
+    rows = list(csv.DictReader(open(workdir / "protocol" / "table.csv")))
+    seeds = [r for r in rows if r["row"] == "seed"]
+    assert len(seeds) == 14 and {r["seed"] for r in seeds} == {"0", "1"}
+    assert [r["lead_set"] for r in rows if r["row"] == "mean"] == list(leads_lib.LEAD_SETS)
+    col = f"{builtdata.NAME}:test auroc"
+    for name in leads_lib.LEAD_SETS:
+        values = [float(r[col]) for r in seeds if r["lead_set"] == name]
+        mean = next(float(r[col]) for r in rows if r["row"] == "mean" and r["lead_set"] == name)
+        std = next(float(r[col]) for r in rows if r["row"] == "std" and r["lead_set"] == name)
+        assert mean == pytest.approx(np.mean(values)) and std == pytest.approx(np.std(values, ddof=1))
+    md = (workdir / "protocol" / "table.md").read_text()
+    assert "mean ± sample std over seeds" in md and md.count("\n| ") == 1 + 7  # header + 7 sets
+    # Every member is an ordinary workdir: evaluated at its best step, restorable with its leads.
+    restored = inference.restore(str(workdir / "members" / "V1-V3-V5_seed1"))
+    assert restored.leads == ("V1", "V3", "V5")
+    assert (workdir / "members" / "V1-V3-V5_seed1" / "eval" / str(restored.step) / "metrics.json").exists()
+    saved = json.loads((workdir / "members" / "limb_seed1" / "config.json").read_text())
+    assert (saved["leads"], saved["seed"], saved["data_seed"]) == (",".join(leads_lib.LEAD_SETS["limb"]), 1, 0)
 
-    member = _state(tmp_path / "members" / "lateral_seed1", 20)
-    ref = _state(tmp_path / "solo", 20)
-    assert int(member["step"]) == int(ref["step"]) == 20
-    np.testing.assert_array_equal(member["rng"], ref["rng"])
-    flat = jax.tree_util.tree_flatten_with_path(member["params"])[0]
-    for (path, a), b in zip(flat, jax.tree.leaves(ref["params"]), strict=True):
+
+@pytest.mark.slow
+def test_killed_population_resumes_exactly(killed_protocol, reference_population):
+    """SIGKILL during a population, then the same command: every member's
+    final state equals that of an uninterrupted population bit for bit."""
+    workdir, out, saved = killed_protocol
+    assert f"population resumed from step {saved}" in out
+    _, ref = reference_population
+    for name in ("chest_seed0", "chest_seed1", "limb_seed0", "limb_seed1"):
+        assert_trees_equal(_state(workdir / "members" / name, STEPS), _state(ref / name, STEPS))
+
+
+@pytest.mark.slow
+def test_member_equals_its_solo_run(reference_population, tmp_path):
+    """Member limb_seed1 of the population of 4 reaches the solo run's
+    parameters (seed 1, limb leads, the population's data order) within 1e-5
+    after 20 steps, with dropout and every augmentation on; its validation
+    and best step match too."""
+    c, ref = reference_population
+    member = population.make_members(c)[3]
+    assert member.name == "limb_seed1"
+    solo = train.train_and_evaluate(population.member_config(c, member, 0), str(tmp_path))
+    got, want = _state(ref / member.name, STEPS), _state(tmp_path, STEPS)
+    assert int(got["step"]) == int(want["step"]) == STEPS
+    np.testing.assert_array_equal(got["rng"], want["rng"])
+    flat = jax.tree_util.tree_flatten_with_path(got["params"])[0]
+    for (path, a), b in zip(flat, jax.tree.leaves(want["params"]), strict=True):
         name = jax.tree_util.keystr(path)
         if "key_bias" in name:
             # A bias added to every key shifts all scores of a query equally:
@@ -131,96 +203,9 @@ def test_member_equals_its_solo_run(data_dir, tmp_path):
             assert np.abs(a).max() < 1e-4 and np.abs(b).max() < 1e-4, name
             continue
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-5, err_msg=name)
-    # The other members really differ (own seeds, own leads).
-    other = _state(tmp_path / "members" / "lateral_seed0", 20)
-    assert not np.allclose(
-        other["params"]["fc"]["kernel"]["value"], member["params"]["fc"]["kernel"]["value"]
-    )
-
-    # A user should not notice the population: the member restores as a solo
-    # checkpoint, with its leads, statistics and validation AUROC.
-    assert out["lateral_seed1"]["best_step"] == solo["best_step"] == 20
-    assert out["lateral_seed1"]["best_val_auroc"] == pytest.approx(solo["best_val_auroc"], abs=1e-6)
-    restored = inference.restore(str(tmp_path / "members" / "lateral_seed1"))
-    assert restored.leads == ("I", "aVL", "V5") and restored.step == 20
-    assert restored.stats.mean == tuple(stats12.select(["I", "aVL", "V5"]).mean)
-    saved = json.loads((tmp_path / "members" / "lateral_seed1" / "config.json").read_text())
-    assert (saved["leads"], saved["seed"], saved["data_seed"]) == ("I,aVL,V5", 1, 0)
-
-
-@pytest.mark.slow
-def test_killed_population_resumes_exactly(data_dir, tmp_path):
-    """SIGKILL during a population's training, then the same command: the
-    members' final states equal those of an uninterrupted run bit for bit."""
-    flags = [
-        "--mode=protocol",
-        "--config.input_mode=device",
-        "--config.population.lead_sets=inferior;lateral",
-        "--config.population.seeds=2",
-        "--config.steps_per_dispatch=4",
-        "--config.num_train_steps=12",
-        "--config.checkpoint_every_steps=4",
-        "--config.eval_every_steps=4",
-        "--config.log_every_steps=12",
-        "--config.bootstrap_samples=10",
-        f"--config.eval_targets={builtdata.NAME}:test",
-    ]
-    victim = run_launch(tmp_path / "run", data_dir, 8, flags, start_new_session=True)
-    ckpts = tmp_path / "run" / "population_3leads" / "checkpoints"
-    deadline = time.time() + 600
-    while not (ckpts / "4").exists() and victim.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    assert victim.poll() is None, "run finished before it could be killed"
-    os.killpg(victim.pid, signal.SIGKILL)
-    victim.wait()
-    saved = sorted(int(p.name) for p in ckpts.iterdir() if p.name.isdigit())
-    assert saved and saved[-1] < 12
-    out = finish(run_launch(tmp_path / "run", data_dir, 8, flags), timeout=900)
-    assert f"population resumed from step {saved[-1]}" in out
-    finish(run_launch(tmp_path / "ref", data_dir, 8, flags), timeout=900)
-    for name in ("inferior_seed0", "lateral_seed1"):
-        a = _state(tmp_path / "run" / "members" / name, 12)
-        b = _state(tmp_path / "ref" / "members" / name, 12)
-        assert_trees_equal(a, b)
-        ma = json.loads((tmp_path / "run" / "members" / name / "eval" / "12" / "metrics.json").read_text())
-        mb = json.loads((tmp_path / "ref" / "members" / name / "eval" / "12" / "metrics.json").read_text())
-        assert ma["results"] == mb["results"]
-    rows = list(csv.DictReader(open(tmp_path / "run" / "protocol" / "table.csv")))
-    assert [r["row"] for r in rows] == ["seed"] * 4 + ["mean", "std"] * 2
-
-
-@pytest.mark.slow
-def test_protocol_on_synthetic_databases_writes_the_seed_table(tmp_path):
-    """configs/protocol.py:demo, shrunk: 7 lead sets x 3 seeds trained as three
-    populations, every member evaluated on synthetic PTB, PTB-XL and SPH test,
-    and the table of mean ± std over seeds."""
-    c = protocol_config.get_config("demo")
-    c.synthetic.sph_records, c.synthetic.ptbxl_records, c.synthetic.ptb_patients = 60, 24, 6
-    c.model.base, c.model.depth, c.model.heads = 8, 1, 2
-    c.num_epochs, c.log_every_steps, c.bootstrap_samples = 1, 1, 10
-    c.batch_size = c.eval_batch_size = 8
-    c.steps_per_dispatch = 4
-    out = protocol.run(c, str(tmp_path))
-    summary = out["table"]["summary"]
-    assert [s["lead_set"] for s in summary] == list(leads_lib.LEAD_SETS)
-    assert all(s["seeds"] == 3 for s in summary)
-    targets = {t for t, _ in out["table"]["columns"]}
-    assert targets == {"ptbdb_mi/paper:all", "ptbxl_mi/paper:all", "sph_mi/paper:test"}
-    col = ("ptbxl_mi/paper:all", "auroc")
-    for s in summary:
-        rows = [r for r in out["table"]["rows"] if r["lead_set"] == s["lead_set"]]
-        values = [r["cells"][col][0] for r in rows]
-        assert sorted(r["seed"] for r in rows) == [0, 1, 2]
-        assert s["cells"][col][0] == pytest.approx(np.mean(values))
-        assert s["cells"][col][1] == pytest.approx(np.std(values, ddof=1))
-    md = (tmp_path / "protocol" / "table.md").read_text()
-    assert "mean ± sample std over seeds" in md and md.count("\n| ") == 1 + 7  # header + 7 sets
-    rows = list(csv.DictReader(open(tmp_path / "protocol" / "table.csv")))
-    assert sum(r["row"] == "seed" for r in rows) == 21
-    assert {int(r["seed"]) for r in rows if r["row"] == "seed"} == {0, 1, 2}
-    # Every member is an ordinary workdir: restorable with its own leads.
-    restored = inference.restore(str(tmp_path / "members" / "V1-V3-V5_seed2"))
-    assert restored.leads == ("V1", "V3", "V5")
-    # Run again: everything is found done (no training step, no new evaluation).
-    again = protocol.run(c, str(tmp_path))
-    assert again["table"]["summary"] == summary
+    other = _state(ref / "limb_seed0", STEPS)  # same leads, other seed: really another model
+    assert not np.allclose(other["params"]["fc"]["kernel"]["value"], got["params"]["fc"]["kernel"]["value"])
+    manager = checkpointing.make_manager(str(ref / member.name), keep=10, read_only=True)
+    assert checkpointing.best_step(manager) == solo["best_step"]
+    best = checkpointing.step_metrics(manager, solo["best_step"])
+    assert best["val_auroc"] == pytest.approx(solo["best_val_auroc"], abs=1e-6)
