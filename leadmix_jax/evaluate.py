@@ -389,7 +389,9 @@ def write_outputs(out_dir: epath.Path, report: dict, preds: dict[str, dict], plo
                     "metrics"
                 ]["confusion_matrix"]
         files.append(
-            plots_lib.confusion_figure(matrices, f"Confusion matrices: {key}", out_dir / f"confusion_{name}.png")
+            plots_lib.confusion_figure(
+                matrices, f"Confusion matrices: {key}", out_dir / f"confusion_{name}.png"
+            )
         )
 
     path = out_dir / "summary.md"

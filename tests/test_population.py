@@ -166,7 +166,11 @@ def test_protocol_writes_the_seed_table(killed_protocol):
     assert restored.leads == ("V1", "V3", "V5")
     assert (workdir / "members" / "V1-V3-V5_seed1" / "eval" / str(restored.step) / "metrics.json").exists()
     saved = json.loads((workdir / "members" / "limb_seed1" / "config.json").read_text())
-    assert (saved["leads"], saved["seed"], saved["data_seed"]) == (",".join(leads_lib.LEAD_SETS["limb"]), 1, 0)
+    assert (saved["leads"], saved["seed"], saved["data_seed"]) == (
+        ",".join(leads_lib.LEAD_SETS["limb"]),
+        1,
+        0,
+    )
 
 
 @pytest.mark.slow
