@@ -16,11 +16,17 @@ and the number of fusions in the optimised HLO.
     PYTHONPATH=. python bench/model_throughput.py --leads=3 --batch=32 --steps=3 --rounds=3
     PYTHONPATH=. python bench/model_throughput.py --no-torch --dtypes=float32,bfloat16
     PYTHONPATH=. python bench/model_throughput.py --hlo-only     # proxies only, no timing
+    PYTHONPATH=. python bench/model_throughput.py --strided=patches,library --no-torch
+
+``--strided=library`` adds a JAX system whose stem and downsampling convs are
+``lax.conv_general_dilated`` (the export formulation) instead of the default
+patch matmuls, compiled in the same run: the measurement behind the choice.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import statistics
@@ -32,14 +38,35 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from leadmix_jax import layers
 from leadmix_jax.model import LeadMixMST
 
 LENGTH = 2500
 
 
-def make_jax_steps(num_leads: int, batch: int, dtype, lr: float = 1e-3, wd: float = 1e-3):
+@contextlib.contextmanager
+def strided_formulation(name: str):
+    """While tracing: the model's strided convs as ``name`` ('patches', the
+    default, or 'library')."""
+    if name not in ("patches", "library"):
+        raise ValueError(f"--strided={name!r}: use patches or library")
+    saved = layers.strided_conv_patches
+    if name == "library":
+        layers.strided_conv_patches = layers.strided_conv
+    try:
+        yield
+    finally:
+        layers.strided_conv_patches = saved
+
+
+def make_jax_steps(num_leads: int, batch: int, dtype, lr: float = 1e-3, wd: float = 1e-3, strided="patches"):
     """Compiled JAX ``train(params, opt_state, x, y, key)`` and ``infer(params, x)``
     plus their inputs, for a random batch ``x (batch, 2500, num_leads)``."""
+    with strided_formulation(strided):
+        return _make_jax_steps(num_leads, batch, dtype, lr, wd)
+
+
+def _make_jax_steps(num_leads, batch, dtype, lr, wd):
     model = LeadMixMST(num_leads, dtype=dtype, rngs=nnx.Rngs(0))
     graphdef, params = nnx.split(model, nnx.Param)
     tx = optax.adamw(lr, weight_decay=wd)
@@ -80,8 +107,8 @@ def hlo_stats(compiled, batch: int) -> dict:
     }
 
 
-def jax_timers(num_leads, batch, dtype):
-    params, opt_state, x, y, key, train_c, infer_c = make_jax_steps(num_leads, batch, dtype)
+def jax_timers(num_leads, batch, dtype, strided="patches"):
+    params, opt_state, x, y, key, train_c, infer_c = make_jax_steps(num_leads, batch, dtype, strided=strided)
     state = [params, opt_state]
 
     def train_once():
@@ -109,14 +136,15 @@ def load() -> str:
         return "load average n/a"
 
 
-def run_cell(leads, batch, dtypes, use_torch, steps, rounds):
+def run_cell(leads, batch, dtypes, use_torch, steps, rounds, strided=("patches",)):
     """Builds every system for one cell, warms each up, then times them interleaved."""
     systems = {}  # name -> (train_fn, infer_fn)
-    for dt in dtypes:
-        tr, inf, st_train, st_infer = jax_timers(leads, batch, jnp.dtype(dt))
-        systems[f"jax {dt}"] = (tr, inf)
+    for dt, form in ((dt, form) for dt in dtypes for form in strided):
+        tr, inf, st_train, st_infer = jax_timers(leads, batch, jnp.dtype(dt), form)
+        name = f"jax {dt}" + ("" if form == "patches" else f" {form}-strided")
+        systems[name] = (tr, inf)
         print(
-            f"| {leads} | {batch} | jax {dt} | train step: {st_train['gflop']:.3f} GFLOP, "
+            f"| {leads} | {batch} | {name} | train step: {st_train['gflop']:.3f} GFLOP, "
             f"{st_train['mb']:.1f} MB accessed, {st_train['temp_mb']:.1f} MB temp per sample, "
             f"{st_train['fusions']} fusions | inference: {st_infer['mb']:.1f} MB/sample, "
             f"{st_infer['fusions']} fusions |",
@@ -157,6 +185,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median reported)")
     ap.add_argument("--no-torch", action="store_true", help="JAX only")
     ap.add_argument("--hlo-only", action="store_true", help="print the compiled-HLO proxies, no timing")
+    ap.add_argument("--strided", default="patches", help="strided-conv formulations: patches,library")
     args = ap.parse_args()
     leads_list = [int(v) for v in args.leads.split(",")]
     batches = [int(v) for v in args.batch.split(",")]
@@ -188,7 +217,9 @@ def main():
     results = []
     for leads in leads_list:
         for batch in batches:
-            rates = run_cell(leads, batch, dtypes, not args.no_torch, args.steps, args.rounds)
+            rates = run_cell(
+                leads, batch, dtypes, not args.no_torch, args.steps, args.rounds, args.strided.split(",")
+            )
             results.append((leads, batch, rates))
     print(f"\ntimed interleaved ({args.rounds} rounds x {args.steps} steps, median), {load()}")
     print("| leads | batch | system | train samples/s | infer samples/s |\n|---|---|---|---|---|")
@@ -206,6 +237,13 @@ def main():
                         f"leads {leads} batch {batch}: jax {dt} / {base}: train {jt / bt:.2f}x, "
                         f"infer {ji / bi:.2f}x"
                     )
+        for dt in dtypes:
+            if f"jax {dt} library-strided" in rates:
+                (pt, pi), (lt, li) = rates[f"jax {dt}"], rates[f"jax {dt} library-strided"]
+                print(
+                    f"leads {leads} batch {batch}: jax {dt} patches / library strided convs: "
+                    f"train {pt / lt:.2f}x, infer {pi / li:.2f}x"
+                )
         if "jax bfloat16" in rates and "jax float32" in rates:
             (bt, bi), (ft, fi) = rates["jax bfloat16"], rates["jax float32"]
             print(

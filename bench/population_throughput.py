@@ -88,9 +88,8 @@ def members_of(p: int, config) -> list[population.Member]:
 def bench_population(p, config, builder, stats12, resident, args) -> dict:
     members = members_of(p, config)
     solo = train.make_experiment(population.member_config(config, members[0], 0), args.train_size)
-    graphdef = population.population_graphdef(config, 3)
     inputs = population.MemberInputs.make(members, stats12, input_pipeline.AugmentConfig())
-    feed = population.PopulationFeed(solo, graphdef, resident, inputs, 0)
+    feed = population.PopulationFeed(solo, resident, inputs, 0)
     state = population.init_states(solo, [m.seed for m in members])
     seconds = timed(feed.run, state, args.k, args.dispatches)
     raw = {

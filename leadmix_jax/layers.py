@@ -17,12 +17,18 @@ Formulations per backend (a deliberate choice, measured with
   as a dense conv (jax-ml/jax#13800). The grouped form is kept only for
   export (:func:`depthwise_conv_grouped`): TFLite maps it to its
   ``DEPTHWISE_CONV_2D`` kernel.
-* **Strided dense conv** (stem and downsampling): ``lax.conv_general_dilated``
-  on every backend (oneDNN / cuDNN / the TPU MXU) for one model. A space-to-depth
-  rewrite measured no faster on XLA:CPU and was dropped. A *population* of
-  models (``jax.vmap`` over stacked parameters, :mod:`leadmix_jax.population`)
-  uses the im2col matmul form (:func:`strided_conv_patches`) instead: vmapped,
-  it is a batched matmul, where the library conv would become a grouped conv.
+* **Strided dense conv** (stem and downsampling): one matmul over im2col
+  patches (:func:`strided_conv_patches`) on every XLA backend. Measured on a
+  2-core XLA:CPU, paper model, 3 leads, one run each: inside the training
+  loop's while loop (:func:`leadmix_jax.dispatch.run_steps`, every dispatch)
+  the library conv trained at 18 samples/s and the patch form at 72-113
+  (batch 16, K = 1 and 4); in a plain jitted step the library conv was
+  1.08x faster (87 vs 80 samples/s, batch 32, ``bench/model_throughput.py
+  --strided=patches,library``). Under ``jax.vmap`` over a population's
+  stacked kernels (:mod:`leadmix_jax.population`) the matmul becomes a
+  batched matmul, where the library conv would become a grouped conv. The
+  library form (:func:`strided_conv`) is kept for export: TFLite maps it to
+  ``CONV_2D``.
 * **GroupNorm + SiLU** (:func:`group_norm_silu`): one pass for the
   statistics and a hand-written VJP that keeps only the input and the
   per-group statistics for backward (recomputing the normalised values),
@@ -151,11 +157,12 @@ def strided_conv(x: Array, kernel: Array, stride: int, pad: int) -> Array:
 def strided_conv_patches(x: Array, kernel: Array, stride: int, pad: int) -> Array:
     """:func:`strided_conv` as one matmul over im2col patches; same shapes.
 
-    The population formulation: under ``jax.vmap`` over members with stacked
-    kernels the matmul becomes a batched dot product, where a vmapped library
-    conv becomes a grouped conv (``feature_group_count`` = members), which
-    XLA:CPU runs about 75x slower. Patch ``t`` is the ``K`` taps of output
-    ``t`` side by side, ``(K * Cin,)`` in the kernel's ``(K, Cin)`` order.
+    The training and inference form on XLA backends (see the module
+    docstring). Under ``jax.vmap`` over members with stacked kernels the
+    matmul becomes a batched dot product, where a vmapped library conv
+    becomes a grouped conv (``feature_group_count`` = members). Patch ``t`` is
+    the ``K`` taps of output ``t`` side by side, ``(K * Cin,)`` in the
+    kernel's ``(K, Cin)`` order.
     """
     k, cin, cout = kernel.shape
     out_len = (x.shape[1] + 2 * pad - k) // stride + 1

@@ -78,17 +78,17 @@ class ConvNorm(nnx.Module):
     """
 
     def __init__(
-        self, cin: int, cout: int, kernel: int, *, groups: int, population: bool = False, rngs: nnx.Rngs
+        self, cin: int, cout: int, kernel: int, *, groups: int, export: bool = False, rngs: nnx.Rngs
     ):
         self.kernel = _param(rngs, layers.torch_uniform(cin * kernel), (kernel, cin, cout))
         self.norm = Norm(cout)
         self.groups = groups
-        self.population = population
+        self.export = export
 
     def conv(self, x: Array) -> Array:
         """The stride-2 conv alone (``body.{4i+1}`` of the reference)."""
         k = self.kernel.shape[0]
-        conv = layers.strided_conv_patches if self.population else layers.strided_conv
+        conv = layers.strided_conv if self.export else layers.strided_conv_patches
         return conv(x, _cast(self.kernel, x.dtype), 2, k // 2)
 
     def __call__(self, x: Array) -> Array:
@@ -227,9 +227,10 @@ class LeadMixMST(nnx.Module):
     conv, which TFLite maps to ``DEPTHWISE_CONV_2D``. Both give the same
     numbers up to float rounding, and the parameter tree is the same, so a
     trained model is exported by rebuilding it with ``export=True`` and
-    loading its parameters. ``population=True`` is the formulation for a
-    population of models trained under ``jax.vmap`` (strided convs as patch
-    matmuls, see :mod:`leadmix_jax.layers`); same parameter tree too.
+    loading its parameters. The strided convs (stem, downsampling) are patch
+    matmuls on XLA backends (faster on XLA:CPU, and under ``jax.vmap`` over a
+    population's members a batched matmul, where a library conv becomes a
+    grouped conv) and library convs for export (TFLite ``CONV_2D``).
 
     Args:
       num_leads: input channels (1-12).
@@ -241,7 +242,6 @@ class LeadMixMST(nnx.Module):
         stay float32 and norms/softmax compute their statistics in float32.
       norm_groups: GroupNorm groups (8 in the reference).
       export: use the export (TFLite) formulation of the depthwise convs.
-      population: use the formulation that batches over a population's members.
       rngs: parameter initialisation keys.
 
     Stage outputs (for parity checks against the reference's ``stem`` and
@@ -261,14 +261,13 @@ class LeadMixMST(nnx.Module):
         dtype: Any = jnp.float32,
         norm_groups: int = 8,
         export: bool = False,
-        population: bool = False,
         rngs: nnx.Rngs,
     ):
         if not 1 <= num_leads:
             raise ValueError(f"num_leads must be >= 1, got {num_leads}")
         self.num_leads, self.depth = num_leads, depth
         self.dtype, self.rate = dtype, dropout
-        self.stem = Stem(num_leads, base, 7, groups=norm_groups, population=population, rngs=rngs)
+        self.stem = Stem(num_leads, base, 7, groups=norm_groups, export=export, rngs=rngs)
         blocks, downs = [], []
         c = base
         for _ in range(depth):
@@ -277,7 +276,7 @@ class LeadMixMST(nnx.Module):
                     c, num_leads, heads=heads, dropout=dropout, groups=norm_groups, export=export, rngs=rngs
                 )
             )
-            downs.append(ConvNorm(c, 2 * c, 3, groups=norm_groups, population=population, rngs=rngs))
+            downs.append(ConvNorm(c, 2 * c, 3, groups=norm_groups, export=export, rngs=rngs))
             c *= 2
         self.blocks = nnx.List(blocks)
         self.downs = nnx.List(downs)

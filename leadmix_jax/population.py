@@ -13,9 +13,9 @@ trains all of them (``jax.vmap`` over :func:`leadmix_jax.train.train_step`):
 * each member keeps its own parameters, optimiser state and dropout key
   (``PRNGKey(seed + 1)`` as a solo run), is validated alone and gets its own
   best-checkpoint selection;
-* the strided convs use their patch-matmul form (``population=True``, see
-  :mod:`leadmix_jax.layers`): vmapped over members it is a batched matmul,
-  where the library conv would become a grouped conv (~75x slower on XLA:CPU).
+* the model is the solo model: its strided convs are patch matmuls (see
+  :mod:`leadmix_jax.layers`), which vmap over members into batched matmuls,
+  where a library conv would become a grouped conv (~75x slower on XLA:CPU).
 
 A member with seed ``s`` and leads ``L`` is, up to float rounding, the solo
 run with ``seed=s``, ``leads=L`` and ``data_seed`` = the population's data
@@ -166,14 +166,14 @@ class PopulationFeed(dispatch.DeviceFeed):
     """:class:`~leadmix_jax.dispatch.DeviceFeed` of raw 12-lead batches into
     :func:`population_step` (the solo feed's order, dispatching and resume)."""
 
-    def __init__(self, exp, graphdef, resident, inputs: MemberInputs, seed: int):
+    def __init__(self, exp, resident, inputs: MemberInputs, seed: int):
         raw = device_input.BatchSpec(
             tuple(range(len(leads_lib.CANONICAL_LEADS))), (0.0,) * 12, (1.0,) * 12
         )  # x - 0 and x * 1 are exact: the raw windows
         super().__init__(exp, resident, raw, seed)
         solo_step = jax.tree_util.Partial(
             train.train_step,
-            graphdef=graphdef,
+            graphdef=exp.graphdef,
             tx=exp.tx,
             label_smoothing=exp.config.loss.label_smoothing,
             pos_weight=exp.config.loss.pos_weight,
@@ -186,13 +186,6 @@ class PopulationFeed(dispatch.DeviceFeed):
 
     def _make_batch(self, arrays, idx, pos):
         return {**super()._make_batch(arrays, idx, pos), "pos": pos, "augment_key": arrays["augment_key"]}
-
-
-def population_graphdef(config: ml_collections.ConfigDict, num_leads: int):
-    """The graph of the population formulation (same parameter tree as a solo model)."""
-    model_cfg = {**config.model.to_dict(), "population": True}
-    model = nnx.eval_shape(lambda: inference.build_model(model_cfg, num_leads))
-    return nnx.split(model, nnx.Param)[0]
 
 
 def init_states(exp, seeds) -> train.TrainState:
@@ -292,10 +285,9 @@ def train_population(
     solo = train.make_experiment(
         member_config(config, members[0], data_seed), input_pipeline.split_size(builder, config.train_split)
     )
-    graphdef = population_graphdef(config, len(members[0].leads))
     inputs = MemberInputs.make(members, stats12, input_pipeline.AugmentConfig(**config.augment))
     resident = device_input.load_resident(builder, config.train_split, solo.mesh)
-    feed = PopulationFeed(solo, graphdef, resident, inputs, data_seed)
+    feed = PopulationFeed(solo, resident, inputs, data_seed)
     seeds = [m.seed for m in members]
 
     manager = checkpointing.make_manager(workdir, config.keep_checkpoints)
