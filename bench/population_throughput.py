@@ -4,10 +4,13 @@ For each population size P it trains P members (same lead count, seeds
 0..P-1, lead sets cycling through the paper's 3-lead sets) from a
 device-resident split through :class:`leadmix_jax.population.PopulationFeed`
 and prints:
-  * samples/s per member (global batch x steps x dispatches / wall time);
-  * that over the solo baseline: one model trained by the ordinary device
-    feed (:class:`leadmix_jax.dispatch.DeviceFeed`, library convs), the same
-    run, same batch and K;
+  * samples/s per member (global batch x steps x dispatches / wall time:
+    every member trains on every sample) and member-samples/s (P x that: the
+    models' training work done per second);
+  * member-samples/s over the solo baseline: one model trained by the
+    ordinary device feed (:class:`leadmix_jax.dispatch.DeviceFeed`), same
+    run, batch and K. 1.0 means P models train as fast together as one after
+    another; above 1, the population fills the machine better;
   * from the compiled one-step program (``cost_analysis()`` and the optimised
     HLO): fusions (kernels) per step and per member, bytes accessed per
     sample and GFLOP per sample;
@@ -149,11 +152,12 @@ def main():
     solo = bench_solo(config, builder, stats12, resident, args)
     solo_rate = samples / solo["seconds"]
     print(
-        "| P | samples/s per member | vs solo | fusions/step | fusions/step/member | MB/sample | GFLOP/sample |"
+        "| P | samples/s per member | member-samples/s | vs solo | fusions/step | fusions/step/member "
+        "| MB/member-sample | GFLOP/member-sample |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     print(
-        f"| solo | {solo_rate:.1f} | 1.00 | {solo['fusions']} | {solo['fusions']} | "
+        f"| solo | {solo_rate:.1f} | {solo_rate:.1f} | 1.00 | {solo['fusions']} | {solo['fusions']} | "
         f"{solo['bytes'] / args.batch / 1e6:.1f} | {solo['flops'] / args.batch / 1e9:.3f} |"
     )
     per_sample = None
@@ -163,7 +167,8 @@ def main():
         mb = r["bytes"] / args.batch / p / 1e6
         gf = r["flops"] / args.batch / p / 1e9
         print(
-            f"| {p} | {rate:.1f} | {rate / solo_rate:.2f} | {r['fusions']} | {r['fusions'] / p:.1f} | "
+            f"| {p} | {rate:.1f} | {rate * p:.1f} | {rate * p / solo_rate:.2f} | {r['fusions']} | "
+            f"{r['fusions'] / p:.1f} | "
             f"{mb:.1f} | {gf:.3f} |",
             flush=True,
         )
