@@ -208,14 +208,19 @@ def make_report(
     if level not in ("window", "record", "patient"):
         raise ValueError(f"level must be window, record or patient, got {level!r}")
     table = gather(workdirs, level, threshold, metrics, step)
+    return _write(table, out_dir, "report", to_markdown, write_csv, "Report")
+
+
+def _write(table: dict, out_dir: str, name: str, markdown, write_table_csv, what: str) -> dict:
+    """Writes ``out_dir/<name>.md`` and ``<name>.csv``, prints the markdown."""
     out = epath.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    md = to_markdown(table)
-    (out / "report.md").write_text(md)
-    write_csv(table, out / "report.csv")
+    md, md_path, csv_path = markdown(table), out / f"{name}.md", out / f"{name}.csv"
+    md_path.write_text(md)
+    write_table_csv(table, csv_path)
     print(md, flush=True)
-    print(f"Report written to {out / 'report.md'} and {out / 'report.csv'}", flush=True)
-    return {"table": table, "markdown": md, "md": str(out / "report.md"), "csv": str(out / "report.csv")}
+    print(f"{what} written to {md_path} and {csv_path}", flush=True)
+    return {"table": table, "markdown": md, "md": str(md_path), "csv": str(csv_path)}
 
 
 # ----------------------------------------------------------------------------
@@ -306,11 +311,4 @@ def make_seed_report(
 ) -> dict:
     """Writes ``out_dir/table.md`` (mean ± std over seeds) and ``table.csv``."""
     table = seed_summary(gather(workdirs, level, threshold, metrics), seeds)
-    out = epath.Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    md = seed_markdown(table)
-    (out / "table.md").write_text(md)
-    write_seed_csv(table, out / "table.csv")
-    print(md, flush=True)
-    print(f"Protocol table written to {out / 'table.md'} and {out / 'table.csv'}", flush=True)
-    return {"table": table, "markdown": md, "md": str(out / "table.md"), "csv": str(out / "table.csv")}
+    return _write(table, out_dir, "table", seed_markdown, write_seed_csv, "Protocol table")

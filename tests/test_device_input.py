@@ -8,10 +8,6 @@ Compiling the scanned step is the cost here (tens of seconds per distinct
 dispatch length on 2 loaded cores), so compiled feeds are shared per module.
 """
 
-import os
-import signal
-import time
-
 import grain
 import jax
 import numpy as np
@@ -19,7 +15,7 @@ import pytest
 
 import builtdata
 from leadmix_jax import device_input, dispatch, input_pipeline, train
-from test_train import assert_params_close, assert_trees_equal, final_params, finish, run_launch
+from test_train import assert_params_close, assert_trees_equal, final_params, finish, kill_when, run_launch
 
 N_TRAIN = builtdata.num_windows("train")  # 32
 BATCH = 8  # configs/test.py: 4 steps per epoch
@@ -266,12 +262,7 @@ def test_killed_device_mode_run_resumes_exactly(data_dir, tmp_path):
     ]
     victim = run_launch(tmp_path / "run", data_dir, 8, steps, start_new_session=True)
     ckpts = tmp_path / "run" / "checkpoints"
-    deadline = time.time() + 300
-    while not (ckpts / "4").exists() and victim.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    assert victim.poll() is None, "run finished before it could be killed"
-    os.killpg(victim.pid, signal.SIGKILL)
-    victim.wait()
+    kill_when(victim, ckpts / "4", timeout=300)
     saved = sorted(int(p.name) for p in ckpts.iterdir() if p.name.isdigit())
     assert saved and saved[-1] < 12
     out = finish(run_launch(tmp_path / "run", data_dir, 8, steps), timeout=900)

@@ -5,9 +5,6 @@ population is exact, and the protocol end to end on synthetic databases."""
 
 import csv
 import json
-import os
-import signal
-import time
 
 import jax
 import numpy as np
@@ -19,7 +16,7 @@ from configs import protocol as protocol_config
 from leadmix_jax import checkpointing, inference, input_pipeline, layers, population, train
 from leadmix_jax import leads as leads_lib
 from leadmix_jax.errors import UserError
-from test_train import assert_params_close, assert_trees_equal, finish, run_launch
+from test_train import assert_params_close, assert_trees_equal, finish, kill_when, run_launch
 
 
 @pytest.fixture(scope="module")
@@ -117,12 +114,7 @@ def killed_protocol(data_dir, tmp_path_factory):
     flags = ["--mode=protocol", *(f"--config.{k}={v}" for k, v in TRAIN.items())]
     victim = run_launch(workdir, data_dir, 8, flags, start_new_session=True)
     ckpts = workdir / "population_6leads" / "checkpoints"
-    deadline = time.time() + 600
-    while not (ckpts / "8").exists() and victim.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    assert victim.poll() is None, "run finished before it could be killed"
-    os.killpg(victim.pid, signal.SIGKILL)
-    victim.wait()
+    kill_when(victim, ckpts / "8")
     saved = sorted(int(p.name) for p in ckpts.iterdir() if p.name.isdigit())
     assert saved and saved[-1] < STEPS
     out = finish(run_launch(workdir, data_dir, 8, flags), timeout=900)

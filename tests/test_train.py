@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 import jax
 import numpy as np
@@ -57,6 +58,17 @@ def run_launch(workdir, data_dir, devices, extra=(), **popen):
     return subprocess.Popen(
         cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen
     )
+
+
+def kill_when(proc, path, timeout=600):
+    """SIGKILLs ``proc``'s process group as soon as ``path`` exists (``proc``
+    started with ``start_new_session=True``); fails if it ended first."""
+    deadline = time.time() + timeout
+    while not path.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "run finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def finish(proc, timeout=300):

@@ -3,7 +3,6 @@ JAX starts): 1 vs 8 devices, exact resume after SIGKILL, 2 processes vs 1,
 and Ctrl-C. A file of its own so that pytest-xdist can run it beside
 test_train.py."""
 
-import os
 import re
 import signal
 import time
@@ -18,6 +17,7 @@ from test_train import (
     assert_trees_equal,
     final_params,
     finish,
+    kill_when,
     losses,
     make_config,
     run_launch,
@@ -50,12 +50,7 @@ def test_killed_run_resumes_exactly(data_dir, tmp_path):
     ]
     victim = run_launch(tmp_path / "run", data_dir, 8, steps, start_new_session=True)
     ckpts = tmp_path / "run" / "checkpoints"
-    deadline = time.time() + 600
-    while not (ckpts / "4").exists() and victim.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    assert victim.poll() is None, "run finished before it could be killed"
-    os.killpg(victim.pid, signal.SIGKILL)  # no clean exit: no final save, no flush
-    victim.wait()
+    kill_when(victim, ckpts / "4")  # no clean exit: no final save, no flush
     saved = sorted(int(p.name) for p in ckpts.iterdir() if p.name.isdigit())
     assert saved and saved[-1] < 8
     out = finish(run_launch(tmp_path / "run", data_dir, 8, steps))
