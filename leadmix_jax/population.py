@@ -48,6 +48,7 @@ from leadmix_jax import (
     checkpointing,
     device_input,
     dispatch,
+    evaluate,
     inference,
     input_pipeline,
     lead_robust,
@@ -83,14 +84,10 @@ def make_members(config: ml_collections.ConfigDict) -> list[Member]:
     if len(set(names)) != len(names):
         raise UserError(f"--config.population.lead_sets={spec!r} repeats a lead set")
     return [
-        Member(f"{_slug(name)}_seed{s}", name, leads, s)
+        Member(f"{evaluate.slug(name)}_seed{s}", name, leads, s)
         for name, leads in sets
         for s in range(config.seed, config.seed + seeds)
     ]
-
-
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
 
 def groups(members: list[Member]) -> dict[int, list[Member]]:
@@ -171,14 +168,8 @@ class PopulationFeed(dispatch.DeviceFeed):
             tuple(range(len(leads_lib.CANONICAL_LEADS))), (0.0,) * 12, (1.0,) * 12
         )  # x - 0 and x * 1 are exact: the raw windows
         super().__init__(exp, resident, raw, seed)
-        solo_step = jax.tree_util.Partial(
-            train.train_step,
-            graphdef=exp.graphdef,
-            tx=exp.tx,
-            label_smoothing=exp.config.loss.label_smoothing,
-            pos_weight=exp.config.loss.pos_weight,
-        )
-        self._step = jax.tree_util.Partial(population_step, step=solo_step, inputs=inputs)
+        # the solo feed's train step, vmapped over the members
+        self._step = jax.tree_util.Partial(population_step, step=self._step, inputs=inputs)
 
     @staticmethod
     def step_of(states) -> jax.Array:
