@@ -30,6 +30,7 @@ import os
 # would otherwise be printed, once per process that imports it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import importlib.metadata  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402
 import logging as std_logging  # noqa: E402
@@ -144,9 +145,22 @@ def _quiet_third_parties() -> None:
             pass
 
 
+def _jax_may_use_an_accelerator() -> bool:
+    """Whether JAX could run on a GPU/TPU here, decided without starting a
+    backend (``jax.distributed.initialize`` must come first): not when
+    ``JAX_PLATFORMS`` names only the CPU, nor without an accelerator plugin."""
+    platforms = {p.strip().lower() for p in os.environ.get("JAX_PLATFORMS", "").split(",") if p.strip()}
+    if platforms and platforms <= {"cpu"}:
+        return False
+    plugins = importlib.metadata.entry_points(group="jax_plugins")
+    return bool(plugins) or importlib.util.find_spec("libtpu") is not None
+
+
 def _hide_accelerators_from_tensorflow() -> None:
-    """TFDS may import TensorFlow; it must not take GPU/TPU memory from JAX."""
-    if importlib.util.find_spec("tensorflow") is None:
+    """TFDS may import TensorFlow; it must not take GPU/TPU memory from JAX.
+    Importing TensorFlow takes seconds, so it is done only where JAX may use
+    an accelerator."""
+    if not _jax_may_use_an_accelerator() or importlib.util.find_spec("tensorflow") is None:
         return
     import tensorflow as tf
 

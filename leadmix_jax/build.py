@@ -12,7 +12,7 @@ A build has three stages:
    that no other metadata row can move (:func:`leadmix_jax.splits.fold_of_patient`).
    Folds 1-8 train, 9 validation, 10 test.
 3. **Records in parallel**: each split's generator maps
-   :func:`leadmix_jax.records.process_record` (read + the paper's preprocessing
+   :func:`leadmix_jax.record_task.process_record` (read + the paper's preprocessing
    chain over all 12 leads) over its records with the process pool of
    :mod:`leadmix_jax.build_pool` and yields one example per clean window. A
    record that fails is skipped with a reason from
@@ -43,7 +43,7 @@ from leadmix_jax.build_report import REPORT_NAME, BuildReport, json_default
 from leadmix_jax.leads import CANONICAL_LEADS
 from leadmix_jax.metadata import EXPECTED_FS, NotTheDatabaseError, Scan
 from leadmix_jax.preprocessing import WINDOW_SAMPLES
-from leadmix_jax.records import RecordTask
+from leadmix_jax.record_task import RecordTask
 
 VERSION = "1.1.0"
 

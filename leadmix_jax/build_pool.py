@@ -22,7 +22,7 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 
-from leadmix_jax.records import RecordResult, RecordTask, process_record
+from leadmix_jax.record_task import RecordResult, RecordTask, process_record
 
 WORKERS_ENV = "LEADMIX_BUILD_WORKERS"
 

@@ -20,7 +20,8 @@ from leadmix_jax import splits as splits_lib
 from leadmix_jax.leads import CANONICAL_LEADS
 from leadmix_jax.metadata import Scan, Skip
 from leadmix_jax.preprocessing import WINDOW_SAMPLES
-from leadmix_jax.records import EXCLUDED_LABEL, REASONS, RecordResult
+from leadmix_jax.record_task import RecordResult
+from leadmix_jax.records import EXCLUDED_LABEL, REASONS
 
 REPORT_NAME = "build_report.json"
 MAX_EXAMPLE_IDS = 10

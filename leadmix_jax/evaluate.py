@@ -32,11 +32,8 @@ What happens:
 
 from __future__ import annotations
 
-import csv
 import datetime
-import json
 import os
-import re
 from typing import Any
 
 import jax
@@ -45,7 +42,7 @@ import numpy as np
 from absl import logging
 from etils import epath
 
-from leadmix_jax import inference, input_pipeline, lead_robust, levels, metrics
+from leadmix_jax import eval_outputs, inference, input_pipeline, lead_robust, levels, metrics
 from leadmix_jax import leads as leads_lib
 from leadmix_jax.errors import UserError
 
@@ -264,7 +261,12 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, checkpoint=None, t
     results = {}
     for name, subset in lead_subsets(config):
         results[name] = _evaluate_model(
-            config, workdir, model.with_leads(subset), target_list, excluded, out_dir / f"leads_{slug(name)}"
+            config,
+            workdir,
+            model.with_leads(subset),
+            target_list,
+            excluded,
+            out_dir / f"leads_{eval_outputs.slug(name)}",
         )
     first = next(iter(results.values()))
     return {**first, "out_dir": str(out_dir), "lead_sets": results}
@@ -333,7 +335,7 @@ def _evaluate_model(
     }
     files: list[str] = []
     if jax.process_index() == 0:
-        files = write_outputs(out_dir, report, preds, plots=bool(config.get("eval_plots", True)))
+        files = eval_outputs.write_outputs(out_dir, report, preds, plots=bool(config.get("eval_plots", True)))
         on = f" on leads {','.join(model.input_leads)} (lead-robust)" if model.is_lead_robust else ""
         print(
             f"Evaluation of {workdir} step {step}{on} written to {out_dir}; summary: {out_dir / 'summary.md'}",
@@ -347,126 +349,3 @@ def _evaluate_model(
         "results": results,
         "files": files,
     }
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
-
-
-def write_outputs(out_dir: epath.Path, report: dict, preds: dict[str, dict], plots: bool = True) -> list[str]:
-    """``predictions.csv``, ``metrics.json``, ``summary.md`` and, with
-    ``plots``, the ROC, precision-recall and confusion figures per target."""
-    from leadmix_jax import plots as plots_lib
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files = []
-    path = out_dir / "predictions.csv"
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["dataset", "split", "record", "patient", "window", "label", "probability"])
-        for key, p in preds.items():
-            dataset = key.rpartition(":")[0]
-            for row in zip(p["split"], p["record"], p["patient"], p["window"], p["label"], p["prob"]):
-                w.writerow([dataset, row[0], row[1], row[2], int(row[3]), int(row[4]), f"{row[5]:.6f}"])
-    files.append(str(path))
-
-    path = out_dir / "metrics.json"
-    path.write_text(json.dumps(report, indent=1))
-    files.append(str(path))
-
-    for key, p in preds.items():
-        res = report["results"][key]
-        if not plots or "levels" not in res:
-            continue
-        curves = _level_curves(p)
-        name = slug(key)
-        files.append(plots_lib.roc_figure(curves, f"ROC: {key}", out_dir / f"roc_{name}.png"))
-        files.append(plots_lib.pr_figure(curves, f"Precision-recall: {key}", out_dir / f"pr_{name}.png"))
-        matrices = {}
-        for tname, t in report["thresholds"].items():
-            for level in metrics.LEVELS:
-                matrices[f"{level}, threshold {tname} ({t:.3f})"] = res["levels"][level]["thresholds"][tname][
-                    "metrics"
-                ]["confusion_matrix"]
-        files.append(
-            plots_lib.confusion_figure(
-                matrices, f"Confusion matrices: {key}", out_dir / f"confusion_{name}.png"
-            )
-        )
-
-    path = out_dir / "summary.md"
-    path.write_text(summary_markdown(report))
-    files.append(str(path))
-    return files
-
-
-def _level_curves(p: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    curves = {"window": (p["label"], p["prob"])}
-    _, rp, rl = metrics.aggregate(p["prob"], p["label"], p["record"])
-    curves["record"] = (rl, rp)
-    _, pp, pl = metrics.aggregate(p["prob"], p["label"], p["patient"], on_mixed="drop")
-    curves["patient"] = (pl, pp)
-    return curves
-
-
-def summary_markdown(report: dict) -> str:
-    ck = report["checkpoint"]
-    val = report["validation"]
-    lines = [f"# Evaluation: {ck['workdir']} (checkpoint step {ck['step']}, {ck['which']})", ""]
-    if ck.get("validation"):
-        lines.append(
-            f"- checkpoint: step {ck['step']} ({ck['which']}), validation AUROC "
-            f"{ck['validation']['val_auroc']:.4f} at training time"
-        )
-    else:
-        lines.append(f"- checkpoint: step {ck['step']} ({ck['which']}), saved without validation metrics")
-    robust = (
-        " (lead-robust model: one checkpoint for every lead subset, absent leads masked)"
-        if report.get("lead_robust")
-        else ""
-    )
-    lines += [
-        f"- leads: {', '.join(report['leads'])}{robust}",
-        f"- trained on: {report['train_dataset']}; normalisation statistics of {report['norm_stats_source']}",
-    ]
-    if val.get("threshold") is not None:
-        lines.append(
-            f"- thresholds: `0.5` (reference) and `val_youden` = {val['threshold']:.4f}, "
-            f"Youden's J on {val['n_windows']} validation windows ({val['n_pos']} MI) of "
-            f"{val['dataset']}:{val['split']}; applied at every level"
-            + (f" ({val['note']})" if val.get("note") else "")
-        )
-    else:
-        lines.append(f"- threshold: `0.5` only ({val.get('note', 'no validation threshold')})")
-    ex = report.get("excluded_patients") or {}
-    if ex.get("n_listed"):
-        removed = ", ".join(
-            f"{k}: {v['patients']} patients / {v['windows']} windows" for k, v in ex["removed"].items()
-        )
-        lines.append(f"- left out: {ex['n_listed']} listed patients ({removed})")
-    lines.append("")
-    for key, res in report["results"].items():
-        lines.append(f"## {key}")
-        lines.append("")
-        if "levels" not in res:
-            lines += [res.get("note", "no result"), ""]
-            continue
-        lv = res["levels"]
-        lines.append(
-            f"{lv['window']['n']} windows, {lv['record']['n']} records, "
-            f"{lv['record']['n_patients']} patients "
-            f"(MI: {lv['window']['n_pos']} windows, {lv['record']['n_pos']} records, "
-            f"{lv['patient']['n_pos']} patients)"
-            + (
-                f"; {lv['patient']['n_mixed_patients_dropped']} patient(s) with both MI and "
-                "normal records left out of the patient level."
-                if lv["patient"]["n_mixed_patients_dropped"]
-                else "."
-            )
-        )
-        lines.append("")
-        lines.append(levels.metrics_markdown(res))
-        name = slug(key)
-        lines.append(f"![ROC](roc_{name}.png) ![PR](pr_{name}.png) ![confusion](confusion_{name}.png)")
-        lines.append("")
-    return "\n".join(lines)

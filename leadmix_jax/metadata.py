@@ -2,7 +2,7 @@
 
 Each database's own scanner (``datasets/<name>/<db>_metadata.py``) reads its
 index (``RECORDS``, ``ptbxl_database.csv``, ``metadata.csv``) with these
-helpers and returns a :class:`Scan`: one :class:`~leadmix_jax.records.RecordTask`
+helpers and returns a :class:`Scan`: one :class:`~leadmix_jax.record_task.RecordTask`
 per MI/normal record to process, and a :class:`Skip` for each record dropped
 already here (bad metadata row, unsafe path, unparseable codes, excluded
 label). Only a folder that is not the database at all raises
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from leadmix_jax import splits as splits_lib
-from leadmix_jax.records import RecordTask
+from leadmix_jax.record_task import RecordTask
 
 #: Sampling rate each database is distributed at.
 EXPECTED_FS = {"ptb": 1000.0, "ptbxl": 500.0, "sph": 500.0}

@@ -3,16 +3,45 @@ a readable progress line. Only process 0 writes."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
+import socket
 import time
 
 from absl import logging
 from etils import epath
 
 
+_FILE_IDS = itertools.count()  # two writers of one process in one second get two files
+
+
+def _event_file(logdir: epath.Path):
+    """A TensorBoard event file in ``logdir`` (``None`` without tensorboard).
+
+    Written as TensorBoard's own writer does (a TFRecord stream of ``Event``
+    protos, ``brain.Event:2`` first), through ``epath`` rather than
+    TensorBoard's ``EventFileWriter``: that one imports TensorFlow, seconds of
+    start-up, whenever TensorFlow is installed (TFDS installs it)."""
+    try:
+        from tensorboard.compat.proto import event_pb2
+        from tensorboard.summary.writer.record_writer import RecordWriter
+    except ImportError:  # tensorboard is a declared dependency; keep going without it
+        logging.warning("tensorboard not importable: no event files written")
+        return None
+    logdir.mkdir(parents=True, exist_ok=True)
+    name = (
+        f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{next(_FILE_IDS)}"
+    )
+    writer = RecordWriter((logdir / name).open("wb"))
+    writer.write(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2").SerializeToString())
+    writer.flush()
+    return writer
+
+
 class MetricWriter:
     """Writes scalars to ``workdir/metrics.jsonl`` and TensorBoard events in
-    ``workdir/tensorboard`` (tensorboard's own writer; TensorFlow not needed)."""
+    ``workdir/tensorboard``."""
 
     def __init__(self, workdir: str, enabled: bool = True, resume_step: int | None = None):
         """``resume_step``: the step training resumes from; records of later
@@ -33,12 +62,7 @@ class MetricWriter:
             ]
             path.write_text("".join(line + "\n" for line in kept))
         self._jsonl = path.open("a")
-        try:
-            from tensorboard.summary.writer.event_file_writer import EventFileWriter
-
-            self._tb = EventFileWriter(str(root / "tensorboard"))
-        except ImportError:  # tensorboard is a declared dependency; keep going without it
-            logging.warning("tensorboard not importable: no event files written")
+        self._tb = _event_file(root / "tensorboard")
 
     def write(self, step: int, scalars: dict[str, float]) -> None:
         if not self.enabled:
@@ -52,7 +76,9 @@ class MetricWriter:
             summary = summary_pb2.Summary(
                 value=[summary_pb2.Summary.Value(tag=k, simple_value=float(v)) for k, v in scalars.items()]
             )
-            self._tb.add_event(event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary))
+            self._tb.write(
+                event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary).SerializeToString()
+            )
             self._tb.flush()
 
     def close(self) -> None:

@@ -48,10 +48,11 @@ from leadmix_jax import (
     checkpointing,
     device_input,
     dispatch,
-    evaluate,
+    eval_outputs,
     inference,
     input_pipeline,
     lead_robust,
+    loop,
     train,
 )
 from leadmix_jax import leads as leads_lib
@@ -84,7 +85,7 @@ def make_members(config: ml_collections.ConfigDict) -> list[Member]:
     if len(set(names)) != len(names):
         raise UserError(f"--config.population.lead_sets={spec!r} repeats a lead set")
     return [
-        Member(f"{evaluate.slug(name)}_seed{s}", name, leads, s)
+        Member(f"{eval_outputs.slug(name)}_seed{s}", name, leads, s)
         for name, leads in sets
         for s in range(config.seed, config.seed + seeds)
     ]
@@ -212,18 +213,14 @@ def make_unstack(num_members: int, sharding):
 
 
 def _member_meta(config, member: Member, stats12, index: int, members: list[Member], data_seed: int) -> dict:
-    return {
-        "leads": list(member.leads),
-        "norm_stats": stats12.select(member.leads).to_json(),
-        "model": config.model.to_dict(),
-        "train_dataset": config.train_dataset,
-        "population": {
-            "index": index,
-            "members": [m.name for m in members],
-            "seed": member.seed,
-            "data_seed": data_seed,
-        },
+    """A member checkpoint's ``meta``: a solo run's, plus where it came from."""
+    origin = {
+        "index": index,
+        "members": [m.name for m in members],
+        "seed": member.seed,
+        "data_seed": data_seed,
     }
+    return checkpointing.model_meta(config, member.leads, stats12.select(member.leads), population=origin)
 
 
 def _open_members(config, members, stats12, members_root: epath.Path, start: int, data_seed: int) -> dict:
@@ -287,7 +284,7 @@ def train_population(
     )
     state, _, start = checkpointing.restore_newest_intact(manager, abstract, feed.checkpointable)
     if start is not None:
-        train.say(f"population resumed from step {start}")
+        loop.say(f"population resumed from step {start}")
     else:
         state, start = init_states(solo, seeds), 0
     managers = _open_members(config, members, stats12, epath.Path(members_root), start, data_seed)
@@ -340,7 +337,7 @@ def train_population(
 
     every = [manager, *managers.values()]
     try:
-        train.run_loop(
+        loop.run_loop(
             config,
             solo,
             feed,
@@ -350,7 +347,7 @@ def train_population(
             validate=validate if val_builder is not None else None,
             save=save,
         )
-    except train.Interrupted:
+    except loop.Interrupted:
         for mgr in every:
             mgr.wait_until_finished()
             mgr.close()

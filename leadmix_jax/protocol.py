@@ -31,7 +31,7 @@ import jax
 import ml_collections
 from etils import epath
 
-from leadmix_jax import checkpointing, dispatch, evaluate, input_pipeline, population, report, train
+from leadmix_jax import checkpointing, dispatch, evaluate, input_pipeline, loop, population, report, train
 from leadmix_jax import leads as leads_lib
 
 
@@ -53,7 +53,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
     trained = {}
     for num_leads, group in population.groups(members).items():
-        train.say(
+        loop.say(
             f"[protocol] training {len(group)} models on {num_leads} leads in one population: "
             + ", ".join(m.name for m in group)
         )
@@ -88,7 +88,7 @@ def _evaluate_once(config: ml_collections.ConfigDict, workdir: epath.Path) -> No
     finally:
         manager.close()
     if (workdir / "eval" / str(step) / "metrics.json").exists():
-        train.say(f"[protocol] {workdir.name}: evaluation of step {step} already done")
+        loop.say(f"[protocol] {workdir.name}: evaluation of step {step} already done")
         return
-    train.say(f"[protocol] evaluating {workdir.name} (step {step})")
+    loop.say(f"[protocol] evaluating {workdir.name} (step {step})")
     evaluate.evaluate(config, str(workdir), checkpoint=step)

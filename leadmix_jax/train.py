@@ -11,8 +11,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import signal
-import threading
 from typing import Any
 
 import jax
@@ -31,14 +29,10 @@ from leadmix_jax import (
     inference,
     input_pipeline,
     lead_robust,
-    metric_writers,
+    loop,
     norm_stats,
 )
 from leadmix_jax import leads as leads_lib
-
-
-class NonFiniteLossError(FloatingPointError):
-    """Raised when the training loss becomes NaN or infinite."""
 
 
 @struct.dataclass
@@ -204,65 +198,12 @@ def make_experiment(config: ml_collections.ConfigDict, train_size: int | None = 
 # The loop.
 
 
-def _meta(exp: Experiment, stats) -> dict:
-    meta = {
-        "leads": list(exp.leads),
-        "norm_stats": stats.to_json(),
-        "model": exp.config.model.to_dict(),
-        "train_dataset": exp.config.train_dataset,
-    }
-    if exp.lead_masks is not None:
-        meta["lead_robust"] = exp.config.lead_robust.to_dict()
-    return meta
-
-
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during training; ``step`` is the last step completed."""
-
-    def __init__(self, step: int):
-        super().__init__(f"interrupted at step {step}; run the same command again to resume")
-        self.step = step
-
-
-class StopRequest:
-    """Ctrl-C (SIGINT) during training as a request to stop at the next
-    dispatch boundary, so that it never lands inside a library call: one
-    that arrived while Orbax was saving a checkpoint was swallowed and the run
-    went on. A second Ctrl-C interrupts at once. Only the main thread can
-    install a signal handler; elsewhere this does nothing."""
-
-    def __init__(self):
-        self.requested = False
-        self._previous = None
-
-    def __enter__(self) -> "StopRequest":
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        del signum, frame
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-
-def say(text: str) -> None:
-    """A progress line on process 0 (stdout: silent phases must show)."""
-    if jax.process_index() == 0:
-        print(text, flush=True)
-
-
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Trains per ``config``, resuming from ``workdir`` when it holds checkpoints.
 
     Returns the last logged metrics, validation metrics if any ran, and
     ``best_step``/``best_val_auroc``: the checkpoint ``--checkpoint=best``
-    selects (None without validation). Ctrl-C raises :class:`Interrupted`
+    selects (None without validation). Ctrl-C raises :class:`~leadmix_jax.loop.Interrupted`
     after the pending checkpoint is written.
     """
     workdir_path = epath.Path(workdir)
@@ -295,12 +236,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     manager = checkpointing.make_manager(workdir, config.keep_checkpoints)
     state, _, start = checkpointing.restore_newest_intact(manager, exp.abstract_state(), feed.checkpointable)
     if start is not None:
-        say(f"resumed from step {start}")
+        loop.say(f"resumed from step {start}")
     else:
         state, start = exp.init_state(), 0
 
     val_builder = validation_builder(config)
-    meta = _meta(exp, stats)
+    meta = checkpointing.model_meta(config, exp.leads, stats, lead_robust=exp.lead_masks is not None)
 
     def validate_at(state) -> dict:
         val = validate(exp, state.params, val_builder, config.val_split, stats, config.eval_batch_size)
@@ -315,7 +256,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         return val
 
     try:
-        last = run_loop(
+        last = loop.run_loop(
             config,
             exp,
             feed,
@@ -327,7 +268,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                 manager, step, state, feed.checkpointable, meta, val
             ),
         )
-    except Interrupted:
+    except loop.Interrupted:
         manager.wait_until_finished()
         manager.close()
         raise
@@ -339,7 +280,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     )
     manager.close()
     if best is not None:
-        say(
+        loop.say(
             f"training done at step {exp.total_steps}; best checkpoint: step {best} "
             f"(validation AUROC {last['best_val_auroc']:.4f})"
         )
@@ -351,83 +292,6 @@ def validation_builder(config: ml_collections.ConfigDict):
     if not config.val_split:
         return None
     return input_pipeline.load_builder(config.data_dir, config.val_dataset or config.train_dataset)
-
-
-def run_loop(config, exp, feed, state, start: int, workdir: str, *, validate, save) -> dict:
-    """Trains ``state`` from step ``start`` to ``exp.total_steps`` through ``feed``.
-
-    Shared by one model and a population (:mod:`leadmix_jax.population`).
-    Dispatches end exactly at validation and checkpoint steps; at those,
-    ``validate(state) -> dict`` (None: no validation) gives flat scalars for
-    ``metrics.jsonl`` and ``save(step, state, val)`` starts a checkpoint.
-    Losses may be ``(k,)`` or ``(k, P)`` (one per member); the logged loss is
-    their mean. Ctrl-C raises :class:`Interrupted` after the pending
-    checkpoint is written. Returns the last logged metrics and validation.
-    """
-    is_chief = jax.process_index() == 0
-    # steps after the restored one are redone: their old records are dropped
-    writer = metric_writers.MetricWriter(workdir, enabled=is_chief, resume_step=start)
-    progress = metric_writers.Progress(exp.total_steps, config.batch_size, start)
-    eval_every = config.eval_every_steps if config.eval_every_steps > 0 else exp.steps_per_epoch
-    ckpt_every = config.checkpoint_every_steps if config.checkpoint_every_steps > 0 else exp.steps_per_epoch
-    last: dict = {}
-    pending = None  # previous dispatch's metrics, checked one dispatch late to keep the device busy
-    if start < exp.total_steps:
-        say(f"compiling the train step; training steps {start + 1}-{exp.total_steps}")
-    step = start
-    try:
-        with StopRequest() as stop:
-            while step < exp.total_steps:
-                if stop.requested:  # Ctrl-C: stop here, between dispatches
-                    raise KeyboardInterrupt
-                # Dispatches end exactly at validation / checkpoint steps (dispatch.py).
-                k = dispatch.dispatch_length(
-                    step,
-                    exp.total_steps,
-                    config.steps_per_dispatch,
-                    (eval_every if validate is not None else 0, ckpt_every),
-                )
-                state, metrics = feed.run(state, k)  # metrics: (k,) or (k, P) per step
-                step += k
-                if pending is not None:
-                    _check_finite(*pending)
-                pending = (step, metrics)
-                do_val = validate is not None and (step % eval_every == 0 or step == exp.total_steps)
-                do_ckpt = step % ckpt_every == 0 or step == exp.total_steps
-                if do_val or do_ckpt:
-                    _check_finite(*pending)  # never save or validate a non-finite state
-                record = {}  # one metrics.jsonl record per step: training and validation scalars
-                # the first dispatch is logged too: it shows the run is alive after compilation
-                if (
-                    dispatch.crossed(step - k, step, config.log_every_steps)
-                    or step == exp.total_steps
-                    or step - k == start
-                ):
-                    _check_finite(*pending)
-                    last = {name: float(np.mean(v[-1])) for name, v in metrics.items()}
-                    last["samples_per_s"] = progress.rate(step)
-                    last["data_wait_s"] = feed.wait_s
-                    record.update(last)
-                    if is_chief:
-                        logging.info(progress.line(step, last["loss"]))
-                    feed.wait_s = 0.0
-                val = None
-                if do_val:
-                    val = validate(state)
-                    record.update(val)
-                    last.update(val)
-                    progress.reset(step)
-                if record:
-                    writer.write(step, record)
-                if do_ckpt:
-                    save(step, state, val)
-            if pending is not None:
-                _check_finite(*pending)
-    except KeyboardInterrupt:
-        writer.close()
-        raise Interrupted(step) from None
-    writer.close()
-    return last
 
 
 def validate(exp: Experiment, params, builder, split: str, stats, batch_size: int) -> dict:
@@ -456,22 +320,6 @@ def validate(exp: Experiment, params, builder, split: str, stats, batch_size: in
     return out
 
 
-def _check_finite(last_step: int, metrics: dict) -> None:
-    """Raises at the first non-finite loss of a dispatch ending at ``last_step``
-    (``metrics["loss"]``: ``(k,)`` one per step, ``(k, P)`` one per step and
-    member, or a scalar)."""
-    losses = np.asarray(metrics["loss"])
-    losses = losses.reshape(losses.shape[0] if losses.ndim else 1, -1)
-    bad = np.flatnonzero(~np.isfinite(losses).all(axis=1))
-    if bad.size:
-        i = int(bad[0])
-        value = losses[i][~np.isfinite(losses[i])][0]
-        raise NonFiniteLossError(
-            f"training loss became {value} at step {last_step - len(losses) + 1 + i}: check the input data for NaN/Inf or "
-            "lower the learning rate; the last saved checkpoint is intact"
-        )
-
-
 def norm_stats_for(workdir: str, builder, config, leads) -> norm_stats.NormStats:
     """The training split's statistics of ``leads``, computed by process 0
     (cached in ``workdir/norm_stats.json``) and read by every process."""
@@ -486,7 +334,7 @@ def _load_or_compute_stats(workdir: str, builder, config, leads) -> norm_stats.N
         stats = norm_stats.NormStats.from_json(json.loads(path.read_text()))
         if tuple(stats.leads) == tuple(leads):
             return stats
-    say(
+    loop.say(
         f"computing normalisation statistics on {config.train_dataset}:{config.train_split} "
         f"(up to {config.norm_max_examples} examples)"
     )

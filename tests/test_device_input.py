@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import builtdata
-from leadmix_jax import device_input, dispatch, input_pipeline, train
+from leadmix_jax import device_input, dispatch, input_pipeline, loop, train
 from test_train import assert_params_close, assert_trees_equal, final_params, finish, kill_when, run_launch
 
 N_TRAIN = builtdata.num_windows("train")  # 32
@@ -92,9 +92,9 @@ def test_dispatches_end_at_validation_and_checkpoint_steps():
 
 
 def test_non_finite_loss_inside_a_dispatch_names_its_step():
-    train._check_finite(10, {"loss": np.array([0.7, 0.6, 0.5, 0.4])})  # no error
-    with pytest.raises(train.NonFiniteLossError, match="loss became nan at step 8"):
-        train._check_finite(10, {"loss": np.array([0.7, np.nan, np.inf, 0.4])})
+    loop.check_finite(10, {"loss": np.array([0.7, 0.6, 0.5, 0.4])})  # no error
+    with pytest.raises(loop.NonFiniteLossError, match="loss became nan at step 8"):
+        loop.check_finite(10, {"loss": np.array([0.7, np.nan, np.inf, 0.4])})
 
 
 def test_stream_order_every_example_once_per_epoch():

@@ -14,7 +14,7 @@ import pytest
 import tensorflow_datasets as tfds
 import wfdb
 
-from leadmix_jax import build, preprocessing, records
+from leadmix_jax import build, preprocessing, record_task, records
 from leadmix_jax import testing as synthetic
 from leadmix_jax.leads import CANONICAL_LEADS, reorder_to_canonical
 
@@ -85,12 +85,14 @@ def test_read_sph_h5(tmp_path):
 
 
 def test_process_record_never_raises(tmp_path):
-    task = records.RecordTask(
+    task = record_task.RecordTask(
         "x", "p", "mi", 1, "", float("nan"), "", "wfdb", str(tmp_path / "nothing"), 500.0
     )
-    res = records.process_record(task)
+    res = record_task.process_record(task)
     assert not res.ok and res.reason == "missing_signal_file"
-    res = records.process_record(records.RecordTask("x", "p", "mi", 1, "", 0.0, "", "bogus", "", 500.0))
+    res = record_task.process_record(
+        record_task.RecordTask("x", "p", "mi", 1, "", 0.0, "", "bogus", "", 500.0)
+    )
     assert res.reason == "processing_error" and "bogus" in res.detail
 
 
@@ -598,8 +600,8 @@ def test_wfdb_units_are_converted_for_building_and_prediction(tmp_path):
     np.testing.assert_allclose(uv, mv, rtol=1e-12)
     np.testing.assert_allclose(mv, sig, atol=0.5e-3 + 1e-9)
     task = dict(patient_id="p", label="mi", fold=1, codes="", age=1.0, sex="", kind="wfdb", expected_fs=500.0)
-    a = records.process_record(records.RecordTask("mv", path=str(tmp_path / "mv"), **task))
-    b = records.process_record(records.RecordTask("uv", path=str(tmp_path / "uv"), **task))
+    a = record_task.process_record(record_task.RecordTask("mv", path=str(tmp_path / "mv"), **task))
+    b = record_task.process_record(record_task.RecordTask("uv", path=str(tmp_path / "uv"), **task))
     assert a.ok and b.ok
     np.testing.assert_allclose(b.windows, a.windows, rtol=1e-5, atol=1e-6)
     p_sig, p_fs, p_names = predict.read_record(str(tmp_path / "uv.hea"))

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import builtdata
-from leadmix_jax import checkpointing, input_pipeline, train
+from leadmix_jax import checkpointing, input_pipeline, loop, train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -149,7 +149,7 @@ def _free_port():
 def test_nan_input_stops_with_a_clear_error(tmp_path):
     data_dir = builtdata.build(str(tmp_path / "nan_data"), nan_fraction=0.5)
     config = make_config(data_dir)
-    with pytest.raises(train.NonFiniteLossError, match=r"training loss became nan at step \d"):
+    with pytest.raises(loop.NonFiniteLossError, match=r"training loss became nan at step \d"):
         train.train_and_evaluate(config, str(tmp_path / "wd"))
 
 
@@ -241,7 +241,7 @@ def test_ctrl_c_is_a_stop_request_and_a_second_one_interrupts():
     """The first SIGINT only sets the flag the loop checks between dispatches
     (it cannot be swallowed inside a library call); the second interrupts."""
     previous = signal.getsignal(signal.SIGINT)
-    with train.StopRequest() as stop:
+    with loop.StopRequest() as stop:
         assert not stop.requested
         signal.raise_signal(signal.SIGINT)
         assert stop.requested

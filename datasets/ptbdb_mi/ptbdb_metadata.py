@@ -23,7 +23,8 @@ from leadmix_jax.metadata import (
     parse_sex,
     with_folds,
 )
-from leadmix_jax.records import EXCLUDED_LABEL, RecordError, RecordTask, read_wfdb_header
+from leadmix_jax.record_task import RecordTask
+from leadmix_jax.records import EXCLUDED_LABEL, RecordError, read_wfdb_header
 
 
 PTB_EXPECTED = (

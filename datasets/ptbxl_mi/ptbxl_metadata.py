@@ -24,7 +24,8 @@ from leadmix_jax.metadata import (
     read_table,
     require_columns,
 )
-from leadmix_jax.records import EXCLUDED_LABEL, RecordTask
+from leadmix_jax.record_task import RecordTask
+from leadmix_jax.records import EXCLUDED_LABEL
 
 
 PTBXL_EXPECTED = (

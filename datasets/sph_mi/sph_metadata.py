@@ -23,7 +23,8 @@ from leadmix_jax.metadata import (
     require_columns,
     with_folds,
 )
-from leadmix_jax.records import EXCLUDED_LABEL, RecordTask
+from leadmix_jax.record_task import RecordTask
+from leadmix_jax.records import EXCLUDED_LABEL
 
 
 SPH_EXPECTED = (
