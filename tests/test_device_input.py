@@ -250,26 +250,38 @@ def test_one_and_eight_steps_per_dispatch_give_identical_parameters(setup, devic
     assert_trees_equal(jax.tree.map(np.asarray, one.params), jax.tree.map(np.asarray, eight.params))
 
 
+# Device mode, K=4, 12 steps, checkpoints every 4, no validation.
+DEVICE_RUN = [
+    "--config.input_mode=device",
+    "--config.steps_per_dispatch=4",
+    "--config.num_train_steps=12",
+    "--config.checkpoint_every_steps=4",
+    "--config.val_split=",
+    "--config.log_every_steps=4",
+]
+
+
+@pytest.fixture(scope="module")
+def device_reference(data_dir, tmp_path_factory):
+    """1 process x 8 devices of :data:`DEVICE_RUN` without interruption: the
+    run the killed and two-process runs are compared with."""
+    workdir = tmp_path_factory.mktemp("device_reference") / "run"
+    out = finish(run_launch(workdir, data_dir, 8, DEVICE_RUN), timeout=900)
+    assert "input mode: device" in out
+    return workdir
+
+
 @pytest.mark.slow
-def test_killed_device_mode_run_resumes_exactly(data_dir, tmp_path):
-    steps = [
-        "--config.input_mode=device",
-        "--config.steps_per_dispatch=4",
-        "--config.num_train_steps=12",
-        "--config.checkpoint_every_steps=4",
-        "--config.val_split=",
-        "--config.log_every_steps=12",
-    ]
-    victim = run_launch(tmp_path / "run", data_dir, 8, steps, start_new_session=True)
+def test_killed_device_mode_run_resumes_exactly(data_dir, device_reference, tmp_path):
+    victim = run_launch(tmp_path / "run", data_dir, 8, DEVICE_RUN, start_new_session=True)
     ckpts = tmp_path / "run" / "checkpoints"
     kill_when(victim, ckpts / "4", timeout=300)
     saved = sorted(int(p.name) for p in ckpts.iterdir() if p.name.isdigit())
     assert saved and saved[-1] < 12
-    out = finish(run_launch(tmp_path / "run", data_dir, 8, steps), timeout=900)
+    out = finish(run_launch(tmp_path / "run", data_dir, 8, DEVICE_RUN), timeout=900)
     assert f"resumed from step {saved[-1]}" in out and "input mode: device" in out
-    finish(run_launch(tmp_path / "ref", data_dir, 8, steps), timeout=900)  # compiled programs cached by now
     config = builtdata.make_config(data_dir)
-    ref_step, ref_params, _ = final_params(tmp_path / "ref", config)
+    ref_step, ref_params, _ = final_params(device_reference, config)
     run_step, run_params, _ = final_params(tmp_path / "run", config)
     assert ref_step == run_step == 12
     assert_trees_equal(run_params, ref_params)
@@ -278,30 +290,32 @@ def test_killed_device_mode_run_resumes_exactly(data_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_processes_device_mode_match_one_process(data_dir, tmp_path):
+def test_two_processes_device_mode_match_one_process(data_dir, device_reference, tmp_path):
     """Device mode over 2 processes x 4 devices (each process loads only its
     rows) trains like 1 process x 8 devices: the order is global."""
     from test_train import _free_port, losses
 
     port = _free_port()
-    # K=4 and 8 devices in the single process: the killed-run test's program (compiled once)
-    flags = ["--config.input_mode=device", "--config.steps_per_dispatch=4", "--config.val_split="]
     pair = [
         run_launch(
             tmp_path / "multi",
             data_dir,
             4,
-            [*flags, f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}"],
+            [
+                *DEVICE_RUN,
+                f"--coordinator_address=127.0.0.1:{port}",
+                "--num_processes=2",
+                f"--process_id={i}",
+            ],
         )
         for i in range(2)
     ]
-    single = run_launch(tmp_path / "single", data_dir, 8, flags)
-    outs = [finish(p, timeout=900) for p in [*pair, single]]
+    outs = [finish(p, timeout=900) for p in pair]
     assert all("input mode: device" in out for out in outs)
     config = builtdata.make_config(data_dir)
     _, multi, _ = final_params(tmp_path / "multi", config)
-    _, one, _ = final_params(tmp_path / "single", config)
+    _, one, _ = final_params(device_reference, config)
     assert_params_close(multi, one, atol=1e-5)  # summation order: rounding only
-    np.testing.assert_allclose(
-        list(losses(tmp_path / "multi").values()), list(losses(tmp_path / "single").values()), rtol=1e-5
-    )
+    multi_losses, one_losses = losses(tmp_path / "multi"), losses(device_reference)
+    assert sorted(multi_losses) == sorted(one_losses) == [4, 8, 12]
+    np.testing.assert_allclose(list(multi_losses.values()), list(one_losses.values()), rtol=1e-5)

@@ -29,44 +29,44 @@ def data_dir(tmp_path_factory):
     return builtdata.data_dir(tmp_path_factory)
 
 
+@pytest.fixture(scope="module")
+def reference_run(data_dir, tmp_path_factory):
+    """1 process x 8 devices, configs/test.py's schedule (6 steps, validation
+    at 3 and 6, checkpoints every 2) without interruption: the run that the
+    1-device, killed and two-process runs below are compared with."""
+    workdir = tmp_path_factory.mktemp("reference") / "run"
+    finish(run_launch(workdir, data_dir, 8))
+    return workdir
+
+
 @pytest.mark.slow
-def test_eight_devices_match_one(data_dir, tmp_path):
-    procs = [run_launch(tmp_path / f"d{n}", data_dir, n, ["--config.val_split="]) for n in (1, 8)]
-    for p in procs:
-        finish(p)
-    one, eight = losses(tmp_path / "d1"), losses(tmp_path / "d8")
+def test_eight_devices_match_one(data_dir, reference_run, tmp_path):
+    finish(run_launch(tmp_path / "d1", data_dir, 1))
+    one, eight = losses(tmp_path / "d1"), losses(reference_run)
     assert sorted(one) == sorted(eight) == list(range(1, 7))
     for step in one:
         np.testing.assert_allclose(eight[step], one[step], rtol=1e-5)
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_exactly(data_dir, tmp_path):
-    steps = [
-        "--config.num_train_steps=8",
-        "--config.checkpoint_every_steps=2",
-        "--config.val_split=",
-        "--config.log_every_steps=8",
-    ]
-    victim = run_launch(tmp_path / "run", data_dir, 8, steps, start_new_session=True)
+def test_killed_run_resumes_exactly(data_dir, reference_run, tmp_path):
+    victim = run_launch(tmp_path / "run", data_dir, 8, start_new_session=True)
     ckpts = tmp_path / "run" / "checkpoints"
     kill_when(victim, ckpts / "4")  # no clean exit: no final save, no flush
     saved = sorted(int(p.name) for p in ckpts.iterdir() if p.name.isdigit())
-    assert saved and saved[-1] < 8
-    out = finish(run_launch(tmp_path / "run", data_dir, 8, steps))
+    assert saved and saved[-1] < 6
+    out = finish(run_launch(tmp_path / "run", data_dir, 8))
     assert f"resumed from step {saved[-1]}" in out
-    # the uninterrupted reference runs last: the programs it needs are in the
-    # session's compilation cache by then
-    finish(run_launch(tmp_path / "ref", data_dir, 8, steps))
     config = make_config(data_dir)
-    ref_step, ref_params, _ = final_params(tmp_path / "ref", config)
-    run_step, run_params, _ = final_params(tmp_path / "run", config)
-    assert ref_step == run_step == 8
+    ref_step, ref_params, ref_meta = final_params(reference_run, config)
+    run_step, run_params, run_meta = final_params(tmp_path / "run", config)
+    assert ref_step == run_step == 6
     assert_trees_equal(run_params, ref_params)
+    assert run_meta["validation"] == ref_meta["validation"]  # validation after the resume too
 
 
 @pytest.mark.slow
-def test_two_processes_match_one_process(data_dir, tmp_path):
+def test_two_processes_match_one_process(data_dir, reference_run, tmp_path):
     port = _free_port()
     pair = [
         run_launch(
@@ -77,20 +77,18 @@ def test_two_processes_match_one_process(data_dir, tmp_path):
         )
         for i in range(2)
     ]
-    # 2 processes x 4 devices vs 1 process x 8: the same 8 per-device partial sums (the
-    # single run's train step is the other 8-device tests', compiled once). With
-    # validation: multi-host eval runs too.
-    single = run_launch(tmp_path / "single", data_dir, 8)
-    for p in [*pair, single]:
+    # 2 processes x 4 devices vs 1 process x 8: the same 8 per-device partial
+    # sums. With validation: multi-host eval runs too.
+    for p in pair:
         finish(p)
     config = make_config(data_dir)
     _, multi, _ = final_params(tmp_path / "multi", config)
-    _, one, _ = final_params(tmp_path / "single", config)
+    _, one, _ = final_params(reference_run, config)
     # Cross-process all-reduces sum in another order: float rounding only
     # (1e-5 is 1 % of one AdamW step at lr 1e-3).
     assert_params_close(multi, one, atol=1e-5)
     np.testing.assert_allclose(
-        list(losses(tmp_path / "multi").values()), list(losses(tmp_path / "single").values()), rtol=1e-5
+        list(losses(tmp_path / "multi").values()), list(losses(reference_run).values()), rtol=1e-5
     )
 
 
