@@ -97,6 +97,7 @@ def test_non_finite_loss_inside_a_dispatch_names_its_step():
         loop.check_finite(10, {"loss": np.array([0.7, np.nan, np.inf, 0.4])})
 
 
+@pytest.mark.slow
 def test_stream_order_every_example_once_per_epoch():
     key = jax.random.PRNGKey(3)
     n, total = 10, 40  # 4 epochs
@@ -203,6 +204,7 @@ def test_device_mode_matches_grain_with_the_same_order(setup, device_feed):
     )
 
 
+@pytest.mark.slow
 def test_nothing_crosses_from_the_host_inside_the_loop(setup, device_feed):
     """After setup (state on the mesh, one compiled dispatch), dispatches run
     under a transfer guard that forbids every implicit transfer."""
@@ -219,6 +221,7 @@ def test_nothing_crosses_from_the_host_inside_the_loop(setup, device_feed):
         jax.jit(lambda x: x + 1)(np.ones(3))
 
 
+@pytest.mark.slow
 def test_short_dispatches_reuse_the_compiled_program(setup, device_feed):
     """Dispatches shorter than steps_per_dispatch (cut at validation and
     checkpoint steps) run the K-step program with a smaller trip count: no

@@ -18,6 +18,7 @@ def evaluated(tmp_path_factory):
     return builtdata.evaluated_workdir(tmp_path_factory)
 
 
+@pytest.mark.slow
 def test_writes_every_output(evaluated):
     workdir, result = evaluated
     out = pathlib.Path(result["out_dir"])
@@ -34,6 +35,7 @@ def test_writes_every_output(evaluated):
             assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_predictions_csv(evaluated):
     _, result = evaluated
     with open(pathlib.Path(result["out_dir"]) / "predictions.csv") as fh:
@@ -52,6 +54,7 @@ def test_predictions_csv(evaluated):
     assert {r["label"] for r in rows} == {"0", "1"}
 
 
+@pytest.mark.slow
 def test_metrics_json_consistent_with_predictions(evaluated):
     _, result = evaluated
     out = pathlib.Path(result["out_dir"])
@@ -82,6 +85,7 @@ def test_metrics_json_consistent_with_predictions(evaluated):
     assert ci[0] <= ci[1]
 
 
+@pytest.mark.slow
 def test_summary_markdown(evaluated):
     _, result = evaluated
     text = (pathlib.Path(result["out_dir"]) / "summary.md").read_text()
@@ -90,6 +94,7 @@ def test_summary_markdown(evaluated):
     assert "leads: II, III, aVF" in text
 
 
+@pytest.mark.slow
 def test_reproducible_and_latest_step(evaluated, tmp_path_factory, tmp_path):
     workdir, result = evaluated
     # a copy, so that this evaluation does not overwrite the shared one's outputs
@@ -107,6 +112,7 @@ def test_reproducible_and_latest_step(evaluated, tmp_path_factory, tmp_path):
         evaluate.evaluate(config, workdir, checkpoint=7)
 
 
+@pytest.mark.slow
 def test_lead_mismatch_is_a_clear_error(evaluated, tmp_path_factory):
     workdir, _ = evaluated
     config = builtdata.make_config(builtdata.data_dir(tmp_path_factory), leads="limb")
@@ -120,6 +126,7 @@ def test_parse_targets():
         evaluate.parse_targets("ptbxl_mi")
 
 
+@pytest.mark.slow
 def test_summary_states_checkpoint_step_and_validation_auroc(evaluated):
     workdir, result = evaluated
     rows = [json.loads(line) for line in (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines()]
@@ -131,6 +138,7 @@ def test_summary_states_checkpoint_step_and_validation_auroc(evaluated):
     assert report["checkpoint"]["validation"]["val_auroc"] == pytest.approx(val[result["step"]])
 
 
+@pytest.mark.slow
 def test_absolute_path_target_and_excluded_patients(evaluated, tmp_path_factory, tmp_path):
     workdir, _ = evaluated
     shutil.copytree(pathlib.Path(workdir) / "checkpoints", tmp_path / "checkpoints")

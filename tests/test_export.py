@@ -39,6 +39,7 @@ def run_export(setup, fmt, quantize="none"):
     return _REPORTS[fmt, quantize]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["tflite", "onnx", "stablehlo"])
 def test_float_export_matches_jax(setup, fmt):
     workdir, _, out = setup
@@ -61,6 +62,7 @@ def test_float_export_matches_jax(setup, fmt):
     assert not [p for p in os.listdir(out) if p.startswith(".tmp-")]
 
 
+@pytest.mark.slow
 def test_exported_file_reloads_and_folds_zscore(setup):
     """The .onnx file alone, fed mV windows, gives the JAX model's logits on
     z-scored windows (dynamic batch)."""
@@ -76,6 +78,7 @@ def test_exported_file_reloads_and_folds_zscore(setup):
     np.testing.assert_allclose(model.logits(x[:5]), export.jax_logits(restored, x[:5]), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_int8_tflite_is_calibrated_and_verified(setup):
     """int8 calibrates on the training split and is judged by the AUROC bound.
 
@@ -104,6 +107,7 @@ def test_int8_tflite_is_calibrated_and_verified(setup):
     assert 0 < report["max_abs_logit_error"] < 0.5
 
 
+@pytest.mark.slow
 def test_missed_bound_fails_and_writes_no_model(setup, monkeypatch, tmp_path):
     workdir, config, _ = setup
     monkeypatch.setattr(export, "FLOAT_MAX_LOGIT_ERROR", -1.0)  # no export can meet it
@@ -116,6 +120,7 @@ def test_missed_bound_fails_and_writes_no_model(setup, monkeypatch, tmp_path):
     assert json.loads((tmp_path / names[0]).read_text())["passed"] is False
 
 
+@pytest.mark.slow
 def test_bad_spec_is_a_user_error(setup):
     workdir, config, out = setup
     with pytest.raises(export.UserError, match="float only"):
@@ -124,6 +129,7 @@ def test_bad_spec_is_a_user_error(setup):
         export.ExportSpec(format="tf").check()
 
 
+@pytest.mark.slow
 def test_predict_with_exported_model(setup, tmp_path):
     """--model: same reading, preprocessing and output as the checkpoint, run in LiteRT."""
     workdir, _, out = setup
@@ -145,6 +151,7 @@ def test_predict_with_exported_model(setup, tmp_path):
     assert pathlib.Path(got["png"]).read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_predict_from_exported_file_imports_no_jax(setup, tmp_path):
     """A device-side tool needs numpy and the runtime only: JAX is never imported."""
     import subprocess

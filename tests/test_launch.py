@@ -55,6 +55,7 @@ def test_help_exits_zero_and_names_overrides_and_demo():
         ),
     ],
 )
+@pytest.mark.slow
 def test_config_errors_are_one_line_before_any_work(tmp_path, args, message):
     workdir = tmp_path / "run"
     t0 = time.perf_counter()

@@ -125,6 +125,7 @@ def test_mask_sampler():
         lead_robust.MaskSampler.from_config({**SAMPLER_CFG, "random_min_leads": 0})
 
 
+@pytest.mark.slow
 def test_train_step_masks_absent_leads(x):
     """With every mask 'inferior', a step on data whose other leads differ gives
     the same parameters bit for bit: the masks are applied inside the step."""
@@ -202,6 +203,7 @@ def trained(tmp_path_factory):
     return data, workdir, config, last
 
 
+@pytest.mark.slow
 def test_trains_with_masks_and_validates_per_set(trained):
     _, workdir, _, last = trained
     assert np.isfinite(last["loss"])
@@ -215,6 +217,7 @@ def test_trains_with_masks_and_validates_per_set(trained):
     assert model.with_leads("V1,V3,V5").input_leads == ("V1", "V3", "V5")
 
 
+@pytest.mark.slow
 def test_grain_mode_trains_too(trained, tmp_path):
     data = trained[0]
     last = train.train_and_evaluate(
@@ -231,6 +234,7 @@ def test_grain_mode_trains_too(trained, tmp_path):
     assert np.isfinite(last["loss"]) and 0.0 <= last["val_auroc_inferior"] <= 1.0
 
 
+@pytest.mark.slow
 def test_evaluate_per_lead_set_and_report(trained, tmp_path_factory, tmp_path):
     data, workdir, config, _ = trained
     result = evaluate.evaluate(config, str(workdir))
@@ -270,6 +274,7 @@ def builtdata_builder(data):
     return input_pipeline.load_builder(data, builtdata.NAME)
 
 
+@pytest.mark.slow
 def test_predict_on_one_and_three_lead_records(trained, tmp_path, capsys):
     _, workdir, _, _ = trained
     signal = synthetic.synth_record(np.random.default_rng(7), 500, 20, True)  # (T, 12) canonical
@@ -297,6 +302,7 @@ def test_predict_on_one_and_three_lead_records(trained, tmp_path, capsys):
         predict.predict_record(str(workdir), str(tmp_path / "one.npy"), fs=500, lead_names="vx", write=False)
 
 
+@pytest.mark.slow
 def test_export_for_one_subset_matches_the_masked_model(trained, tmp_path):
     """A lead-robust checkpoint exported for the inferior leads takes 3-lead
     windows in mV and gives the masked 12-lead model's logits."""

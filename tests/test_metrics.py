@@ -225,6 +225,7 @@ def _clustered_data(seed=0):
     return labels, probs, patients
 
 
+@pytest.mark.slow
 def test_bootstrap_reproducible_and_seed_dependent():
     labels, probs, patients = _clustered_data()
     fns = L.main_metric_fns(0.5)
@@ -336,6 +337,7 @@ def _dataset(seed=0):
     return np.array(probs), np.array(labels), np.array(records), np.array(patients)
 
 
+@pytest.mark.slow
 def test_evaluate_levels_json_and_consistency():
     probs, labels, records, patients = _dataset()
     t_val = M.youden_threshold(labels, probs)

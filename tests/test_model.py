@@ -16,6 +16,7 @@ def model3():
     return LeadMixMST(3, rngs=nnx.Rngs(0))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_leads,length", [(1, 2500), (3, 3000), (12, 2500)])
 def test_output_shape(num_leads, length):
     model = LeadMixMST(num_leads, base=16, rngs=nnx.Rngs(1))
@@ -39,11 +40,13 @@ def test_param_counts_match_reference():
     assert count_params(shape_only(12, base=16)) == 109_039
 
 
+@pytest.mark.slow
 def test_wrong_input_width_is_a_clear_error(model3):
     with pytest.raises(ValueError, match=r"expected input \(batch, time, 3\)"):
         model3(jnp.zeros((1, 2500, 12)))
 
 
+@pytest.mark.slow
 def test_dropout_only_in_training(model3):
     x = jax.random.normal(jax.random.key(1), (4, 2500, 3))
     eval1, eval2 = forward(model3, x), forward(model3, x)
@@ -88,6 +91,7 @@ def test_depthwise_conv_value_and_gradient(dilation):
         np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_group_norm_silu_value_and_gradient():
     """Fused GroupNorm+SiLU (one-pass statistics, hand-written VJP) == autodiff."""
     x = jax.random.normal(jax.random.key(0), (2, 50, 16)) * 3 + 1
@@ -129,6 +133,7 @@ def test_group_norm_matches_definition():
     np.testing.assert_allclose(y, ref.reshape(2, 50, 16), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_export_formulation_agrees_on_the_whole_model():
     """``export=True`` (grouped depthwise, TFLite's form) == the training form."""
     x = jax.random.normal(jax.random.key(0), (2, 2500, 3))
@@ -137,6 +142,7 @@ def test_export_formulation_agrees_on_the_whole_model():
     np.testing.assert_allclose(forward(default, x), forward(export, x), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_bfloat16_compute_keeps_float32_params():
     x = jax.random.normal(jax.random.key(0), (2, 2500, 3))
     f32 = LeadMixMST(3, rngs=nnx.Rngs(0))
@@ -148,6 +154,7 @@ def test_bfloat16_compute_keeps_float32_params():
     np.testing.assert_allclose(logits, forward(f32, x), atol=0.1)
 
 
+@pytest.mark.slow
 def test_jit_of_split_state_matches_eager(model3):
     graphdef, state = nnx.split(model3)
     x = jax.random.normal(jax.random.key(0), (2, 2500, 3))
@@ -159,6 +166,7 @@ def test_jit_of_split_state_matches_eager(model3):
     np.testing.assert_allclose(forward(state, x), model3(x), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_init_follows_pytorch_defaults(model3):
     block = model3.blocks[0]
     bound = 1 / np.sqrt(3)

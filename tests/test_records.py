@@ -397,6 +397,7 @@ def test_both_file_formats_build_and_read_back(tmp_path):
     assert [int(data_source[i]["window"]) for i in range(len(data_source))] in ([0, 1], [1, 0])
 
 
+@pytest.mark.slow
 def test_workers_give_identical_datasets(tmp_path):
     synthetic.write_ptbxl(tmp_path / "src", 24, seed=2)
     b1, r1 = _build("ptbxl_mi", tmp_path / "src", tmp_path / "w1", workers=1)
@@ -409,6 +410,7 @@ def test_workers_give_identical_datasets(tmp_path):
         assert r1[k] == r2[k]
 
 
+@pytest.mark.slow
 def test_tfds_build_cli(tmp_path):
     env = dict(os.environ, LEADMIX_BUILD_WORKERS="2")
     out = subprocess.run(

@@ -129,6 +129,7 @@ def test_check_patient_disjoint():
         ("ptbxl_mi", synthetic.write_ptbxl, dict(n_records=40, p_multi=0.5)),
     ],
 )
+@pytest.mark.slow
 def test_built_splits_are_patient_disjoint(tmp_path, name, writer, kwargs):
     writer(tmp_path / "src", seed=5, **kwargs)
     builder = build.load_builder_class(name)(data_dir=str(tmp_path / "out"), num_workers=1)

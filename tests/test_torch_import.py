@@ -89,6 +89,7 @@ def test_every_official_tensor_lands_in_the_right_place():
     assert params["fc"]["kernel"].shape == (128, 1)
 
 
+@pytest.mark.slow
 def test_load_into_model_changes_outputs_and_count():
     sd = random_state_dict(12, base=16)
     model = torch_import.model_from_torch(sd)
@@ -121,6 +122,7 @@ def test_not_a_checkpoint():
         torch_import.params_from_torch({"weight": np.zeros(3)})
 
 
+@pytest.mark.slow
 def test_lead_reordering_permutes_the_stem():
     sd = random_state_dict(3, base=16)
     ref = torch_import.model_from_torch(sd, leads="II,III,aVF")

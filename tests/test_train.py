@@ -114,6 +114,7 @@ def assert_trees_equal(a, b, rtol=0.0, atol=0.0):
             np.testing.assert_array_equal(x, y)
 
 
+@pytest.mark.slow
 def test_trains_and_writes_logs(data_dir, tmp_path):
     config = make_config(data_dir)
     last = train.train_and_evaluate(config, str(tmp_path))
@@ -146,6 +147,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_nan_input_stops_with_a_clear_error(tmp_path):
     data_dir = builtdata.build(str(tmp_path / "nan_data"), nan_fraction=0.5)
     config = make_config(data_dir)
