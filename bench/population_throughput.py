@@ -4,6 +4,9 @@ For each population size P it trains P members (same lead count, seeds
 0..P-1, lead sets cycling through the paper's 3-lead sets) from a
 device-resident split through :class:`leadmix_jax.population.PopulationFeed`
 and prints:
+  * for each number of members per vectorised pass (``--passes``): 1 runs
+    the members one after another inside the program (``lax.map``, the CPU
+    default), all vmaps them (the GPU/TPU default);
   * samples/s per member (global batch x steps x dispatches / wall time:
     every member trains on every sample) and member-samples/s (P x that: the
     models' training work done per second);
@@ -19,7 +22,7 @@ and prints:
     per sample (memory-bound bound at --hbm_tbps) and the FLOPs at
     --tflops: clearly a bound-based estimate, not a measurement.
 
-    python bench/population_throughput.py                       # P = 1,2,4,8, paper model, batch 16
+    python bench/population_throughput.py                       # P = 1,2,4,8, paper model, batch 16, 1 and all per pass
     python bench/population_throughput.py --p=1,4 --dispatches=2 --base=24 --depth=2   # quick
 
 The data are the tests' small synthetic built dataset (tests/builtdata,
@@ -88,11 +91,11 @@ def members_of(p: int, config) -> list[population.Member]:
     return [population.Member(f"m{i}", s, leads_lib.parse_leads(s), i) for i, s in enumerate(sets)]
 
 
-def bench_population(p, config, builder, stats12, resident, args) -> dict:
+def bench_population(p, per_pass, config, builder, stats12, resident, args) -> dict:
     members = members_of(p, config)
     solo = train.make_experiment(population.member_config(config, members[0], 0), args.train_size)
     inputs = population.MemberInputs.make(members, stats12, input_pipeline.AugmentConfig())
-    feed = population.PopulationFeed(solo, resident, inputs, 0)
+    feed = population.PopulationFeed(solo, resident, inputs, 0, per_pass)
     state = population.init_states(solo, [m.seed for m in members])
     seconds = timed(feed.run, state, args.k, args.dispatches)
     raw = {
@@ -123,6 +126,11 @@ def bench_solo(config, builder, stats12, resident, args) -> dict:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--p", default="1,2,4,8", help="population sizes")
+    ap.add_argument(
+        "--passes",
+        default="1,all",
+        help="members per vectorised pass to compare: 1 = one after another (lax.map), all = vmap of all",
+    )
     ap.add_argument("--batch", type=int, default=16, help="global batch")
     ap.add_argument("--k", type=int, default=4, help="steps per dispatch")
     ap.add_argument("--dispatches", type=int, default=3, help="timed dispatches per cell")
@@ -152,34 +160,39 @@ def main():
     solo = bench_solo(config, builder, stats12, resident, args)
     solo_rate = samples / solo["seconds"]
     print(
-        "| P | samples/s per member | member-samples/s | vs solo | fusions/step | fusions/step/member "
-        "| MB/member-sample | GFLOP/member-sample |"
+        "| P | members per pass | samples/s per member | member-samples/s | vs solo | fusions/step "
+        "| fusions/step/member | MB/member-sample | GFLOP/member-sample |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     print(
-        f"| solo | {solo_rate:.1f} | {solo_rate:.1f} | 1.00 | {solo['fusions']} | {solo['fusions']} | "
+        f"| solo | - | {solo_rate:.1f} | {solo_rate:.1f} | 1.00 | {solo['fusions']} | {solo['fusions']} | "
         f"{solo['bytes'] / args.batch / 1e6:.1f} | {solo['flops'] / args.batch / 1e9:.3f} |"
     )
     per_sample = None
     for p in [int(v) for v in args.p.split(",")]:
-        r = bench_population(p, config, builder, stats12, resident, args)
-        rate = samples / r["seconds"]  # each member trains on every sample
-        mb = r["bytes"] / args.batch / p / 1e6
-        gf = r["flops"] / args.batch / p / 1e9
-        print(
-            f"| {p} | {rate:.1f} | {rate * p:.1f} | {rate * p / solo_rate:.2f} | {r['fusions']} | "
-            f"{r['fusions'] / p:.1f} | "
-            f"{mb:.1f} | {gf:.3f} |",
-            flush=True,
-        )
-        per_sample = (mb * 1e6, gf * 1e9)
+        passes = sorted({p if v == "all" else min(int(v), p) for v in args.passes.split(",")}, reverse=True)
+        for per_pass in passes:
+            r = bench_population(p, per_pass, config, builder, stats12, resident, args)
+            rate = samples / r["seconds"]  # each member trains on every sample
+            mb = r["bytes"] / args.batch / p / 1e6
+            gf = r["flops"] / args.batch / p / 1e9
+            # cost_analysis() counts a loop body once: with passes in a loop
+            # (per_pass < P) bytes and FLOPs per member would be undercounted
+            cost = f"{mb:.1f} | {gf:.3f}" if per_pass == p else "n/a (loop) | n/a (loop)"
+            print(
+                f"| {p} | {per_pass} | {rate:.1f} | {rate * p:.1f} | {rate * p / solo_rate:.2f} | "
+                f"{r['fusions']} | {r['fusions'] / p:.1f} | {cost} |",
+                flush=True,
+            )
+            if per_pass == p:
+                per_sample = (mb * 1e6, gf * 1e9)
     if per_sample:
         bytes_s, flops_s = per_sample
         member_samples = args.protocol_windows * args.protocol_epochs * 21
         t_mem = member_samples * bytes_s / (args.hbm_tbps * 1e12)
         t_flop = member_samples * flops_s / (args.tflops * 1e12)
         print(
-            f"\nESTIMATE (not a measurement), from the largest P's per-sample cost: the protocol trains "
+            f"\nESTIMATE (not a measurement), from the largest P's per-sample cost (vmap of all members): the protocol trains "
             f"21 members x {args.protocol_epochs} epochs x {args.protocol_windows} windows = "
             f"{member_samples / 1e6:.1f} M member-samples; on one H100 that is >= {t_mem / 60:.1f} min if "
             f"memory-bound at {args.hbm_tbps} TB/s and >= {t_flop / 60:.1f} min at {args.tflops} TFLOP/s "

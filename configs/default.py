@@ -84,6 +84,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.population = ml_collections.ConfigDict()
     c.population.lead_sets = ""  # ';'-separated lead specs ('paper' = the 7 sets); '' = leads
     c.population.seeds = 1  # members per lead set, seeds seed, seed+1, ...
+    # members trained by one vectorised pass of the step; 0 = auto: all on GPU/TPU, 1 on CPU
+    c.population.members_per_pass = 0
     c.population.report_level = "patient"  # level of the protocol's table
     c.population.report_threshold = "0.5"  # threshold of the table: 0.5 or val_youden
     # Evaluation (launch.py --mode=eval) ---------------------------------------

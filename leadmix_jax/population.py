@@ -152,25 +152,53 @@ def member_windows(batch: dict, inputs: MemberInputs) -> jax.Array:
     return x
 
 
-def population_step(states: train.TrainState, batch: dict, *, step, inputs: MemberInputs):
+def members_per_pass(config: ml_collections.ConfigDict, num_members: int) -> int:
+    """How many members one vectorised pass of the step trains:
+    ``config.population.members_per_pass`` when > 0, else all of them on a
+    GPU/TPU (one wide program fills the device) and one on a CPU.
+
+    Why one on a CPU: one model's ops already keep the cores busy there, and
+    vmapped ops (a leading member axis on every activation) parallelise worse
+    over the cores. Measured on 2 cores, paper model, batch 16, P=4, one jitted
+    step: vmap 0.85x a solo model's member-samples/s, members one after
+    another in the same program (``lax.map``) 1.18x, 2 per pass 1.04x
+    (``bench/population_throughput.py``)."""
+    chosen = int(config.population.get("members_per_pass", 0))
+    if chosen > 0:
+        return min(chosen, num_members)
+    return 1 if jax.default_backend() == "cpu" else num_members
+
+
+def population_step(states: train.TrainState, batch: dict, *, step, inputs: MemberInputs, per_pass: int):
     """One optimiser step of every member (``states`` stacked ``(P, ...)``) on
     one raw global batch; ``step`` is the solo train step (graph, optimiser,
-    loss settings bound). Metrics are ``(P,)``."""
+    loss settings bound). ``per_pass`` members are vmapped together
+    (:func:`members_per_pass`); passes run one after another. Metrics are
+    ``(P,)``."""
     xs = member_windows(batch, inputs)
-    return jax.vmap(lambda s, x: step(s, {"ecg": x, "label": batch["label"]}))(states, xs)
+
+    def one(args):
+        s, x = args
+        return step(s, {"ecg": x, "label": batch["label"]})
+
+    if per_pass == 1:  # one after another, each exactly a solo step (also for P=1: no vmap axis)
+        return jax.lax.map(one, (states, xs))
+    if per_pass >= xs.shape[0]:
+        return jax.vmap(lambda s, x: one((s, x)))(states, xs)
+    return jax.lax.map(one, (states, xs), batch_size=per_pass)
 
 
 class PopulationFeed(dispatch.DeviceFeed):
     """:class:`~leadmix_jax.dispatch.DeviceFeed` of raw 12-lead batches into
     :func:`population_step` (the solo feed's order, dispatching and resume)."""
 
-    def __init__(self, exp, resident, inputs: MemberInputs, seed: int):
+    def __init__(self, exp, resident, inputs: MemberInputs, seed: int, per_pass: int):
         raw = device_input.BatchSpec(
             tuple(range(len(leads_lib.CANONICAL_LEADS))), (0.0,) * 12, (1.0,) * 12
         )  # x - 0 and x * 1 are exact: the raw windows
         super().__init__(exp, resident, raw, seed)
-        # the solo feed's train step, vmapped over the members
-        self._step = jax.tree_util.Partial(population_step, step=self._step, inputs=inputs)
+        # the solo feed's train step over the members, per_pass of them vmapped at a time
+        self._step = jax.tree_util.Partial(population_step, step=self._step, inputs=inputs, per_pass=per_pass)
 
     @staticmethod
     def step_of(states) -> jax.Array:
@@ -275,7 +303,7 @@ def train_population(
     )
     inputs = MemberInputs.make(members, stats12, input_pipeline.AugmentConfig(**config.augment))
     resident = device_input.load_resident(builder, config.train_split, solo.mesh)
-    feed = PopulationFeed(solo, resident, inputs, data_seed)
+    feed = PopulationFeed(solo, resident, inputs, data_seed, members_per_pass(config, len(members)))
     seeds = [m.seed for m in members]
 
     manager = checkpointing.make_manager(workdir, config.keep_checkpoints)

@@ -4,6 +4,7 @@ conv formulation, a member equals its solo run, kill + resume of a
 population is exact, and the protocol end to end on synthetic databases."""
 
 import csv
+import functools
 import json
 
 import jax
@@ -13,7 +14,7 @@ import pytest
 
 import builtdata
 from configs import protocol as protocol_config
-from leadmix_jax import checkpointing, inference, input_pipeline, layers, population, train
+from leadmix_jax import checkpointing, dispatch, inference, input_pipeline, layers, population, train
 from leadmix_jax import leads as leads_lib
 from leadmix_jax.errors import UserError
 from test_train import assert_params_close, assert_trees_equal, finish, kill_when, run_launch
@@ -79,6 +80,39 @@ def test_patch_conv_equals_library_conv_and_batches_over_members():
     assert "convolution" not in hlo and "dot_general" in hlo
     grouped = jax.jit(jax.vmap(lambda a, b: layers.strided_conv(a, b, 2, 3))).lower(x, k).as_text()
     assert "feature_group_count = 4" in grouped  # what the patch form avoids
+
+
+@pytest.mark.slow
+def test_members_one_after_another_equal_vmapped_members():
+    """The step's two formulations (the CPU default: members one after
+    another, ``lax.map``; the GPU/TPU default: all vmapped; and 2 per pass)
+    train every member alike: same losses and parameters within 1e-5."""
+    c = builtdata.make_config("", leads="II,III,aVF")
+    exp = train.make_experiment(c, 32)
+    leads = [("II", "III", "aVF"), ("I", "aVL", "V5"), ("V1", "V3", "V5")]
+    inputs = population.MemberInputs(
+        np.asarray([leads_lib.lead_indices(ls) for ls in leads], np.int32),
+        np.zeros((3, 3), np.float32),
+        np.ones((3, 3), np.float32),
+        input_pipeline.AugmentConfig(scale=0.1, noise=0.05, shift=20),
+    )
+    rng = np.random.default_rng(0)
+    batch = {
+        "ecg": rng.normal(size=(8, 2500, 12)).astype(np.float32),
+        "label": (np.arange(8) % 2).astype(np.float32),
+        "pos": np.arange(8, dtype=np.int32),
+        "augment_key": jax.random.PRNGKey(3),
+    }
+    step = dispatch._step_fn(exp)  # noqa: SLF001 - the solo feed's step
+    out = {}
+    for per_pass in (1, 2, 3):
+        fn = functools.partial(population.population_step, step=step, inputs=inputs, per_pass=per_pass)
+        states, metrics = jax.jit(fn)(population.init_states(exp, [0, 1, 2]), batch)
+        out[per_pass] = (jax.tree.map(np.asarray, states.params), np.asarray(metrics["loss"]))
+    assert out[1][1].shape == (3,) and len(set(out[1][1].tolist())) == 3  # three different models
+    for per_pass in (2, 3):
+        np.testing.assert_allclose(out[per_pass][1], out[1][1], rtol=1e-5)
+        assert_params_close(out[per_pass][0], out[1][0], atol=1e-5)
 
 
 # ----------------------------------------------------------------------------
