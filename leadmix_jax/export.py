@@ -37,7 +37,9 @@ bounds leaves ``<model>.failed.report.json`` / ``.md`` and raises
 successful export of that name stays as it was.
 
 The selection of what is exported is :class:`ExportSpec`; a lead subset of a
-lead-robust model is its ``leads`` field; a member of a population would be another.
+lead-robust model is its ``leads`` field. A member of a population
+(:mod:`leadmix_jax.population`) is an ordinary workdir,
+``<protocol workdir>/members/<set>_seed<s>``, exported like a solo run.
 """
 
 from __future__ import annotations
@@ -256,9 +258,14 @@ def export(config, workdir: str, spec: ExportSpec, out_dir: str | None = None) -
     )
     t0 = time.perf_counter()
     try:
-        export_formats.CONVERTERS[spec.format](
-            export_function(restored), len(leads), spec.quantize, calib, tmp
-        )
+        try:
+            export_formats.CONVERTERS[spec.format](
+                export_function(restored), len(leads), spec.quantize, calib, tmp
+            )
+        except Exception as e:  # noqa: BLE001 - a converter's own failure: one line, nothing written
+            raise ExportError(
+                f"the {spec.format} converter failed (quantize {spec.quantize}): {type(e).__name__}: {e}"
+            ) from e
         convert_s = time.perf_counter() - t0
         ref = jax_logits(restored, val_x)
         runtime, run = export_formats.runtime_of(spec.format, tmp)
@@ -283,10 +290,16 @@ def export(config, workdir: str, spec: ExportSpec, out_dir: str | None = None) -
                 problems.append(
                     f"AUROC drop {drop:.4f} > {QUANTIZED_MAX_AUROC_DROP} ({auroc_jax:.4f} -> {auroc_exp:.4f})"
                 )
-    except Exception:
+    except Exception as e:
         if os.path.exists(tmp):
             os.remove(tmp)
-        raise
+        if isinstance(e, ExportError):
+            raise
+        # the exported file would not load or run in its runtime: one line, nothing written
+        raise ExportError(
+            f"{spec.file_name} of step {restored.step} could not be verified in its runtime: "
+            f"{type(e).__name__}: {e}"
+        ) from e
 
     source = {
         "workdir": os.path.abspath(workdir),
