@@ -85,8 +85,9 @@ def test_patch_conv_equals_library_conv_and_batches_over_members():
 @pytest.mark.slow
 def test_members_one_after_another_equal_vmapped_members():
     """The step's two formulations (the CPU default: members one after
-    another, ``lax.map``; the GPU/TPU default: all vmapped; and 2 per pass)
-    train every member alike: same losses and parameters within 1e-5."""
+    another, ``lax.map``; the GPU/TPU default: all vmapped) train every member
+    alike: same losses and parameters within 1e-5. (Settings between the two
+    are ``lax.map``'s own ``batch_size``, vmap inside map.)"""
     c = builtdata.make_config("", leads="II,III,aVF")
     exp = train.make_experiment(c, 32)
     leads = [("II", "III", "aVF"), ("I", "aVL", "V5"), ("V1", "V3", "V5")]
@@ -105,12 +106,12 @@ def test_members_one_after_another_equal_vmapped_members():
     }
     step = dispatch._step_fn(exp)  # noqa: SLF001 - the solo feed's step
     out = {}
-    for per_pass in (1, 2, 3):
+    for per_pass in (1, 3):
         fn = functools.partial(population.population_step, step=step, inputs=inputs, per_pass=per_pass)
         states, metrics = jax.jit(fn)(population.init_states(exp, [0, 1, 2]), batch)
         out[per_pass] = (jax.tree.map(np.asarray, states.params), np.asarray(metrics["loss"]))
     assert out[1][1].shape == (3,) and len(set(out[1][1].tolist())) == 3  # three different models
-    for per_pass in (2, 3):
+    for per_pass in (3,):
         np.testing.assert_allclose(out[per_pass][1], out[1][1], rtol=1e-5)
         assert_params_close(out[per_pass][0], out[1][0], atol=1e-5)
 

@@ -114,10 +114,17 @@ def assert_trees_equal(a, b, rtol=0.0, atol=0.0):
             np.testing.assert_array_equal(x, y)
 
 
+@pytest.fixture(scope="module")
+def trained_run(data_dir, tmp_path_factory):
+    """``(workdir, result)`` of configs/test.py's schedule with validation."""
+    workdir = tmp_path_factory.mktemp("trained_run")
+    return workdir, train.train_and_evaluate(make_config(data_dir), str(workdir))
+
+
 @pytest.mark.slow
-def test_trains_and_writes_logs(data_dir, tmp_path):
+def test_trains_and_writes_logs(data_dir, trained_run):
     config = make_config(data_dir)
-    last = train.train_and_evaluate(config, str(tmp_path))
+    tmp_path, last = trained_run
     assert np.isfinite(last["loss"]) and 0 <= last["val_auroc"] <= 1
     for name in ("config.json", "norm_stats.json", "metrics.jsonl"):
         assert (tmp_path / name).exists(), name
@@ -130,12 +137,13 @@ def test_trains_and_writes_logs(data_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_same_seed_gives_identical_parameters(data_dir, tmp_path):
+def test_same_seed_gives_identical_parameters(data_dir, trained_run, tmp_path):
+    # a second run of the same seed, without validation: identical parameters
+    # (and validation changes nothing in training)
     config = make_config(data_dir, val_split="")
     train.train_and_evaluate(config, str(tmp_path / "a"))
-    train.train_and_evaluate(config, str(tmp_path / "b"))
     a = final_params(tmp_path / "a", config)[1]
-    assert_trees_equal(a, final_params(tmp_path / "b", config)[1])
+    assert_trees_equal(a, final_params(trained_run[0], config)[1])
     # ... and the seed matters: another seed starts elsewhere.
     other = train.make_experiment(make_config(data_dir, seed=1)).init_state().params
     assert any(not np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(other)))
