@@ -45,6 +45,7 @@ def check_result(result, workdir, n_windows):
     return probs
 
 
+@pytest.mark.slow
 def test_real_ptbxl_record(workdir):
     root = os.environ.get("LEADMIX_REAL_DATA")
     if not root:
@@ -58,6 +59,7 @@ def test_real_ptbxl_record(workdir):
     assert again["record_probability"] == pytest.approx(result["record_probability"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_wfdb_hdf5_npy_agree(workdir, signal, tmp_path, capsys):
     # PTB layout: lower-case names, header lists .xyz channels whose file is absent
     xyz = signal[:, :3]
@@ -99,6 +101,7 @@ def test_wfdb_hdf5_npy_agree(workdir, signal, tmp_path, capsys):
     )
 
 
+@pytest.mark.slow
 def test_missing_leads_are_named(workdir, signal, tmp_path):
     np.save(tmp_path / "two.npy", signal[:, [0, 1]])
     with pytest.raises(ValueError, match=r"lacks lead\(s\) III, aVF needed by the checkpoint"):
@@ -115,6 +118,7 @@ def test_missing_leads_are_named(workdir, signal, tmp_path):
         predict.predict_record(workdir, str(tmp_path / "limbless.hea"))
 
 
+@pytest.mark.slow
 def test_bad_inputs(workdir, signal, tmp_path):
     np.save(tmp_path / "x.npy", signal)
     with pytest.raises(ValueError, match="sampling rate and lead names"):
@@ -152,6 +156,7 @@ def test_command_line(workdir, signal, tmp_path):
     assert "validation Youden" in out.stdout and "Traceback" not in out.stderr
 
 
+@pytest.mark.slow
 def test_same_stem_outputs_stay_apart_and_validation_threshold_is_default(workdir, signal, tmp_path):
     from leadmix_jax import inference
 

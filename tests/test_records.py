@@ -442,6 +442,7 @@ def test_tfds_build_cli(tmp_path):
 # real records
 
 
+@pytest.mark.slow
 @needs_real
 def test_real_ptb_build(tmp_path):
     root = Path(REAL) / "ptbdb"
@@ -468,6 +469,7 @@ def test_real_ptb_build(tmp_path):
     assert report["windows"] == len(examples) == 3 + 3 * 11  # 38.4 s + 3 x 115.2 s
 
 
+@pytest.mark.slow
 @needs_real
 def test_real_ptbxl_build(tmp_path):
     root = Path(REAL) / "ptbxl"

@@ -34,6 +34,7 @@ def workdirs(tmp_path_factory):
     return [first, str(second)], result
 
 
+@pytest.mark.slow
 def test_table_markdown_and_csv(workdirs, tmp_path):
     (first, second), result = workdirs
     out = report.make_report([first, second], str(tmp_path / "rep"))
@@ -54,6 +55,7 @@ def test_table_markdown_and_csv(workdirs, tmp_path):
     assert float(rows[0]["built_mi:all accuracy ci_low"]) == pytest.approx(expected["ci"]["accuracy"][0])
 
 
+@pytest.mark.slow
 def test_window_level_validation_threshold(workdirs, tmp_path):
     (first, second), result = workdirs
     out = report.make_report(

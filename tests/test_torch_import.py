@@ -163,6 +163,7 @@ def test_npz_and_bad_suffix(tmp_path):
         torch_import.load_state_dict(tmp_path / "w.ckpt")
 
 
+@pytest.mark.slow
 @needs_fixtures
 @pytest.mark.parametrize("fixture", FIXTURES)
 @pytest.mark.parametrize("export", [False, True])
