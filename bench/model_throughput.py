@@ -16,11 +16,15 @@ and the number of fusions in the optimised HLO.
     PYTHONPATH=. python bench/model_throughput.py --leads=3 --batch=32 --steps=3 --rounds=3
     PYTHONPATH=. python bench/model_throughput.py --no-torch --dtypes=float32,bfloat16
     PYTHONPATH=. python bench/model_throughput.py --hlo-only     # proxies only, no timing
-    PYTHONPATH=. python bench/model_throughput.py --strided=patches,library --no-torch
+    PYTHONPATH=. python bench/model_throughput.py --forms=patches,library,grouped --no-torch
+    PYTHONPATH=. python bench/model_throughput.py --torch-device=cuda --batch=256,1024 \
+        --dtypes=float32,bfloat16 --torch=eager,compile,compile-bf16 --steps=20   # on a GPU
 
-``--strided=library`` adds a JAX system whose stem and downsampling convs are
-``lax.conv_general_dilated`` (the export formulation) instead of the default
-patch matmuls, compiled in the same run: the measurement behind the choice.
+``--forms`` adds JAX systems with one op in its export formulation, compiled
+in the same run (the measurement behind the per-backend choice in
+``leadmix_jax/layers.py``): ``library`` makes the stem and downsampling convs
+``lax.conv_general_dilated`` instead of patch matmuls; ``grouped`` makes the
+dilated depthwise convs ``feature_group_count`` convs instead of shifted sums.
 """
 
 from __future__ import annotations
@@ -44,25 +48,38 @@ from leadmix_jax.model import LeadMixMST
 LENGTH = 2500
 
 
+FORMULATIONS = {
+    # name -> (layers attribute the model calls, the function put in its place)
+    "patches": None,  # default strided conv (im2col matmul)
+    "library": ("strided_conv_patches", "strided_conv"),  # lax.conv_general_dilated, stride 2
+    "shifted": None,  # default depthwise conv (shifted sum, hand VJP)
+    "grouped": ("depthwise_conv", "depthwise_conv_grouped"),  # feature_group_count=C conv
+}
+
+
 @contextlib.contextmanager
-def strided_formulation(name: str):
-    """While tracing: the model's strided convs as ``name`` ('patches', the
-    default, or 'library')."""
-    if name not in ("patches", "library"):
-        raise ValueError(f"--strided={name!r}: use patches or library")
-    saved = layers.strided_conv_patches
-    if name == "library":
-        layers.strided_conv_patches = layers.strided_conv
+def formulation(name: str):
+    """While tracing: one of the model's ops in formulation ``name`` (see
+    ``FORMULATIONS``; 'patches' and 'shifted' are the defaults)."""
+    if name not in FORMULATIONS:
+        raise ValueError(f"unknown formulation {name!r}: use one of {sorted(FORMULATIONS)}")
+    swap = FORMULATIONS[name]
+    if swap is None:
+        yield
+        return
+    attr, replacement = swap
+    saved = getattr(layers, attr)
+    setattr(layers, attr, getattr(layers, replacement))
     try:
         yield
     finally:
-        layers.strided_conv_patches = saved
+        setattr(layers, attr, saved)
 
 
-def make_jax_steps(num_leads: int, batch: int, dtype, lr: float = 1e-3, wd: float = 1e-3, strided="patches"):
+def make_jax_steps(num_leads: int, batch: int, dtype, lr: float = 1e-3, wd: float = 1e-3, form="patches"):
     """Compiled JAX ``train(params, opt_state, x, y, key)`` and ``infer(params, x)``
     plus their inputs, for a random batch ``x (batch, 2500, num_leads)``."""
-    with strided_formulation(strided):
+    with formulation(form):
         return _make_jax_steps(num_leads, batch, dtype, lr, wd)
 
 
@@ -107,8 +124,8 @@ def hlo_stats(compiled, batch: int) -> dict:
     }
 
 
-def jax_timers(num_leads, batch, dtype, strided="patches"):
-    params, opt_state, x, y, key, train_c, infer_c = make_jax_steps(num_leads, batch, dtype, strided=strided)
+def jax_timers(num_leads, batch, dtype, form="patches"):
+    params, opt_state, x, y, key, train_c, infer_c = make_jax_steps(num_leads, batch, dtype, form=form)
     state = [params, opt_state]
 
     def train_once():
@@ -136,12 +153,20 @@ def load() -> str:
         return "load average n/a"
 
 
-def run_cell(leads, batch, dtypes, use_torch, steps, rounds, strided=("patches",)):
+TORCH_SYSTEMS = {  # --torch name -> (label, compiled, bf16 autocast)
+    "eager": ("torch eager", False, False),
+    "compile": ("torch.compile", True, False),
+    "eager-bf16": ("torch eager bf16", False, True),
+    "compile-bf16": ("torch.compile bf16", True, True),
+}
+
+
+def run_cell(leads, batch, dtypes, torch_systems, steps, rounds, forms=("patches",), torch_device="cpu"):
     """Builds every system for one cell, warms each up, then times them interleaved."""
     systems = {}  # name -> (train_fn, infer_fn)
-    for dt, form in ((dt, form) for dt in dtypes for form in strided):
+    for dt, form in ((dt, form) for dt in dtypes for form in forms):
         tr, inf, st_train, st_infer = jax_timers(leads, batch, jnp.dtype(dt), form)
-        name = f"jax {dt}" + ("" if form == "patches" else f" {form}-strided")
+        name = f"jax {dt}" + ("" if FORMULATIONS[form] is None else f" {form}")
         systems[name] = (tr, inf)
         print(
             f"| {leads} | {batch} | {name} | train step: {st_train['gflop']:.3f} GFLOP, "
@@ -150,12 +175,13 @@ def run_cell(leads, batch, dtypes, use_torch, steps, rounds, strided=("patches",
             f"{st_infer['fusions']} fusions |",
             flush=True,
         )
-    if use_torch:
+    if torch_systems:
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import torch_baseline
 
-        systems["torch eager"] = torch_baseline.make_steps(leads, batch, compiled=False)
-        systems["torch.compile"] = torch_baseline.make_steps(leads, batch, compiled=True)
+        for key in torch_systems:
+            label, compiled, bf16 = TORCH_SYSTEMS[key]
+            systems[label] = torch_baseline.make_steps(leads, batch, compiled, device=torch_device, bf16=bf16)
     for train_fn, infer_fn in systems.values():  # compile + warm-up
         for fn in (train_fn, infer_fn):
             fn()
@@ -184,8 +210,17 @@ def main():
     ap.add_argument("--steps", type=int, default=3, help="timed steps per system per round")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median reported)")
     ap.add_argument("--no-torch", action="store_true", help="JAX only")
+    ap.add_argument(
+        "--torch", default="eager,compile", help=f"PyTorch systems to time: {','.join(TORCH_SYSTEMS)}"
+    )
+    ap.add_argument("--torch-device", default="cpu", help="PyTorch device: cpu or cuda")
     ap.add_argument("--hlo-only", action="store_true", help="print the compiled-HLO proxies, no timing")
-    ap.add_argument("--strided", default="patches", help="strided-conv formulations: patches,library")
+    ap.add_argument(
+        "--forms",
+        default="patches",
+        help="JAX formulations to time: patches (the default model), library (strided convs as "
+        "conv_general_dilated), grouped (depthwise convs as feature_group_count convs)",
+    )
     args = ap.parse_args()
     leads_list = [int(v) for v in args.leads.split(",")]
     batches = [int(v) for v in args.batch.split(",")]
@@ -217,8 +252,16 @@ def main():
     results = []
     for leads in leads_list:
         for batch in batches:
+            torch_systems = [] if args.no_torch else [t for t in args.torch.split(",") if t]
             rates = run_cell(
-                leads, batch, dtypes, not args.no_torch, args.steps, args.rounds, args.strided.split(",")
+                leads,
+                batch,
+                dtypes,
+                torch_systems,
+                args.steps,
+                args.rounds,
+                args.forms.split(","),
+                args.torch_device,
             )
             results.append((leads, batch, rates))
     print(f"\ntimed interleaved ({args.rounds} rounds x {args.steps} steps, median), {load()}")
@@ -230,18 +273,18 @@ def main():
     for leads, batch, rates in results:
         for dt in dtypes:
             jt, ji = rates[f"jax {dt}"]
-            for base in ("torch eager", "torch.compile"):
+            for base in (label for label, *_ in TORCH_SYSTEMS.values()):
                 if base in rates:
                     bt, bi = rates[base]
                     print(
                         f"leads {leads} batch {batch}: jax {dt} / {base}: train {jt / bt:.2f}x, "
                         f"infer {ji / bi:.2f}x"
                     )
-        for dt in dtypes:
-            if f"jax {dt} library-strided" in rates:
-                (pt, pi), (lt, li) = rates[f"jax {dt}"], rates[f"jax {dt} library-strided"]
+        for dt, form in ((dt, f) for dt in dtypes for f in FORMULATIONS if FORMULATIONS[f]):
+            if f"jax {dt} {form}" in rates:
+                (pt, pi), (lt, li) = rates[f"jax {dt}"], rates[f"jax {dt} {form}"]
                 print(
-                    f"leads {leads} batch {batch}: jax {dt} patches / library strided convs: "
+                    f"leads {leads} batch {batch}: jax {dt} default / {form}: "
                     f"train {pt / lt:.2f}x, infer {pi / li:.2f}x"
                 )
         if "jax bfloat16" in rates and "jax float32" in rates:

@@ -13,6 +13,8 @@ proves this baseline is the official architecture.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import time
 
 import numpy as np
@@ -113,26 +115,38 @@ def check(path: str) -> float:
     return err
 
 
-def make_steps(leads: int, batch: int, compiled: bool):
+def make_steps(leads: int, batch: int, compiled: bool, device: str = "cpu", bf16: bool = False):
     """``(train_step, infer)`` closures on a fixed random batch ``(batch, leads, 2500)``:
-    a training step (forward, backward, AdamW) and inference (sigmoid, no grad)."""
+    a training step (forward, backward, AdamW) and inference (sigmoid, no grad).
+
+    On ``device='cuda'`` each closure ends with ``torch.cuda.synchronize()`` so
+    that a host clock around it times the work (as JAX's ``block_until_ready``);
+    ``bf16`` runs forward and backward under bf16 autocast (weights and AdamW in f32).
+    """
     torch.manual_seed(0)
-    model = LeadMixMSTTorch(leads)
+    model = LeadMixMSTTorch(leads).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-3)
-    x, y = torch.randn(batch, leads, 2500), (torch.rand(batch, 1) > 0.5).float()
+    x = torch.randn(batch, leads, 2500, device=device)
+    y = (torch.rand(batch, 1, device=device) > 0.5).float()
     fwd = torch.compile(model) if compiled else model
+    autocast = functools.partial(torch.autocast, device_type=torch.device(device).type, dtype=torch.bfloat16)
+    context = autocast if bf16 else contextlib.nullcontext
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
 
     def train_step():
         model.train()
         opt.zero_grad(set_to_none=True)
-        loss = F.binary_cross_entropy_with_logits(fwd(x), y)
+        with context():
+            loss = F.binary_cross_entropy_with_logits(fwd(x).float(), y)
         loss.backward()
         opt.step()
+        sync()
 
     def infer():
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), context():
             torch.sigmoid(fwd(x))
+        sync()
 
     return train_step, infer
 

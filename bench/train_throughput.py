@@ -73,8 +73,7 @@ def bench(builder, split, config, mode, k, dispatches, stats):
         "ecg": jax.device_put(rng.standard_normal(shape, np.float32), const._sharding),  # noqa: SLF001
         "label": jax.device_put((rng.uniform(size=shape[:2]) < 0.5).astype(np.float32), const._sharding),
     }  # noqa: SLF001
-    fn = const._fn(k)  # noqa: SLF001
-    state, dev_s = _run(lambda s, _k: fn(s, batches), state, k, dispatches)
+    state, dev_s = _run(lambda s, _k: const.run_on_device(s, batches, k), state, k, dispatches)
     n = input_pipeline.split_size(builder, split)
     return {
         "e2e": config.batch_size * steps / e2e_s,

@@ -202,6 +202,11 @@ class GrainFeed:
         """``k`` steps; returns the new state and metrics of shape ``(k,)``."""
         host = self.host_batches(k)
         batches = {key: jax.make_array_from_process_local_data(self._sharding, v) for key, v in host.items()}
+        return self.run_on_device(state, batches, k)
+
+    def run_on_device(self, state, batches: dict, k: int):
+        """``k`` steps on stacked global batches already on the devices
+        (``ecg`` (k, B, T, N), ``label`` (k, B), sharded over ``data``)."""
         return self._fn(k)(state, batches, self._trips[k])
 
     def bytes_per_step(self) -> int:
