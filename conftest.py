@@ -38,6 +38,12 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
 
 from absl import flags  # noqa: E402
 
+from leadmix_jax import host_memory  # noqa: E402
+
+# As launch.py does: the test process reuses XLA:CPU's per-call buffers (its
+# subprocesses run launch.py, which does the same).
+host_memory.keep_freed_memory()
+
 # grain's worker processes read absl flags; pytest never parses them.
 flags.FLAGS.mark_as_parsed()
 

@@ -30,6 +30,12 @@ import os
 # would otherwise be printed, once per process that imports it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+# Before JAX starts its CPU client's threads: XLA:CPU's per-call buffers are
+# then reused instead of faulted in again at every dispatch (see the module).
+from leadmix_jax import host_memory  # noqa: E402
+
+host_memory.keep_freed_memory()
+
 import importlib.metadata  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402

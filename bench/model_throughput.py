@@ -42,8 +42,10 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from leadmix_jax import layers
+from leadmix_jax import host_memory, layers
 from leadmix_jax.model import LeadMixMST
+
+host_memory.keep_freed_memory()  # before JAX starts its CPU client (first use, in main)
 
 LENGTH = 2500
 

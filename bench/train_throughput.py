@@ -39,6 +39,10 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from leadmix_jax import host_memory  # noqa: E402
+
+host_memory.keep_freed_memory()  # before JAX starts its CPU client
+
 from configs import default  # noqa: E402
 from leadmix_jax import dispatch, input_pipeline, preprocessing, train  # noqa: E402
 
