@@ -2,6 +2,9 @@
 K training steps per dispatch.
 
 For every global batch size, input mode and K (steps per dispatch) it prints:
+End-to-end and device-only are timed in alternating rounds (``--rounds``,
+median reported) after both have compiled.
+
   * end-to-end samples/s: the training loop's dispatches (``feed.run``),
     input included (grain: pipeline + one host->device copy of K batches per
     dispatch; device: shuffle/gather/z-score inside the compiled call);
@@ -29,6 +32,7 @@ import argparse
 import math
 import os
 import pathlib
+import statistics
 import sys
 import tempfile
 import time
@@ -47,10 +51,8 @@ from configs import default  # noqa: E402
 from leadmix_jax import dispatch, input_pipeline, preprocessing, train  # noqa: E402
 
 
-def _run(feed_run, state, k, dispatches):
-    """Warm-up dispatch (compiles), then ``dispatches`` timed; returns (state, seconds)."""
-    state, m = feed_run(state, k)
-    jax.block_until_ready(m)
+def _timed(feed_run, state, k, dispatches):
+    """``dispatches`` dispatches of ``k`` steps; returns (state, seconds)."""
     t0 = time.perf_counter()
     for _ in range(dispatches):
         state, m = feed_run(state, k)
@@ -58,17 +60,17 @@ def _run(feed_run, state, k, dispatches):
     return state, time.perf_counter() - t0
 
 
-def bench(builder, split, config, mode, k, dispatches, stats):
+def bench(builder, split, config, mode, k, dispatches, stats, rounds=3):
+    """End-to-end and device-only samples/s of one (mode, K): each warmed up
+    (compiled) first, then timed in ``rounds`` alternating rounds of
+    ``dispatches`` dispatches; the medians are reported, so that drift in the
+    machine's speed hits both alike."""
     exp = train.make_experiment(config, input_pipeline.split_size(builder, split))
     pcfg = input_pipeline.PipelineConfig(
         leads=exp.leads, global_batch=config.batch_size, seed=0, workers=config.workers
     )
     feed = dispatch.make_feed(exp, config, builder, stats, pcfg, mode=mode, reason="benchmark")
-    steps = k * dispatches
-    state = exp.init_state()
-    state, e2e_s = _run(feed.run, state, k, dispatches)
-    wait = feed.wait_s
-    # Device-only: the scan of k steps over constant batches already on the devices.
+    # Device-only: the loop of k steps over constant batches already on the devices.
     # (grain mode: the very function its end-to-end run used.)
     const = feed if isinstance(feed, dispatch.GrainFeed) else dispatch.GrainFeed(exp, None)
     shape = (k, config.batch_size, preprocessing.WINDOW_SAMPLES, len(exp.leads))
@@ -77,14 +79,23 @@ def bench(builder, split, config, mode, k, dispatches, stats):
         "ecg": jax.device_put(rng.standard_normal(shape, np.float32), const._sharding),  # noqa: SLF001
         "label": jax.device_put((rng.uniform(size=shape[:2]) < 0.5).astype(np.float32), const._sharding),
     }  # noqa: SLF001
-    state, dev_s = _run(lambda s, _k: const.run_on_device(s, batches, k), state, k, dispatches)
+    runs = {"e2e": feed.run, "device": lambda s, _k: const.run_on_device(s, batches, k)}
+    state = exp.init_state()
+    for fn in runs.values():  # warm-up: compiles
+        state, _ = _timed(fn, state, k, 1)
+    seconds = {name: [] for name in runs}
+    feed.wait_s = 0.0
+    for _ in range(rounds):
+        for name, fn in runs.items():
+            state, t = _timed(fn, state, k, dispatches)
+            seconds[name].append(t)
     n = input_pipeline.split_size(builder, split)
+    rate = {name: config.batch_size * k * dispatches / statistics.median(t) for name, t in seconds.items()}
     return {
-        "e2e": config.batch_size * steps / e2e_s,
-        "device": config.batch_size * steps / dev_s,
+        **rate,
         "dispatches_per_epoch": math.ceil(max(1, n // config.batch_size) / k),
         "h2d_bytes": feed.bytes_per_step(),
-        "wait": wait / e2e_s,
+        "wait": feed.wait_s / sum(seconds["e2e"]),
     }
 
 
@@ -107,6 +118,7 @@ def main():
         help="timed steps per measurement at least (rounded up to whole dispatches)",
     )
     ap.add_argument("--dispatches", type=int, default=None, help="timed dispatches (overrides --min_steps)")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating timed rounds per mode (median)")
     args = ap.parse_args()
     from absl import flags
 
@@ -143,7 +155,7 @@ def main():
                     leads = train.make_experiment(config).leads
                     stats = input_pipeline.compute_norm_stats(builder, args.split, leads, 512)
                 dispatches = args.dispatches or math.ceil(args.min_steps / k)
-                r = bench(builder, args.split, config, mode, k, dispatches, stats)
+                r = bench(builder, args.split, config, mode, k, dispatches, stats, args.rounds)
                 wait = f"{100 * r['wait']:.0f} %" if mode == "grain" else "-"
                 print(
                     f"| {batch} | {mode} | {k} | {r['e2e']:,.1f} | {r['device']:,.1f} | "
