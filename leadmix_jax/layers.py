@@ -14,7 +14,10 @@ Formulations per backend (a deliberate choice, measured with
   form, ``lax.conv_general_dilated(feature_group_count=C)``, is ~75x slower on
   XLA:CPU, and public reports say XLA:GPU pads dilated depthwise convs out
   (jax-ml/jax#26266, openxla/xla PR 32231) and runs their backward as slowly
-  as a dense conv (jax-ml/jax#13800). The grouped form is kept only for
+  as a dense conv (jax-ml/jax#13800). Measured on an H200 (12 leads, batch
+  256, f32, ``bench/model_throughput.py --forms=grouped``): the grouped form
+  trained 13.2x slower (3,368 vs 44,518 samples/s) and inferred 1.6x slower
+  (``bench/results/h200-2026-11-26.md``). The grouped form is kept only for
   export (:func:`depthwise_conv_grouped`): TFLite maps it to its
   ``DEPTHWISE_CONV_2D`` kernel.
 * **Strided dense conv** (stem and downsampling): one matmul over im2col
@@ -24,7 +27,10 @@ Formulations per backend (a deliberate choice, measured with
   the library conv trained at 18 samples/s and the patch form at 72-113
   (batch 16, K = 1 and 4); in a plain jitted step the library conv was
   1.08x faster (87 vs 80 samples/s, batch 32, ``bench/model_throughput.py
-  --strided=patches,library``). Under ``jax.vmap`` over a population's
+  --forms=patches,library``). On an H200, plain jitted step, 12 leads,
+  batch 256: the same speed in training (45,719 vs 44,518 samples/s) and the
+  library conv 1.22x faster in inference; the patch form stays the default
+  there too (the form measured inside the training loop). Under ``jax.vmap`` over a population's
   stacked kernels (:mod:`leadmix_jax.population`) the matmul becomes a
   batched matmul, where the library conv would become a grouped conv. The
   library form (:func:`strided_conv`) is kept for export: TFLite maps it to
