@@ -52,9 +52,8 @@ LENGTH = 2500
 
 FORMULATIONS = {
     # name -> (layers attribute the model calls, the function put in its place)
-    "patches": None,  # default strided conv (im2col matmul)
+    "patches": None,  # the default model: im2col-matmul strided convs, shifted-sum depthwise convs
     "library": ("strided_conv_patches", "strided_conv"),  # lax.conv_general_dilated, stride 2
-    "shifted": None,  # default depthwise conv (shifted sum, hand VJP)
     "grouped": ("depthwise_conv", "depthwise_conv_grouped"),  # feature_group_count=C conv
 }
 
@@ -62,7 +61,8 @@ FORMULATIONS = {
 @contextlib.contextmanager
 def formulation(name: str):
     """While tracing: one of the model's ops in formulation ``name`` (see
-    ``FORMULATIONS``; 'patches' and 'shifted' are the defaults)."""
+    ``FORMULATIONS``; 'patches' is the default model: patch-matmul strided
+    convs and shifted-sum depthwise convs)."""
     if name not in FORMULATIONS:
         raise ValueError(f"unknown formulation {name!r}: use one of {sorted(FORMULATIONS)}")
     swap = FORMULATIONS[name]

@@ -44,11 +44,11 @@ import jax.numpy as jnp
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 
 from leadmix_jax import host_memory  # noqa: E402
 
 host_memory.keep_freed_memory()  # before JAX starts its CPU client
-sys.path.insert(0, str(ROOT / "tests"))
 
 from configs import default  # noqa: E402
 from leadmix_jax import device_input, dispatch, input_pipeline, population, preprocessing, train  # noqa: E402

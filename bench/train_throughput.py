@@ -2,9 +2,6 @@
 K training steps per dispatch.
 
 For every global batch size, input mode and K (steps per dispatch) it prints:
-End-to-end and device-only are timed in alternating rounds (``--rounds``,
-median reported) after both have compiled.
-
   * end-to-end samples/s: the training loop's dispatches (``feed.run``),
     input included (grain: pipeline + one host->device copy of K batches per
     dispatch; device: shuffle/gather/z-score inside the compiled call);
@@ -14,6 +11,9 @@ median reported) after both have compiled.
   * dispatches per epoch (of the benchmarked split) and host->device bytes
     per training step;
   * for grain, the fraction of wall time spent waiting for the pipeline.
+
+End-to-end and device-only are timed in alternating rounds (``--rounds``,
+median reported) after both have compiled.
 
     python bench/train_throughput.py --batch=32,256 --modes=grain,device --k=1,8,32
     python bench/train_throughput.py --batch=32 --modes=device --k=8 --dispatches=3   # quick

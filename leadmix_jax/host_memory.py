@@ -36,11 +36,16 @@ TRIM_THRESHOLD_BYTES = 1 << 30
 OPT_OUT = "LEADMIX_GLIBC_MALLOC_DEFAULTS"
 
 
+def on_glibc() -> bool:
+    """Whether this process runs on Linux with glibc (where ``mallopt`` exists)."""
+    return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+
+
 def keep_freed_memory() -> bool:
     """Sets glibc's allocator to keep freed memory mapped; returns whether it did
     (False off glibc, when ``LEADMIX_GLIBC_MALLOC_DEFAULTS`` is set, or when
     ``mallopt`` refuses a setting)."""
-    if os.environ.get(OPT_OUT) or platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    if os.environ.get(OPT_OUT) or not on_glibc():
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")

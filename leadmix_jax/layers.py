@@ -30,9 +30,10 @@ Formulations per backend (a deliberate choice, measured with
   --forms=patches,library``). On an H200, plain jitted step, 12 leads,
   batch 256: the same speed in training (45,719 vs 44,518 samples/s) and the
   library conv 1.22x faster in inference; the patch form stays the default
-  there too (the form measured inside the training loop). Under ``jax.vmap`` over a population's
-  stacked kernels (:mod:`leadmix_jax.population`) the matmul becomes a
-  batched matmul, where the library conv would become a grouped conv. The
+  there too (the form measured inside the training loop). Under
+  ``jax.vmap`` over a population's stacked kernels
+  (:mod:`leadmix_jax.population`) the matmul becomes a batched matmul, where
+  the library conv would become a grouped conv. The
   library form (:func:`strided_conv`) is kept for export: TFLite maps it to
   ``CONV_2D``.
 * **GroupNorm + SiLU** (:func:`group_norm_silu`): one pass for the

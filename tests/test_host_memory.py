@@ -1,7 +1,6 @@
 """leadmix_jax.host_memory: a freed large buffer is reused, not faulted in again."""
 
 import os
-import platform
 import subprocess
 import sys
 
@@ -31,9 +30,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 PAGES = 2 * (64 << 20) // 4096  # pages written by the 2 measured allocations
 
-glibc = pytest.mark.skipif(
-    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only"
-)
+glibc = pytest.mark.skipif(not host_memory.on_glibc(), reason="glibc only")
 
 
 def _child(opt_out: bool) -> tuple[str, int]:
