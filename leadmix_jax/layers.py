@@ -246,17 +246,28 @@ def _gn_silu_bwd(groups, eps, res, g):
     x, scale, bias, mean, rstd = res
     b, length, c = x.shape
     cg = c // groups
-    xhat = ((x.astype(jnp.float32).reshape(b, length, groups, cg) - mean) * rstd).reshape(b, length, c)
-    z = xhat * scale + bias
+    n = length * cg
+    xf = x.astype(jnp.float32)
+    mean_c = jnp.repeat(mean.reshape(b, 1, groups), cg, axis=-1)  # (B, 1, C)
+    rstd_c = jnp.repeat(rstd.reshape(b, 1, groups), cg, axis=-1)
+    # x * rstd - mean * rstd, not the forward's (x - mean) * rstd: an identical
+    # expression would be merged with the forward's by CSE, and XLA would then
+    # write the normalised activations in the forward pass and keep them.
+    z = (xf * rstd_c - mean_c * rstd_c) * scale + bias
     s = jax.nn.sigmoid(z)
-    dz = g.astype(jnp.float32) * s * (1.0 + z * (1.0 - s))  # silu'(z)
-    dscale = (dz * xhat).sum(axis=(0, 1))
-    dbias = dz.sum(axis=(0, 1))
-    dxhat = (dz * scale).reshape(b, length, groups, cg)
-    xh = xhat.reshape(b, length, groups, cg)
-    m1 = dxhat.mean(axis=(1, 3), keepdims=True)
-    m2 = (dxhat * xh).mean(axis=(1, 3), keepdims=True)
-    dx = (rstd * (dxhat - m1 - xh * m2)).reshape(b, length, c)
+    dz = g.astype(jnp.float32) * s * (1.0 + z * (1.0 - s))  # silu'(z); (B, L, C), written once
+    # Every statistic comes from two time reductions of (B, L, C) arrays that
+    # exist anyway (dz and the saved x), not from the normalised activations:
+    # sum_t dz * xhat = rstd * (sum_t dz * x - mean * sum_t dz).
+    s_dz = dz.sum(axis=1)  # (B, C)
+    s_dzxhat = rstd_c[:, 0] * ((dz * xf).sum(axis=1) - mean_c[:, 0] * s_dz)
+    dbias, dscale = s_dz.sum(axis=0), s_dzxhat.sum(axis=0)
+    m1 = (s_dz * scale).reshape(b, groups, cg).sum(axis=-1) / n  # mean of dxhat per (sample, group)
+    m2 = (s_dzxhat * scale).reshape(b, groups, cg).sum(axis=-1) / n  # mean of dxhat * xhat
+    m1_c = jnp.repeat(m1, cg, axis=-1)[:, None]
+    m2_c = jnp.repeat(m2, cg, axis=-1)[:, None]
+    # dx = rstd * (dxhat - m1 - xhat * m2), with xhat = (x - mean) * rstd.
+    dx = rstd_c * (dz * scale - m1_c - (xf - mean_c) * (rstd_c * m2_c))
     return dx.astype(x.dtype), dscale.astype(scale.dtype), dbias.astype(bias.dtype)
 
 
