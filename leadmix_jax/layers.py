@@ -47,7 +47,7 @@ Formulations per backend (a deliberate choice, measured with
   Measured (``bench/hlo_bytes.py``, paper model, 3 leads, batch 32):
   GroupNorm+SiLU went from 28.5 to 17.7 MB of the step's 72.4 -> 61.4 MB
   per sample; the step trained 1.08x faster (median of 10 interleaved
-  rounds, 8 of 10 rounds faster).
+  rounds, 9 of 10 rounds faster).
 """
 
 from __future__ import annotations
