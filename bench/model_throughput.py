@@ -37,13 +37,16 @@ import statistics
 import sys
 import time
 
-import jax
-import jax.numpy as jnp
-import optax
-from flax import nnx
+# This checkout's leadmix_jax, not whichever one is installed (as the sibling benchmarks do).
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from leadmix_jax import host_memory, layers
-from leadmix_jax.model import LeadMixMST
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import optax  # noqa: E402
+from flax import nnx  # noqa: E402
+
+from leadmix_jax import host_memory, layers  # noqa: E402
+from leadmix_jax.model import LeadMixMST  # noqa: E402
 
 host_memory.keep_freed_memory()  # before JAX starts its CPU client (first use, in main)
 
