@@ -266,7 +266,8 @@ def _gn_silu_bwd(groups, eps, res, g):
     dz = g.astype(jnp.float32) * s * (1.0 + z * (1.0 - s))  # silu'(z); (B, L, C), written once
     # Every statistic comes from two time reductions of (B, L, C) arrays that
     # exist anyway (dz and the saved x), not from the normalised activations:
-    # sum_t dz * xhat = rstd * (sum_t dz * x - mean * sum_t dz).
+    # sum_t dz * xhat = rstd * (sum_t dz * x - mean * sum_t dz); it cancels only
+    # when |mean| >> std, the same regime as the forward's one-pass statistics.
     s_dz = dz.sum(axis=1)  # (B, C)
     s_dzxhat = rstd_c[:, 0] * ((dz * xf).sum(axis=1) - mean_c[:, 0] * s_dz)
     dbias, dscale = s_dz.sum(axis=0), s_dzxhat.sum(axis=0)
