@@ -256,8 +256,11 @@ def _gn_silu_bwd(groups, eps, res, g):
     cg = c // groups
     n = length * cg
     xf = x.astype(jnp.float32)
-    mean_c = jnp.repeat(mean.reshape(b, 1, groups), cg, axis=-1)  # (B, 1, C)
-    rstd_c = jnp.repeat(rstd.reshape(b, 1, groups), cg, axis=-1)
+
+    def per_channel(v):  # (B, G) per-group values -> (B, 1, C)
+        return jnp.repeat(v.reshape(b, 1, groups), cg, axis=-1)
+
+    mean_c, rstd_c = per_channel(mean), per_channel(rstd)
     # x * rstd - mean * rstd, not the forward's (x - mean) * rstd: an identical
     # expression would be merged with the forward's by CSE, and XLA would then
     # write the normalised activations in the forward pass and keep them.
@@ -273,10 +276,8 @@ def _gn_silu_bwd(groups, eps, res, g):
     dbias, dscale = s_dz.sum(axis=0), s_dzxhat.sum(axis=0)
     m1 = (s_dz * scale).reshape(b, groups, cg).sum(axis=-1) / n  # mean of dxhat per (sample, group)
     m2 = (s_dzxhat * scale).reshape(b, groups, cg).sum(axis=-1) / n  # mean of dxhat * xhat
-    m1_c = jnp.repeat(m1, cg, axis=-1)[:, None]
-    m2_c = jnp.repeat(m2, cg, axis=-1)[:, None]
     # dx = rstd * (dxhat - m1 - xhat * m2), with xhat = (x - mean) * rstd.
-    dx = rstd_c * (dz * scale - m1_c - (xf - mean_c) * (rstd_c * m2_c))
+    dx = rstd_c * (dz * scale - per_channel(m1) - (xf - mean_c) * (rstd_c * per_channel(m2)))
     return dx.astype(x.dtype), dscale.astype(scale.dtype), dbias.astype(bias.dtype)
 
 
