@@ -59,6 +59,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from leadmix_jax import threefry
+
 Array = jax.Array
 
 
@@ -319,19 +321,18 @@ def dropout(x: Array, rate: float, rng: Array | None) -> Array:
 
     The mask compares 16 random bits per element with ``rate * 2**16``
     (keep probability ``1 - rate`` to within ``2**-17``): one 32-bit draw
-    feeds two elements, halving the threefry work, the largest elementwise
-    cost of dropout on XLA:CPU. Draws are counter-based, so the mask does not
-    depend on how the batch is sharded.
+    feeds two elements. The bits are ``jax.random``'s threefry bits, computed
+    as straight-line elementwise code (:mod:`leadmix_jax.threefry`) that XLA
+    fuses into the select: on XLA:CPU ``jax.random`` runs threefry as a
+    ``while`` loop and writes the bits. Draws are counter-based, so the mask
+    does not depend on how the batch is sharded.
     """
     if rng is None or rate == 0.0:
         return x
-    threshold = min(int(round(rate * 65536)), 65536)
     if x.shape[-1] % 2:
-        keep = jax.random.bernoulli(rng, 1.0 - rate, x.shape)
+        keep = threefry.bernoulli(rng, 1.0 - rate, x.shape)
     else:
-        bits = jax.random.bits(rng, x.shape[:-1] + (x.shape[-1] // 2,), jnp.uint32)
-        halves = jnp.stack([bits & 0xFFFF, bits >> 16], axis=-1).reshape(x.shape)
-        keep = halves >= threshold
+        keep = threefry.random_halves(rng, x.shape) >= min(int(round(rate * 65536)), 65536)
     return jnp.where(keep, x * (1.0 / (1.0 - rate)), jnp.zeros_like(x))
 
 
