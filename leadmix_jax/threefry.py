@@ -114,7 +114,8 @@ def random_halves(key: Array, shape: tuple[int, ...]) -> Array:
         bits = jax.random.bits(key, pairs, jnp.uint32)
         return jnp.stack([bits & 0xFFFF, bits >> 16], axis=-1).reshape(shape)
     flat = _flat_index(shape)  # element (..., c) draws number flat // 2 of the pairs' shape
-    return (_bits_at(data, flat >> np.uint32(1)) >> ((flat & np.uint32(1)) << np.uint32(4))) & np.uint32(0xFFFF)
+    shift = (flat & np.uint32(1)) << np.uint32(4)  # 0 for the low half, 16 for the high
+    return (_bits_at(data, flat >> np.uint32(1)) >> shift) & np.uint32(0xFFFF)
 
 
 def bernoulli(key: Array, p: float, shape: tuple[int, ...]) -> Array:

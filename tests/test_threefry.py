@@ -44,9 +44,7 @@ def test_halves_are_the_split_draws(key):
 
 def test_other_prng_implementations_use_jax_random():
     key = jax.random.key(3, impl="rbg")
-    np.testing.assert_array_equal(
-        threefry.random_bits(key, (8, 6)), jax.random.bits(key, (8, 6), jnp.uint32)
-    )
+    np.testing.assert_array_equal(threefry.random_bits(key, (8, 6)), jax.random.bits(key, (8, 6), jnp.uint32))
     np.testing.assert_array_equal(
         threefry.bernoulli(key, 0.5, (8, 5)), jax.random.bernoulli(key, 0.5, (8, 5))
     )
