@@ -166,7 +166,17 @@ TORCH_SYSTEMS = {  # --torch name -> (label, compiled, bf16 autocast)
 }
 
 
-def run_cell(leads, batch, dtypes, torch_systems, steps, rounds, forms=("patches",), torch_device="cpu"):
+def run_cell(
+    leads,
+    batch,
+    dtypes,
+    torch_systems,
+    steps,
+    rounds,
+    forms=("patches",),
+    torch_device="cpu",
+    infer_steps=None,
+):
     """Builds every system for one cell, warms each up, then times them interleaved."""
     systems = {}  # name -> (train_fn, infer_fn)
     for dt, form in ((dt, form) for dt in dtypes for form in forms):
@@ -195,7 +205,7 @@ def run_cell(leads, batch, dtypes, torch_systems, steps, rounds, forms=("patches
     for _ in range(rounds):
         for name, (train_fn, infer_fn) in systems.items():
             times[name][0].append(time_steps(train_fn, steps))
-            times[name][1].append(time_steps(infer_fn, steps))
+            times[name][1].append(time_steps(infer_fn, infer_steps or steps))
     rates = {
         name: (batch / statistics.median(t), batch / statistics.median(i)) for name, (t, i) in times.items()
     }
@@ -214,6 +224,13 @@ def main():
     ap.add_argument("--dtypes", default="float32", help="JAX compute dtypes, e.g. float32,bfloat16")
     ap.add_argument("--steps", type=int, default=3, help="timed steps per system per round")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median reported)")
+    ap.add_argument(
+        "--infer-steps",
+        type=int,
+        default=None,
+        help="timed inference calls per system per round (default: 4 x --steps; an inference call "
+        "is ~4x shorter than a training step, so this gives both about the same time per round)",
+    )
     ap.add_argument("--no-torch", action="store_true", help="JAX only")
     ap.add_argument(
         "--torch", default="eager,compile", help=f"PyTorch systems to time: {','.join(TORCH_SYSTEMS)}"
@@ -267,9 +284,13 @@ def main():
                 args.rounds,
                 args.forms.split(","),
                 args.torch_device,
+                args.infer_steps or 4 * args.steps,
             )
             results.append((leads, batch, rates))
-    print(f"\ntimed interleaved ({args.rounds} rounds x {args.steps} steps, median), {load()}")
+    print(
+        f"\ntimed interleaved ({args.rounds} rounds x {args.steps} training steps and "
+        f"{args.infer_steps or 4 * args.steps} inference calls, median), {load()}"
+    )
     print("| leads | batch | system | train samples/s | infer samples/s |\n|---|---|---|---|---|")
     for leads, batch, rates in results:
         for name, (tr, inf) in rates.items():

@@ -20,22 +20,24 @@ Formulations per backend (a deliberate choice, measured with
   (``bench/results/h200-2026-11-26.md``). The grouped form is kept only for
   export (:func:`depthwise_conv_grouped`): TFLite maps it to its
   ``DEPTHWISE_CONV_2D`` kernel.
-* **Strided dense conv** (stem and downsampling): one matmul over im2col
-  patches (:func:`strided_conv_patches`) on every XLA backend. Measured on a
-  2-core XLA:CPU, paper model, 3 leads, one run each: inside the training
-  loop's while loop (:func:`leadmix_jax.dispatch.run_steps`, every dispatch)
-  the library conv trained at 18 samples/s and the patch form at 72-113
-  (batch 16, K = 1 and 4); in a plain jitted step the library conv was
-  1.08x faster (87 vs 80 samples/s, batch 32, ``bench/model_throughput.py
+* **Strided dense conv** (stem and downsampling): when *training*, one
+  matmul over im2col patches (:func:`strided_conv_patches`) on every XLA
+  backend. Measured on a 2-core XLA:CPU, paper model, 3 leads, one run
+  each: inside the training loop's while loop
+  (:func:`leadmix_jax.dispatch.run_steps`, every dispatch) the library conv
+  trained at 18 samples/s and the patch form at 72-113 (batch 16, K = 1
+  and 4); in a plain jitted step the library conv was 1.08x faster (87 vs
+  80 samples/s, batch 32, ``bench/model_throughput.py
   --forms=patches,library``). On an H200, plain jitted step, 12 leads,
-  batch 256: the same speed in training (45,719 vs 44,518 samples/s) and the
-  library conv 1.22x faster in inference; the patch form stays the default
-  there too (the form measured inside the training loop). Under
-  ``jax.vmap`` over a population's stacked kernels
+  batch 256: the same speed in training (45,719 vs 44,518 samples/s).
+  Under ``jax.vmap`` over a population's stacked kernels
   (:mod:`leadmix_jax.population`) the matmul becomes a batched matmul, where
-  the library conv would become a grouped conv. The
-  library form (:func:`strided_conv`) is kept for export: TFLite maps it to
-  ``CONV_2D``.
+  the library conv would become a grouped conv. In *evaluation* (no
+  gradient, no vmap) the model calls the library conv
+  (:func:`strided_conv`): model inference 1.09x (3 leads) and 1.10x (12
+  leads) faster on the 2-core XLA:CPU (batch 32, same process,
+  interleaved), 1.22x on the H200. It is also the export form: TFLite maps
+  it to ``CONV_2D``.
 * **GroupNorm + SiLU** (:func:`group_norm_silu`): one pass for the
   statistics and a hand-written VJP that keeps only the input and the
   per-group statistics for backward (recomputing the normalised values),
@@ -174,7 +176,7 @@ def strided_conv(x: Array, kernel: Array, stride: int, pad: int) -> Array:
 def strided_conv_patches(x: Array, kernel: Array, stride: int, pad: int) -> Array:
     """:func:`strided_conv` as one matmul over im2col patches; same shapes.
 
-    The training and inference form on XLA backends (see the module
+    The training form on XLA backends (see the module
     docstring). Under ``jax.vmap`` over members with stacked kernels the
     matmul becomes a batched dot product, where a vmapped library conv
     becomes a grouped conv (``feature_group_count`` = members). Patch ``t`` is

@@ -7,7 +7,7 @@ import pytest
 from flax import nnx
 
 from leadmix_jax import layers
-from leadmix_jax.model import LeadMixMST, count_params
+from leadmix_jax.model import ConvNorm, LeadMixMST, count_params
 from model_stages import forward, stage_outputs_jit
 
 
@@ -57,10 +57,23 @@ def test_dropout_only_in_training(model3):
     assert np.abs(train1 - eval1).max() > 1e-4
     assert np.abs(train1 - train2).max() > 1e-4
     np.testing.assert_array_equal(train1, train1_again)
+    # Rate 0: the key changes nothing but the strided convs' formulation (patch
+    # matmuls when training, library convs in evaluation): float rounding only.
     no_dropout = LeadMixMST(3, dropout=0.0, rngs=nnx.Rngs(0))
     np.testing.assert_allclose(
-        forward(no_dropout, x, jax.random.key(2)), forward(no_dropout, x), rtol=0, atol=0
+        forward(no_dropout, x, jax.random.key(2)), forward(no_dropout, x), rtol=1e-5, atol=1e-6
     )
+
+
+def test_strided_conv_forms_agree():
+    """Training form (patch matmul) == evaluation form (library conv), values and gradients."""
+    conv = ConvNorm(6, 12, 3, groups=2, rngs=nnx.Rngs(0))
+    x = jax.random.normal(jax.random.key(0), (2, 51, 6))
+    np.testing.assert_allclose(
+        conv.conv(x, training=True), conv.conv(x, training=False), rtol=1e-5, atol=1e-5
+    )
+    grad = lambda training: jax.grad(lambda m: (m.conv(x, training) ** 2).sum())(conv).kernel[...]
+    np.testing.assert_allclose(grad(True), grad(False), rtol=1e-4, atol=1e-4)
 
 
 def test_dropout_layer_statistics():
