@@ -177,7 +177,11 @@ def run_cell(
     torch_device="cpu",
     infer_steps=None,
 ):
-    """Builds every system for one cell, warms each up, then times them interleaved."""
+    """Builds every system for one cell, warms each up, then times them interleaved.
+
+    Returns ``{system: (train samples/s, infer samples/s)}`` (medians over the
+    rounds) and ``{system: (train seconds per round, infer seconds per round)}``.
+    """
     systems = {}  # name -> (train_fn, infer_fn)
     for dt, form in ((dt, form) for dt in dtypes for form in forms):
         tr, inf, st_train, st_infer = jax_timers(leads, batch, jnp.dtype(dt), form)
@@ -214,7 +218,13 @@ def run_cell(
             f"| {leads} | {batch} | {name} | train {tr:,.1f} samples/s | infer {inf:,.1f} samples/s |",
             flush=True,
         )
-    return rates
+    return rates, times
+
+
+def paired_ratio(fast: list[float], base: list[float]) -> float:
+    """Median over rounds of ``base / fast`` seconds: each round's systems ran
+    back to back, so a slow phase of the machine cancels out of the ratio."""
+    return statistics.median(b / f for f, b in zip(fast, base))
 
 
 def main():
@@ -275,7 +285,7 @@ def main():
     for leads in leads_list:
         for batch in batches:
             torch_systems = [] if args.no_torch else [t for t in args.torch.split(",") if t]
-            rates = run_cell(
+            rates, times = run_cell(
                 leads,
                 batch,
                 dtypes,
@@ -286,25 +296,29 @@ def main():
                 args.torch_device,
                 args.infer_steps or 4 * args.steps,
             )
-            results.append((leads, batch, rates))
+            results.append((leads, batch, rates, times))
     print(
         f"\ntimed interleaved ({args.rounds} rounds x {args.steps} training steps and "
         f"{args.infer_steps or 4 * args.steps} inference calls, median), {load()}"
     )
     print("| leads | batch | system | train samples/s | infer samples/s |\n|---|---|---|---|---|")
-    for leads, batch, rates in results:
+    for leads, batch, rates, _ in results:
         for name, (tr, inf) in rates.items():
             print(f"| {leads} | {batch} | {name} | {tr:,.1f} | {inf:,.1f} |")
-    print("\nratios (JAX / baseline; >1 means JAX is faster)")
-    for leads, batch, rates in results:
+    print(
+        "\nratios (JAX / baseline; >1 means JAX is faster): of the medians, and [the median of the "
+        "per-round ratios]"
+    )
+    for leads, batch, rates, times in results:
         for dt in dtypes:
             jt, ji = rates[f"jax {dt}"]
             for base in (label for label, *_ in TORCH_SYSTEMS.values()):
                 if base in rates:
                     bt, bi = rates[base]
+                    pt, pi = (paired_ratio(times[f"jax {dt}"][k], times[base][k]) for k in (0, 1))
                     print(
-                        f"leads {leads} batch {batch}: jax {dt} / {base}: train {jt / bt:.2f}x, "
-                        f"infer {ji / bi:.2f}x"
+                        f"leads {leads} batch {batch}: jax {dt} / {base}: train {jt / bt:.2f}x "
+                        f"[{pt:.2f}x], infer {ji / bi:.2f}x [{pi:.2f}x]"
                     )
         for dt, form in ((dt, f) for dt in dtypes for f in FORMULATIONS if FORMULATIONS[f]):
             if f"jax {dt} {form}" in rates:
