@@ -36,7 +36,15 @@ import jax.numpy as jnp  # noqa: E402
 import model_throughput  # noqa: E402
 from leadmix_jax import layers  # noqa: E402
 
-SCOPED = ("depthwise_conv", "group_norm_silu", "strided_conv_patches", "max_pool", "dropout", "layer_norm")
+SCOPED = (
+    "depthwise_conv",
+    "group_norm_silu",
+    "strided_conv_patches",
+    "strided_conv",
+    "max_pool",
+    "dropout",
+    "layer_norm",
+)
 DTYPE_BYTES = {
     "f32": 4,
     "bf16": 2,
