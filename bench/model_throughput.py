@@ -254,6 +254,7 @@ def main():
         "conv_general_dilated), grouped (depthwise convs as feature_group_count convs)",
     )
     args = ap.parse_args()
+    infer_steps = args.infer_steps or 4 * args.steps
     leads_list = [int(v) for v in args.leads.split(",")]
     batches = [int(v) for v in args.batch.split(",")]
     dtypes = args.dtypes.split(",")
@@ -294,12 +295,12 @@ def main():
                 args.rounds,
                 args.forms.split(","),
                 args.torch_device,
-                args.infer_steps or 4 * args.steps,
+                infer_steps,
             )
             results.append((leads, batch, rates, times))
     print(
         f"\ntimed interleaved ({args.rounds} rounds x {args.steps} training steps and "
-        f"{args.infer_steps or 4 * args.steps} inference calls, median), {load()}"
+        f"{infer_steps} inference calls, median), {load()}"
     )
     print("| leads | batch | system | train samples/s | infer samples/s |\n|---|---|---|---|---|")
     for leads, batch, rates, _ in results:

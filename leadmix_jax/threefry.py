@@ -121,9 +121,10 @@ def random_halves(key: Array, shape: tuple[int, ...]) -> Array:
 
 def bernoulli(key: Array, p: float, shape: tuple[int, ...]) -> Array:
     """``jax.random.bernoulli(key, p, shape)`` (float32 uniforms), computed elementwise. Bool."""
-    if _usable(key, shape) is None:
+    data = _usable(key, shape)
+    if data is None:
         return jax.random.bernoulli(key, p, shape)
     # jax.random.uniform: the top 23 bits as the mantissa of a float in [1, 2), minus 1.
-    mantissa = (random_bits(key, shape) >> np.uint32(9)) | np.uint32(0x3F800000)
+    mantissa = (_bits_at(data, _flat_index(shape)) >> np.uint32(9)) | np.uint32(0x3F800000)
     uniform = jax.lax.bitcast_convert_type(mantissa, jnp.float32) - jnp.float32(1.0)
     return uniform < jnp.float32(p)
