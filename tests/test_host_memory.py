@@ -33,8 +33,9 @@ PAGES = 2 * (64 << 20) // 4096  # pages written by the 2 measured allocations
 glibc = pytest.mark.skipif(not host_memory.on_glibc(), reason="glibc only")
 
 
-def _child(opt_out: bool) -> tuple[str, int]:
+def _child(opt_out: bool, platforms: str = "cpu") -> tuple[str, int]:
     env = {k: v for k, v in os.environ.items() if k != host_memory.OPT_OUT}
+    env["JAX_PLATFORMS"] = platforms
     if opt_out:
         env[host_memory.OPT_OUT] = "1"
     out = subprocess.run(
@@ -55,3 +56,37 @@ def test_opt_out_keeps_glibc_defaults():
     applied, faults = _child(opt_out=True)
     assert applied == "False"
     assert faults > PAGES // 2, faults  # glibc unmaps the freed buffer: every page faults again
+
+
+@glibc
+def test_accelerator_host_keeps_glibc_defaults():
+    applied, faults = _child(opt_out=False, platforms="cuda")
+    assert applied == "False"
+    assert faults > PAGES // 2, faults
+
+
+@pytest.mark.parametrize(
+    "platforms, expected", [("cpu", False), ("cuda", True), ("cpu,tpu", True), (" cpu , ", False)]
+)
+def test_jax_platforms_decides(platforms, expected):
+    assert host_memory.accelerator_expected({"JAX_PLATFORMS": platforms}) is expected
+
+
+@pytest.mark.parametrize(
+    "node, plugin, expected", [(True, True, True), (True, False, False), (False, True, False)]
+)
+def test_unset_platforms_need_a_device_node_and_a_plugin(tmp_path, monkeypatch, node, plugin, expected):
+    dev = tmp_path / "nvidiactl"
+    if node:
+        dev.touch()
+    monkeypatch.setattr(host_memory, "DEVICE_NODES", (str(dev), str(tmp_path / "vfio" / "[0-9]*")))
+    monkeypatch.setattr(host_memory, "accelerator_plugin_installed", lambda: plugin)
+    assert host_memory.accelerator_expected({}) is expected
+
+
+def test_plugin_probe_starts_no_backend():
+    # Called before JAX starts its threads, the probe must not import JAX.
+    code = "import sys\nfrom leadmix_jax import host_memory as h\nh.accelerator_expected()\nh.accelerator_plugin_installed()\nprint('jax' in sys.modules)"
+    env = {k: v for k, v in os.environ.items() if k != "JAX_PLATFORMS"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False"]
