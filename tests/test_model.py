@@ -76,6 +76,33 @@ def test_strided_conv_forms_agree():
     np.testing.assert_allclose(grad(True), grad(False), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize(
+    "length, k, stride, pad",
+    [(51, 3, 2, 1), (50, 3, 2, 1), (64, 7, 2, 3), (40, 5, 3, 2), (41, 2, 2, 0)],
+)
+def test_patch_conv_value_and_gradients(length, k, stride, pad):
+    """The patch matmul and its hand-written VJP (dx from the patches'
+    cotangent in one loop) == the library conv and autodiff, for the stem's
+    and the downsampling convs' shapes and for other strides, kernels and
+    odd/even lengths."""
+    x = jax.random.normal(jax.random.key(0), (2, length, 5))
+    w = jax.random.normal(jax.random.key(1), (k, 5, 4))
+    got = layers.strided_conv_patches(x, w, stride, pad)
+    want = layers.strided_conv(x, w, stride, pad)
+    assert got.shape == want.shape == (2, (length + 2 * pad - k) // stride + 1, 4)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    t = jax.random.normal(jax.random.key(2), got.shape)
+    loss = lambda f: lambda x, w: (f(x, w, stride, pad) * t).sum()
+    got_g = jax.grad(loss(layers.strided_conv_patches), argnums=(0, 1))(x, w)
+    want_g = jax.grad(loss(layers.strided_conv), argnums=(0, 1))(x, w)
+    for g, r in zip(got_g, want_g):
+        assert g.shape == r.shape
+        np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4)
+    # Hand value: x[0, 0]'s gradient collects every output tap that reads it.
+    first = sum(t[0, o] @ w[i].T for o in range(got.shape[1]) for i in range(k) if stride * o + i - pad == 0)
+    np.testing.assert_allclose(got_g[0][0, 0], first, rtol=1e-5, atol=1e-5)
+
+
 def test_dropout_layer_statistics():
     x = jnp.ones((200, 500))
     y = layers.dropout(x, 0.1, jax.random.key(0))
