@@ -31,8 +31,9 @@ a block over a secondary arena's 64 MiB heap is ``mmap``-ed even with
 ``M_MMAP_MAX`` 0 (measured: 51,000 faults per batch-32 training step either
 way). So :func:`keep_freed_memory` leaves the allocator alone where JAX will
 find an accelerator (:func:`accelerator_expected`). On the 2-core CPU the
-settings cost compile time too (training step, batch 32: 55.9 s against
-46.9 s, one run each) and save 70 ms on every step (244 against 313 ms).
+settings cost compile time too (the training and inference steps at batch
+32 together: 55.9 s against 46.9 s, one run each) and save 70 ms on every
+training step (244 against 313 ms at one step per dispatch).
 """
 
 from __future__ import annotations
