@@ -17,9 +17,10 @@ the first, measured on the same machine. The process's resident memory then
 stays at its peak instead of shrinking between calls; that is the cost.
 
 It must run before the threads that allocate start (before JAX creates its
-CPU client), so entry points call it first: ``launch.py``, the benchmarks and
-the tests' ``conftest.py``. Set ``LEADMIX_GLIBC_MALLOC_DEFAULTS=1`` to keep
-glibc's defaults. Elsewhere (macOS, musl) it does nothing.
+CPU client), so entry points call it first: ``launch.py`` and the
+benchmarks. Set ``LEADMIX_GLIBC_MALLOC_DEFAULTS=1`` to keep glibc's defaults
+(the tests' ``conftest.py`` does, for itself and the ``launch.py`` processes
+it starts: the suite mostly compiles). Elsewhere (macOS, musl) it does nothing.
 
 Not on accelerator hosts. One arena serialises every thread's ``malloc``,
 and XLA compiles on many threads: on a 16-core H200 host, compiling the
