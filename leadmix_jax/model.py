@@ -200,7 +200,12 @@ class LeadMixBlock(nnx.Module):
         # (a) MS-DSC: two dilated depthwise branches, pointwise convs and proj.
         dw = layers.depthwise_conv_grouped if self.export else layers.depthwise_conv
         d = jnp.concatenate([dw(x, _cast(self.ms1_dw, dt), 1), dw(x, _cast(self.ms2_dw, dt), 2)], axis=-1)
-        y = self.gn.group_silu(d @ self.mixing_kernel(dt), self.groups)
+        # A 2-D matmul: the weight gradient of a (B, L, 2C) @ (2C, C) product
+        # is a dot_general over (B, L) that XLA:CPU fed with a transposed copy
+        # of the output gradient (one more pass over it per block).
+        b, length, _ = d.shape
+        p = (d.reshape(b * length, -1) @ self.mixing_kernel(dt)).reshape(b, length, -1)
+        y = self.gn.group_silu(p, self.groups)
         gate = jax.nn.sigmoid(self.se_fc2(jax.nn.relu(self.se_fc1(y.mean(axis=1)))))
         y = layers.dropout(y * gate[:, None, :], self.rate, keys[0])
         # (b) LTA: learned lead tokens; the input enters only through g.

@@ -165,6 +165,26 @@ def test_max_pool_pads_with_minus_inf():
     np.testing.assert_array_equal(layers.max_pool(x)[0, :, 0], [-1.0, -2.0, -4.0])
 
 
+@pytest.mark.parametrize(
+    "length,window,stride,pad", [(1250, 3, 2, 1), (11, 3, 2, 1), (12, 5, 3, 2), (9, 2, 2, 0)]
+)
+def test_max_pool_gradient_goes_to_the_first_maximum(length, window, stride, pad):
+    """As PyTorch: each output's gradient goes to the first maximal input of
+    its window (ties included), never to the padding."""
+    rng = np.random.default_rng(length)
+    x = rng.integers(-3, 3, (2, length, 4)).astype(np.float32)  # small integers: many ties
+    g = rng.normal(size=(2, (length + 2 * pad - window) // stride + 1, 4)).astype(np.float32)
+    out, vjp = jax.vjp(lambda v: layers.max_pool(v, window, stride, pad), jnp.asarray(x))
+    want_out, want_dx = np.zeros(g.shape, np.float32), np.zeros(x.shape, np.float32)
+    for b, t, c in np.ndindex(*g.shape):
+        idx = [i for i in range(stride * t - pad, stride * t - pad + window) if 0 <= i < length]
+        first = idx[int(np.argmax(x[b, idx, c]))]  # argmax: the first maximal one
+        want_out[b, t, c] = x[b, first, c]
+        want_dx[b, first, c] += g[b, t, c]
+    np.testing.assert_array_equal(out, want_out)
+    np.testing.assert_allclose(vjp(jnp.asarray(g))[0], want_dx, rtol=1e-6, atol=1e-6)
+
+
 def test_group_norm_matches_definition():
     x = jax.random.normal(jax.random.key(0), (2, 50, 16)) * 3 + 1
     y = layers.group_norm(x, jnp.ones(16), jnp.zeros(16), groups=4, eps=1e-5)
