@@ -194,6 +194,16 @@ def strided_conv(x: Array, kernel: Array, stride: int, pad: int) -> Array:
     )
 
 
+def _strided_views(x: Array, k: int, stride: int, pad: int, fill: float = 0.0) -> list[Array]:
+    """The ``k`` strided time views of ``x`` padded by ``pad`` (value ``fill``)
+    on each side: view ``i`` holds ``xp[stride t + i]`` for every output ``t``.
+    ``(B, L, C) -> k x (B, out_len, C)``, ``out_len = (L + 2 pad - k) // stride + 1``."""
+    out_len = (x.shape[1] + 2 * pad - k) // stride + 1
+    xp = jnp.pad(x, ((0, 0), (pad, pad), (0, 0)), constant_values=fill)
+    span = stride * (out_len - 1) + 1
+    return [xp[:, i : i + span : stride] for i in range(k)]
+
+
 def _patches(x: Array, k: int, stride: int, pad: int) -> Array:
     """im2col: ``(B, L, Cin) -> (B, out_len, K * Cin)``, patch ``t`` holding
     ``xp[stride t + i]`` for ``i < K`` in its ``i``-th ``Cin`` block (``xp``:
@@ -204,10 +214,7 @@ def _patches(x: Array, k: int, stride: int, pad: int) -> Array:
     less for the paper model's training step, but XLA:CPU ran that loop
     slower: the conv's value and gradient 5-14% slower at batch 32.)
     """
-    out_len = (x.shape[1] + 2 * pad - k) // stride + 1
-    xp = jnp.pad(x, ((0, 0), (pad, pad), (0, 0)))
-    span = stride * (out_len - 1) + 1
-    return jnp.concatenate([xp[:, i : i + span : stride] for i in range(k)], axis=-1)
+    return jnp.concatenate(_strided_views(x, k, stride, pad), axis=-1)
 
 
 def _unpatch(dp: Array, k: int, stride: int, pad: int, length: int) -> Array:
@@ -287,19 +294,7 @@ def max_pool(x: Array, window: int = 3, stride: int = 2, pad: int = 1) -> Array:
     writes the input's gradient in one loop (:func:`_untap`, as for the
     patch conv). It keeps the input and the output.
     """
-    return _max_taps(x, window, stride, pad)[1]
-
-
-def _max_taps(x, window, stride, pad):
-    """The ``window`` strided views of the ``-inf``-padded input and their maximum."""
-    out_len = (x.shape[1] + 2 * pad - window) // stride + 1
-    xp = jnp.pad(x, ((0, 0), (pad, pad), (0, 0)), constant_values=-jnp.inf)
-    span = stride * (out_len - 1) + 1
-    taps = [xp[:, i : i + span : stride] for i in range(window)]
-    out = taps[0]
-    for tap in taps[1:]:
-        out = jnp.maximum(out, tap)
-    return taps, out
+    return functools.reduce(jnp.maximum, _strided_views(x, window, stride, pad, -jnp.inf))
 
 
 def _max_pool_fwd(x, window, stride, pad):
@@ -309,10 +304,9 @@ def _max_pool_fwd(x, window, stride, pad):
 
 def _max_pool_bwd(window, stride, pad, res, g):
     x, out = res
-    taps, _ = _max_taps(x, window, stride, pad)
     taken = jnp.zeros(out.shape, bool)
     routed = []
-    for tap in taps:
+    for tap in _strided_views(x, window, stride, pad, -jnp.inf):
         first = (tap == out) & ~taken
         taken = taken | first
         routed.append(jnp.where(first, g, jnp.zeros_like(g)))
