@@ -209,12 +209,17 @@ def _patches(x: Array, k: int, stride: int, pad: int) -> Array:
     ``xp[stride t + i]`` for ``i < K`` in its ``i``-th ``Cin`` block (``xp``:
     ``x`` zero-padded by ``pad`` on each side).
 
-    A concatenate of the K strided views. (A select over a tap axis writes
-    the patches in one loop instead of K views and a copy, 1.2 MB per sample
-    less for the paper model's training step, but XLA:CPU ran that loop
-    slower: the conv's value and gradient 5-14% slower at batch 32.)
+    The K strided views stacked on a tap axis before the channels, then
+    reshaped: XLA:CPU never fuses a concatenate along the minor (channel)
+    dimension, so ``concatenate(axis=-1)`` wrote each view and then copied
+    them; a concatenate along the tap axis fuses with the slices into one
+    loop (paper model's training step 52.9 -> 49.8 MB per sample, together
+    with the same change for the blocks' depthwise branches). (A select over
+    the tap axis also writes one loop, but XLA:CPU ran it 5-14% slower.)
     """
-    return jnp.concatenate(_strided_views(x, k, stride, pad), axis=-1)
+    views = _strided_views(x, k, stride, pad)
+    b, out_len, c = views[0].shape
+    return jnp.stack(views, axis=2).reshape(b, out_len, k * c)
 
 
 def _unpatch(dp: Array, k: int, stride: int, pad: int, length: int) -> Array:

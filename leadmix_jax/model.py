@@ -199,7 +199,11 @@ class LeadMixBlock(nnx.Module):
         keys = jax.random.split(rng, 3) if rng is not None else (None,) * 3
         # (a) MS-DSC: two dilated depthwise branches, pointwise convs and proj.
         dw = layers.depthwise_conv_grouped if self.export else layers.depthwise_conv
-        d = jnp.concatenate([dw(x, _cast(self.ms1_dw, dt), 1), dw(x, _cast(self.ms2_dw, dt), 2)], axis=-1)
+        # Stacked on a new axis before the channels, not concatenated along
+        # them: XLA:CPU never fuses a minor-dimension concatenate, so that
+        # wrote both branches and then copied them (see layers._patches).
+        d = jnp.stack([dw(x, _cast(self.ms1_dw, dt), 1), dw(x, _cast(self.ms2_dw, dt), 2)], axis=2)
+        d = d.reshape(*x.shape[:2], -1)
         # A 2-D matmul: the weight gradient of a (B, L, 2C) @ (2C, C) product
         # is a dot_general over (B, L) that XLA:CPU fed with a transposed copy
         # of the output gradient (one more pass over it per block).
