@@ -478,15 +478,38 @@ def dropout(x: Array, rate: float, rng: Array | None) -> Array:
     """
     if rng is None or rate == 0.0:
         return x
-    if x.shape[-1] % 2:
-        keep = threefry.bernoulli(rng, 1.0 - rate, x.shape)
-    else:
-        keep = threefry.random_halves(rng, x.shape) >= min(int(round(rate * 65536)), 65536)
-    # Scaled after the select: the backward pass then scales before its
-    # select, inside the loop that writes it, rather than leaving a multiply
-    # by a broadcast constant that XLA:CPU gave to a YNNPACK reduction as a
-    # written (B, L, C) array of that constant.
-    return jnp.where(keep, x, jnp.zeros_like(x)) * (1.0 / (1.0 - rate))
+    return _dropout(x, rate, rng)
+
+
+def _keep(rng: Array, rate: float, shape: tuple[int, ...]) -> Array:
+    """The keep mask of :func:`dropout`, recomputed (not stored) by its VJP."""
+    if shape[-1] % 2:
+        return threefry.bernoulli(rng, 1.0 - rate, shape)
+    return threefry.random_halves(rng, shape) >= min(int(round(rate * 65536)), 65536)
+
+
+def _scaled_select(keep: Array, x: Array, rate: float) -> Array:
+    return jnp.where(keep, x * (1.0 / (1.0 - rate)), jnp.zeros_like(x))
+
+
+# A hand-written VJP so that the backward pass, like the forward, ends in the
+# select: autodiff scales after it, and XLA:CPU handed that multiply by a
+# broadcast constant to the YNNPACK reductions that read the gradient, as a
+# written (B, L, C) array of the constant. The mask is recomputed from the key.
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _dropout(x: Array, rate: float, rng: Array) -> Array:
+    return _scaled_select(_keep(rng, rate, x.shape), x, rate)
+
+
+def _dropout_fwd(x, rate, rng):
+    return _dropout(x, rate, rng), rng
+
+
+def _dropout_bwd(rate, rng, g):
+    return _scaled_select(_keep(rng, rate, g.shape), g, rate), None
+
+
+_dropout.defvjp(_dropout_fwd, _dropout_bwd)
 
 
 def torch_uniform(fan_in: int):
