@@ -265,8 +265,11 @@ def _untap(taps: list[Array], stride: int, pad: int, length: int) -> Array:
     Tap ``i`` of output ``t`` sits at padded position ``stride t + i``. Padded
     position ``s = stride u + j`` (``j < stride``) collects
     ``taps[j + stride m][u - m]`` over ``m``: per phase ``j``, a sum of
-    time-shifted taps; the phases are interleaved by a select over a phase
-    axis and a reshape, and the padding is sliced off. One loop.
+    time-shifted taps. The phases are stacked on an axis before the channels
+    and reshaped, which interleaves them, and the padding is cut off. XLA:CPU
+    writes the stacked phases in one loop; interleaving them by a select
+    over a phase axis instead kept every phase as a written array (1.8 MB per
+    training sample more).
     """
     k = len(taps)
     b, out_len, c = taps[0].shape
@@ -278,11 +281,7 @@ def _untap(taps: list[Array], stride: int, pad: int, length: int) -> Array:
             term = jnp.pad(taps[j + stride * m], ((0, 0), (m, rows - out_len - m), (0, 0)))
             acc = term if acc is None else acc + term
         phases.append(acc if acc is not None else jnp.zeros((b, rows, c), taps[0].dtype))
-    phase = lax.broadcasted_iota(jnp.int32, (1, 1, stride, 1), 2)
-    out = phases[-1][:, :, None, :]
-    for j in range(stride - 2, -1, -1):
-        out = jnp.where(phase == j, phases[j][:, :, None, :], out)
-    return out.reshape(b, rows * stride, c)[:, pad : pad + length]
+    return jnp.stack(phases, axis=2).reshape(b, rows * stride, c)[:, pad : pad + length]
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
