@@ -318,7 +318,13 @@ class LeadMixMST(nnx.Module):
         h = self.stem(x.astype(self.dtype), training)
         for i, (block, down) in enumerate(zip(self.blocks, self.downs)):
             h = down(block(h, keys[i]), training)
-        pooled = layers.dropout(h.mean(axis=1), self.rate, keys[-1])
+        # The mean over time as a matrix-vector product: as a reduction,
+        # XLA:CPU gave it to YNNPACK together with the last GroupNorm+SiLU,
+        # which then took every broadcast operand of that elementwise chain
+        # (statistics, affine parameters, constants) as a written (B, L, C)
+        # array (1.0 MB per training sample).
+        weights = jnp.full(h.shape[1:2], 1.0 / h.shape[1], h.dtype)
+        pooled = layers.dropout(jnp.einsum("blc,l->bc", h, weights), self.rate, keys[-1])
         return self.fc(pooled)[:, 0].astype(jnp.float32)
 
 
