@@ -71,6 +71,20 @@ Formulations per backend (a deliberate choice, measured with
   52.9 MB per sample (3 leads) and 58.4 -> 57.0 (12 leads), training 1.09x
   and 1.05x faster (2-core XLA:CPU, batch 32, 9 interleaved rounds, faster
   in 7 and 8 of them); the 2-D matmul alone is 1.1 MB of that.
+* **Two XLA:CPU rules** shape the rest (``bench/hlo_bytes.py`` shows each
+  written array). It never fuses a concatenate along the minor (channel)
+  dimension, so patches, the blocks' two depthwise branches and the
+  interleaved phases of :func:`_untap` are stacked on an axis before the
+  channels and reshaped. And it gives reductions to YNNPACK, which reads
+  only written arrays: with the elementwise chain before a reduction it
+  takes each broadcast operand as a written full-size array, and it cannot
+  read a shifted or sliced view. Where that forced copies, the sums run
+  through :func:`_time_sums` (a native variadic reduction that fuses its
+  producers: the depthwise kernel gradient), the dropout VJP ends in its
+  select, and the head's mean is a matrix-vector product. Together:
+  training-step bytes 52.9 -> 39.4 MB per sample (3 leads) and 57.0 ->
+  43.5 (12 leads), each step checked for speed against the one before
+  (1.0-1.09x, interleaved A/B runs).
 """
 
 from __future__ import annotations
