@@ -322,9 +322,11 @@ class LeadMixMST(nnx.Module):
         # XLA:CPU gave it to YNNPACK together with the last GroupNorm+SiLU,
         # which then took every broadcast operand of that elementwise chain
         # (statistics, affine parameters, constants) as a written (B, L, C)
-        # array (1.0 MB per training sample).
-        weights = jnp.full(h.shape[1:2], 1.0 / h.shape[1], h.dtype)
-        pooled = layers.dropout(jnp.einsum("blc,l->bc", h, weights), self.rate, keys[-1])
+        # array (1.0 MB per training sample). Summed in float32 and divided
+        # after, like jnp.mean of bfloat16.
+        ones = jnp.ones(h.shape[1:2], h.dtype)
+        total = jnp.einsum("blc,l->bc", h, ones, preferred_element_type=jnp.float32)
+        pooled = layers.dropout((total / h.shape[1]).astype(h.dtype), self.rate, keys[-1])
         return self.fc(pooled)[:, 0].astype(jnp.float32)
 
 
