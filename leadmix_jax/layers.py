@@ -185,8 +185,8 @@ def _dw_bwd(dilation, res, g):
     # dk_i = sum_{b,t} g[b, t] x[b, t + o_i]: one pass over g and x that sums
     # the K products over time (:func:`_time_sums`, which fuses the shifts;
     # YNNPACK's reductions needed a written copy of every shifted x and of
-    # each half of the blocks' concatenated g: 52.9 -> 45.4 MB per training
-    # sample with the two changes before it), then over the batch. The shifts
+    # each half of the blocks' concatenated g: 49.8 -> 42.5 MB per training
+    # sample, 3 leads), then over the batch. The shifts
     # are pad-then-slice, a different HLO from the forward's slice-then-pad:
     # were they identical, CSE would give the forward's shifts a second
     # consumer and XLA would materialise them in the forward pass. Each shift
