@@ -186,11 +186,11 @@ def _dw_bwd(dilation, res, g):
     # the K products over time (:func:`_time_sums`, which fuses the shifts;
     # YNNPACK's reductions needed a written copy of every shifted x and of
     # each half of the blocks' concatenated g: 49.8 -> 42.5 MB per training
-    # sample, 3 leads), then over the batch. The shifts
-    # are pad-then-slice, a different HLO from the forward's slice-then-pad:
-    # were they identical, CSE would give the forward's shifts a second
-    # consumer and XLA would materialise them in the forward pass. Each shift
-    # pads x on its own: one padded x shared by the K slices was written out.
+    # sample, 3 leads), then over the batch. The shifts are pad-then-slice,
+    # a different HLO from the forward's slice-then-pad: were they identical,
+    # CSE would give the forward's shifts a second consumer and XLA would
+    # materialise them in the forward pass. Each shift pads x on its own: one
+    # padded x shared by the K slices was written out.
     gf = g.astype(jnp.float32)
     xf = x.astype(jnp.float32)
     dk = jnp.stack(_time_sums(*(gf * _shift_padded(xf, o) for o in offs))).sum(axis=1)

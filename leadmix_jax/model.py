@@ -202,12 +202,12 @@ class LeadMixBlock(nnx.Module):
         # Stacked on a new axis before the channels, not concatenated along
         # them: XLA:CPU never fuses a minor-dimension concatenate, so that
         # wrote both branches and then copied them (see layers._patches).
+        # Reshaped straight to 2-D for a 2-D matmul: the weight gradient of a
+        # (B, L, 2C) @ (2C, C) product is a dot_general over (B, L) that
+        # XLA:CPU fed with a transposed copy of the output gradient (one more
+        # pass over it per block).
+        b, length, _ = x.shape
         d = jnp.stack([dw(x, _cast(self.ms1_dw, dt), 1), dw(x, _cast(self.ms2_dw, dt), 2)], axis=2)
-        d = d.reshape(*x.shape[:2], -1)
-        # A 2-D matmul: the weight gradient of a (B, L, 2C) @ (2C, C) product
-        # is a dot_general over (B, L) that XLA:CPU fed with a transposed copy
-        # of the output gradient (one more pass over it per block).
-        b, length, _ = d.shape
         p = (d.reshape(b * length, -1) @ self.mixing_kernel(dt)).reshape(b, length, -1)
         y = self.gn.group_silu(p, self.groups)
         gate = jax.nn.sigmoid(self.se_fc2(jax.nn.relu(self.se_fc1(y.mean(axis=1)))))
