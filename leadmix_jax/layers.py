@@ -365,6 +365,22 @@ def _max_pool_bwd(window, stride, pad, res, g):
 max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
 
 
+def max_pool_window(x: Array, window: int = 3, stride: int = 2, pad: int = 1) -> Array:
+    """:func:`max_pool` as ``lax.reduce_window``: the evaluation form, same values.
+
+    XLA:CPU writes the unpadded input once and pools it, where
+    :func:`max_pool`'s slices of the ``-inf``-padded input had the pad fused
+    into the loop that computes the input (the stem's GroupNorm+SiLU), which
+    then ran ~3x slower per element: 12-lead inference 1.02x faster (batch 32,
+    2-core XLA:CPU, 30 paired rounds). Not for training (XLA:CPU's
+    ``reduce_window`` backward is slow, and as :func:`max_pool`'s forward it
+    read 0.36 MB more per training sample) nor for export (TFLite's int8
+    converter failed on it).
+    """
+    padding = [(0, 0), (pad, pad), (0, 0)]
+    return lax.reduce_window(x, -jnp.inf, lax.max, (1, window, 1), (1, stride, 1), padding)
+
+
 # ----------------------------------------------------------------------------
 # Norms.
 

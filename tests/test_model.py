@@ -182,9 +182,10 @@ def test_strided_conv_output_length():
     np.testing.assert_allclose(y[0, 0], x[0, 0] @ w[1] + x[0, 1] @ w[2], rtol=1e-5, atol=1e-5)
 
 
-def test_max_pool_pads_with_minus_inf():
+@pytest.mark.parametrize("pool", [layers.max_pool, layers.max_pool_window])
+def test_max_pool_pads_with_minus_inf(pool):
     x = -jnp.arange(1.0, 7.0).reshape(1, 6, 1)  # all negative: zero padding would win
-    np.testing.assert_array_equal(layers.max_pool(x)[0, :, 0], [-1.0, -2.0, -4.0])
+    np.testing.assert_array_equal(pool(x)[0, :, 0], [-1.0, -2.0, -4.0])
 
 
 @pytest.mark.parametrize(
@@ -205,6 +206,8 @@ def test_max_pool_gradient_goes_to_the_first_maximum(length, window, stride, pad
         want_dx[b, first, c] += g[b, t, c]
     np.testing.assert_array_equal(out, want_out)
     np.testing.assert_allclose(vjp(jnp.asarray(g))[0], want_dx, rtol=1e-6, atol=1e-6)
+    # The evaluation form gives the same values.
+    np.testing.assert_array_equal(layers.max_pool_window(jnp.asarray(x), window, stride, pad), want_out)
 
 
 def test_group_norm_matches_definition():
