@@ -239,6 +239,37 @@ def strided_conv(x: Array, kernel: Array, stride: int, pad: int) -> Array:
     )
 
 
+def strided_conv_phases(x: Array, kernel: Array, stride: int, pad: int) -> Array:
+    """:func:`strided_conv` as a stride-1 conv over the input's ``stride`` phases.
+
+    ``x`` ``(B, L, Cin)`` with ``L % stride == 0`` is reshaped (no copy) to
+    ``(B, L / stride, stride * Cin)``: row ``u`` holds ``x[stride u + r]``
+    for ``r < stride``. The kernel gets ``(-pad) % stride`` zero taps in
+    front (so that the padding is whole rows) and zero taps at the end up
+    to a multiple of ``stride``, and is regrouped the same way to
+    ``(K' / stride, stride * Cin, Cout)``. Same shapes and values as
+    :func:`strided_conv`, with up to ``stride - 1`` zero taps more work.
+    """
+    b, length, cin = x.shape
+    k, _, cout = kernel.shape
+    if length % stride:
+        raise ValueError(f"length {length} is not a multiple of the stride {stride}")
+    front = (-pad) % stride
+    taps = -(-(k + front) // stride) * stride
+    w = jnp.pad(kernel, ((front, taps - k - front), (0, 0), (0, 0)))
+    w = w.reshape(taps // stride, stride * cin, cout)
+    out_len = (length + 2 * pad - k) // stride + 1
+    left = (pad + front) // stride
+    right = out_len + taps // stride - 1 - left - length // stride
+    return lax.conv_general_dilated(
+        x.reshape(b, length // stride, stride * cin),
+        w,
+        window_strides=(1,),
+        padding=[(left, right)],
+        dimension_numbers=("NWC", "WIO", "NWC"),
+    )
+
+
 def _strided_views(x: Array, k: int, stride: int, pad: int, fill: float = 0.0) -> list[Array]:
     """The ``k`` strided time views of ``x`` padded by ``pad`` (value ``fill``)
     on each side: view ``i`` holds ``xp[stride t + i]`` for every output ``t``.

@@ -102,10 +102,23 @@ class ConvNorm(nnx.Module):
 class Stem(ConvNorm):
     """Stem: stride-2 conv k7, GroupNorm, SiLU, max-pool k3 s2 (``-inf`` padding).
 
-    ``(B, T, N) -> (B, T/4, base)``. The pool is ``reduce_window`` in
-    evaluation (:func:`layers.max_pool_window`), strided slices with a
-    hand-written VJP when training and for export (:func:`layers.max_pool`).
+    ``(B, T, N) -> (B, T/4, base)``. In evaluation the conv runs over the
+    input's phases (:meth:`conv`) and the pool is ``reduce_window``
+    (:func:`layers.max_pool_window`); when training and for export they are
+    :class:`ConvNorm`'s conv and strided slices with a hand-written VJP
+    (:func:`layers.max_pool`).
     """
+
+    def conv(self, x: Array, training: bool = True) -> Array:
+        """The stem's conv. In evaluation (not export), for an even length,
+        a stride-1 conv over the input's two phases
+        (:func:`layers.strided_conv_phases`): XLA:CPU's stride-2 conv over
+        a few input channels ran at ~100 GFLOP/s where the library reaches
+        150-200 on the wider convs after it; inference 1.02x (12 leads) and
+        1.03x (3 leads) faster (batch 32, 2-core XLA:CPU, 30 paired rounds)."""
+        if training or self.export or x.shape[1] % 2:
+            return super().conv(x, training)
+        return layers.strided_conv_phases(x, _cast(self.kernel, x.dtype), 2, self.kernel.shape[0] // 2)
 
     def __call__(self, x: Array, training: bool = True) -> Array:
         pool = layers.max_pool if training or self.export else layers.max_pool_window

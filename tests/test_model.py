@@ -78,6 +78,28 @@ def test_strided_conv_forms_agree():
 
 @pytest.mark.parametrize(
     "length, k, stride, pad",
+    [(2500, 7, 2, 3), (50, 3, 2, 1), (12, 5, 3, 2), (8, 2, 2, 0), (6, 7, 2, 3), (12, 3, 2, 0)],
+)
+def test_phase_conv_matches_library_conv(length, k, stride, pad):
+    """The stem's evaluation form == the library conv, for the stem's shape
+    and for other strides, kernels and paddings (a kernel longer than the
+    input included)."""
+    x = jax.random.normal(jax.random.key(0), (2, length, 5))
+    w = jax.random.normal(jax.random.key(1), (k, 5, 4))
+    got = layers.strided_conv_phases(x, w, stride, pad)
+    want = layers.strided_conv(x, w, stride, pad)
+    assert got.shape == want.shape == (2, (length + 2 * pad - k) // stride + 1, 4)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    # Hand value: the first output sees pad zeros, then x[0], x[1], ...
+    np.testing.assert_allclose(
+        got[0, 0], sum(x[0, i - pad] @ w[i] for i in range(pad, k)), rtol=1e-5, atol=1e-5
+    )
+    with pytest.raises(ValueError, match="multiple of the stride"):
+        layers.strided_conv_phases(x[:, :-1], w, 2, pad)
+
+
+@pytest.mark.parametrize(
+    "length, k, stride, pad",
     [(51, 3, 2, 1), (50, 3, 2, 1), (64, 7, 2, 3), (40, 5, 3, 2), (41, 2, 2, 0)],
 )
 def test_patch_conv_value_and_gradients(length, k, stride, pad):
