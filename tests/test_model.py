@@ -76,6 +76,18 @@ def test_strided_conv_forms_agree():
     np.testing.assert_allclose(grad(True), grad(False), rtol=1e-4, atol=1e-4)
 
 
+def _conv_against_library(form, length, k, stride, pad):
+    """``form`` and the library conv on random ``(2, length, 5)`` input and
+    ``(k, 5, 4)`` kernel: checks shape and values, returns ``(x, w, got)``."""
+    x = jax.random.normal(jax.random.key(0), (2, length, 5))
+    w = jax.random.normal(jax.random.key(1), (k, 5, 4))
+    got = form(x, w, stride, pad)
+    want = layers.strided_conv(x, w, stride, pad)
+    assert got.shape == want.shape == (2, (length + 2 * pad - k) // stride + 1, 4)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    return x, w, got
+
+
 @pytest.mark.parametrize(
     "length, k, stride, pad",
     [(2500, 7, 2, 3), (50, 3, 2, 1), (12, 5, 3, 2), (8, 2, 2, 0), (6, 7, 2, 3), (12, 3, 2, 0)],
@@ -84,12 +96,7 @@ def test_phase_conv_matches_library_conv(length, k, stride, pad):
     """The stem's evaluation form == the library conv, for the stem's shape
     and for other strides, kernels and paddings (a kernel longer than the
     input included)."""
-    x = jax.random.normal(jax.random.key(0), (2, length, 5))
-    w = jax.random.normal(jax.random.key(1), (k, 5, 4))
-    got = layers.strided_conv_phases(x, w, stride, pad)
-    want = layers.strided_conv(x, w, stride, pad)
-    assert got.shape == want.shape == (2, (length + 2 * pad - k) // stride + 1, 4)
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    x, w, got = _conv_against_library(layers.strided_conv_phases, length, k, stride, pad)
     # Hand value: the first output sees pad zeros, then x[0], x[1], ...
     np.testing.assert_allclose(
         got[0, 0], sum(x[0, i - pad] @ w[i] for i in range(pad, k)), rtol=1e-5, atol=1e-5
@@ -107,12 +114,7 @@ def test_patch_conv_value_and_gradients(length, k, stride, pad):
     cotangent in one loop) == the library conv and autodiff, for the stem's
     and the downsampling convs' shapes and for other strides, kernels and
     odd/even lengths."""
-    x = jax.random.normal(jax.random.key(0), (2, length, 5))
-    w = jax.random.normal(jax.random.key(1), (k, 5, 4))
-    got = layers.strided_conv_patches(x, w, stride, pad)
-    want = layers.strided_conv(x, w, stride, pad)
-    assert got.shape == want.shape == (2, (length + 2 * pad - k) // stride + 1, 4)
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    x, w, got = _conv_against_library(layers.strided_conv_patches, length, k, stride, pad)
     t = jax.random.normal(jax.random.key(2), got.shape)
     loss = lambda f: lambda x, w: (f(x, w, stride, pad) * t).sum()
     got_g = jax.grad(loss(layers.strided_conv_patches), argnums=(0, 1))(x, w)
