@@ -262,7 +262,8 @@ class LeadMixMST(nnx.Module):
     and under ``jax.vmap`` over a population's members the matmul becomes a
     batched matmul where a library conv becomes a grouped conv. In
     evaluation (no key) and for export (TFLite ``CONV_2D``) they are library
-    convs: model inference 1.09x (3 leads) and 1.10x (12 leads) faster on a
+    convs (in evaluation the stem's over its input's phases, see
+    :class:`Stem`): model inference 1.09x (3 leads) and 1.10x (12 leads) faster on a
     2-core XLA:CPU, batch 32 (same process, interleaved), and 1.22x on an
     H200 (12 leads, batch 256). Both give the same numbers up to float
     rounding.
