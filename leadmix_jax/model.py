@@ -20,7 +20,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from flax import nnx
-from jax import lax
 
 from leadmix_jax import layers
 
@@ -162,24 +161,6 @@ class TokenAttention(nnx.Module):
         return jnp.einsum("bnhd,hdc->bnc", ctx, _cast(self.out, dt)) + _cast(self.out_bias, dt)
 
 
-def _mean_and_max(t: Array) -> tuple[Array, Array]:
-    """Mean and maximum over the tokens of ``t`` ``(B, N, C)``: ``(B, C)`` each, one reduction.
-
-    The evaluation form. XLA:CPU's native variadic reduction: as two
-    reductions, XLA gave them to one YNNPACK fusion with the token FFN
-    before them and the block's ``(B, L, C)`` modulation after them, which ran
-    slower than XLA's own loops (12-lead inference 1.02x and 1.05x faster
-    this way in two paired runs, 3 leads unchanged; batch 32, 2-core
-    XLA:CPU). Training keeps
-    ``mean``/``max``, whose gradients JAX defines (ties of the max split
-    evenly), and so does export (TFLite has no variadic reduction).
-    """
-    tf = t.astype(jnp.float32)  # summed in float32, as jnp.mean does for bfloat16
-    zero, low = jnp.zeros((), jnp.float32), jnp.array(-jnp.inf, jnp.float32)
-    total, top = lax.reduce([tf, tf], [zero, low], lambda a, b: [a[0] + b[0], jnp.maximum(a[1], b[1])], (1,))
-    return (total / t.shape[1]).astype(t.dtype), top.astype(t.dtype)
-
-
 class LeadMixBlock(nnx.Module):
     """MS-DSC -> LTA -> LCM with a residual; ``(B, L, C) -> (B, L, C)``."""
 
@@ -259,10 +240,14 @@ class LeadMixBlock(nnx.Module):
         t2 = t1 + self.ffn2(layers.dropout(h, self.rate, keys[2]))
         # (c) LCM: bounded per-channel scale and shift from the tokens.
         th = jnp.tanh(t2)
+        # Evaluation: one variadic reduction (:func:`layers.mean_and_max`).
+        # Training keeps mean/max, whose gradients JAX defines (ties of the
+        # max split evenly), and so does export (TFLite has no variadic
+        # reduction).
         if rng is not None or self.export:
             scale, shift = th.mean(axis=1), th.max(axis=1)  # (B, C)
         else:
-            scale, shift = _mean_and_max(th)
+            scale, shift = layers.mean_and_max(th)
         y = y * (1 + 0.1 * scale[:, None, :]) + 0.1 * shift[:, None, :]
         return x + y
 
@@ -285,9 +270,9 @@ class LeadMixMST(nnx.Module):
     batched matmul where a library conv becomes a grouped conv. In
     evaluation (no key) and for export (TFLite ``CONV_2D``) they are library
     convs (in evaluation the stem's over its input's phases, see
-    :class:`Stem`): model inference 1.09x (3 leads) and 1.10x (12 leads) faster on a
-    2-core XLA:CPU, batch 32 (same process, interleaved), and 1.22x on an
-    H200 (12 leads, batch 256). Both give the same numbers up to float
+    :class:`Stem`): model inference 1.09x (3 leads) and 1.10x (12 leads)
+    faster on a 2-core XLA:CPU, batch 32 (same process, interleaved), and
+    1.22x on an H200 (12 leads, batch 256). Both give the same numbers up to float
     rounding.
 
     Args:

@@ -7,7 +7,6 @@ import pytest
 from flax import nnx
 
 from leadmix_jax import layers
-from leadmix_jax import model as model_lib
 from leadmix_jax.model import ConvNorm, LeadMixMST, count_params
 from model_stages import forward, stage_outputs_jit
 
@@ -239,7 +238,7 @@ def test_max_pool_gradient_goes_to_the_first_maximum(length, window, stride, pad
 def test_token_mean_and_max_in_one_reduction(dtype):
     """The evaluation form of the LCM's statistics == mean and max over tokens."""
     t = jnp.tanh(jax.random.normal(jax.random.key(0), (3, 12, 8))).astype(dtype)
-    mean, top = model_lib._mean_and_max(t)
+    mean, top = layers.mean_and_max(t)
     assert mean.dtype == top.dtype == dtype and mean.shape == top.shape == (3, 8)
     np.testing.assert_array_equal(top.astype(jnp.float32), t.max(axis=1).astype(jnp.float32))
     np.testing.assert_allclose(mean.astype(jnp.float32), t.mean(axis=1).astype(jnp.float32), rtol=1e-6)
