@@ -55,13 +55,13 @@ flags.FLAGS.mark_as_parsed()
 # idle at the end (longest-first keeps the two busy). Seconds measured on 2
 # cores; a file not listed keeps its place after these.
 _LONG_FILES = {
-    "tests/test_population.py": 190,
-    "tests/test_device_input.py": 190,
-    "tests/test_train_launch.py": 160,
-    "tests/test_train.py": 100,
-    "tests/test_lead_robust.py": 90,
-    "tests/test_export.py": 80,
-    "tests/test_demo.py": 50,
+    "tests/train/test_population.py": 190,
+    "tests/input/test_resident.py": 190,
+    "tests/train/test_resume.py": 160,
+    "tests/train/test_trainer.py": 100,
+    "tests/model/test_lead_robust.py": 90,
+    "tests/deploy/test_export.py": 80,
+    "tests/workflows/test_demo.py": 50,
     "tests/test_launch.py": 50,
 }
 

@@ -33,7 +33,7 @@ host_memory.keep_freed_memory()
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from leadmix_jax import layers  # noqa: E402
+from leadmix_jax.model import norm
 
 # (rows, inner, cols) of the paper model's matmuls at batch 32, 3 leads.
 MATMULS = {
@@ -91,7 +91,7 @@ def group_norm_fns() -> dict:
         g = jax.random.normal(jax.random.key(1), shape).astype(dt)
 
         def fwd_bwd(x, g):
-            y, vjp = jax.vjp(lambda x: layers.group_norm_silu(x, scale, bias, 8), x)
+            y, vjp = jax.vjp(lambda x: norm.group_norm_silu(x, scale, bias, 8), x)
             return y, vjp(g)[0]
 
         f = jax.jit(fwd_bwd)

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import tensorflow_datasets as tfds  # noqa: E402
 
-from leadmix_jax import build  # noqa: E402
+from leadmix_jax.data.build import builder as build_lib, databases  # noqa: E402
 
 
 def replicate(source: str, k: int) -> str:
@@ -60,13 +60,13 @@ def replicate(source: str, k: int) -> str:
 def run_once(source: str, workers: int, file_format: str, config: str) -> dict:
     out = tempfile.mkdtemp(prefix="leadmix_bench_")
     try:
-        builder = build.load_builder_class("ptbxl_mi")(
+        builder = databases.builder_class("ptbxl_mi")(
             data_dir=out, config=config, num_workers=workers, file_format=file_format
         )
         t0 = time.perf_counter()
         builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=source))
         seconds = time.perf_counter() - t0
-        report = json.loads((Path(builder.data_dir) / build.REPORT_NAME).read_text())
+        report = json.loads((Path(builder.data_dir) / build_lib.REPORT_NAME).read_text())
     finally:
         shutil.rmtree(out, ignore_errors=True)
     processed = report["records_labelled"]
@@ -91,7 +91,7 @@ def main() -> None:
     )
     ap.add_argument(
         "--workers",
-        default=f"1,{build.default_workers()}",
+        default=f"1,{build_lib.default_workers()}",
         help="comma-separated worker counts (default: 1,all cores)",
     )
     ap.add_argument("--repeat", type=int, default=1, help="builds per worker count (best kept)")
@@ -109,7 +109,7 @@ def main() -> None:
     counts = list(dict.fromkeys(int(w) for w in args.workers.split(",")))
     print(
         f"source {args.source} x{args.replicate}, {args.file_format}, config {args.config}, "
-        f"{build.default_workers()} usable cores, load average {os.getloadavg()[0]:.1f}"
+        f"{build_lib.default_workers()} usable cores, load average {os.getloadavg()[0]:.1f}"
     )
     if args.replicate > 1:
         args.source = replicate(args.source, args.replicate)

@@ -28,7 +28,7 @@ def main(single_arena: bool):
     import optax
     from flax import nnx
 
-    from leadmix_jax.model import LeadMixMST
+    from leadmix_jax.model.leadmix import LeadMixMST
 
     graphdef, params = nnx.split(LeadMixMST(3, rngs=nnx.Rngs(0)), nnx.Param)
     x, y, key = jnp.ones((256, 2500, 3)), jnp.ones((256,)), jax.random.key(2)

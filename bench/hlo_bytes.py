@@ -4,7 +4,8 @@
     python bench/hlo_bytes.py --leads=12 --step=infer --top=20
 
 Compiles ``bench/model_throughput.py``'s step with every function of
-:mod:`leadmix_jax.layers` the model calls wrapped in a ``jax.named_scope``,
+the model's ops (:mod:`leadmix_jax.model.conv`, ``norm``, ``dropout``) it calls
+wrapped in a ``jax.named_scope``,
 then reads the optimised HLO: for each instruction outside fused
 computations, the bytes it accesses are its output plus its operands (the
 same rule as XLA's ``cost_analysis()``; both totals are printed).
@@ -34,17 +35,18 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 import model_throughput  # noqa: E402
-from leadmix_jax import layers  # noqa: E402
+from leadmix_jax.model import conv, dropout, norm  # noqa: E402
 
-SCOPED = (
-    "depthwise_conv",
-    "group_norm_silu",
-    "strided_conv_patches",
-    "strided_conv",
-    "max_pool",
-    "dropout",
-    "layer_norm",
-)
+# name -> the module the model calls it from
+SCOPED = {
+    "depthwise_conv": conv,
+    "group_norm_silu": norm,
+    "strided_conv_patches": conv,
+    "strided_conv": conv,
+    "max_pool": conv,
+    "dropout": dropout,
+    "layer_norm": norm,
+}
 DTYPE_BYTES = {
     "f32": 4,
     "bf16": 2,
@@ -75,7 +77,7 @@ def shape_bytes(text: str) -> int:
 @contextlib.contextmanager
 def scoped_layers():
     """While tracing: each layer function in ``SCOPED`` runs under a named scope of its name."""
-    saved = {name: getattr(layers, name) for name in SCOPED}
+    saved = {name: getattr(module, name) for name, module in SCOPED.items()}
 
     def wrap(name, fn):
         @functools.wraps(fn)
@@ -86,12 +88,12 @@ def scoped_layers():
         return scoped
 
     for name, fn in saved.items():
-        setattr(layers, name, wrap(name, fn))
+        setattr(SCOPED[name], name, wrap(name, fn))
     try:
         yield
     finally:
         for name, fn in saved.items():
-            setattr(layers, name, fn)
+            setattr(SCOPED[name], name, fn)
 
 
 def instructions(hlo: str) -> list[tuple[int, str, str, str]]:

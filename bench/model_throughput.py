@@ -22,7 +22,7 @@ and the number of fusions in the optimised HLO.
 
 ``--forms`` adds JAX systems with one op in its export formulation, compiled
 in the same run (the measurement behind the per-backend choice in
-``leadmix_jax/layers.py``): ``library`` makes the stem and downsampling convs
+``leadmix_jax/model/conv.py``): ``library`` makes the stem and downsampling convs
 ``lax.conv_general_dilated`` instead of patch matmuls; ``grouped`` makes the
 dilated depthwise convs ``feature_group_count`` convs instead of shifted sums.
 """
@@ -45,8 +45,9 @@ import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
 from flax import nnx  # noqa: E402
 
-from leadmix_jax import host_memory, layers  # noqa: E402
-from leadmix_jax.model import LeadMixMST  # noqa: E402
+from leadmix_jax import host_memory  # noqa: E402
+from leadmix_jax.model import conv  # noqa: E402
+from leadmix_jax.model.leadmix import LeadMixMST  # noqa: E402
 
 host_memory.keep_freed_memory()  # before JAX starts its CPU client (first use, in main)
 
@@ -54,7 +55,7 @@ LENGTH = 2500
 
 
 FORMULATIONS = {
-    # name -> (layers attribute the model calls, the function put in its place)
+    # name -> (leadmix_jax.model.conv attribute the model calls, the function put in its place)
     "patches": None,  # the default model: im2col-matmul strided convs, shifted-sum depthwise convs
     "library": ("strided_conv_patches", "strided_conv"),  # lax.conv_general_dilated, stride 2
     "grouped": ("depthwise_conv", "depthwise_conv_grouped"),  # feature_group_count=C conv
@@ -73,12 +74,12 @@ def formulation(name: str):
         yield
         return
     attr, replacement = swap
-    saved = getattr(layers, attr)
-    setattr(layers, attr, getattr(layers, replacement))
+    saved = getattr(conv, attr)
+    setattr(conv, attr, getattr(conv, replacement))
     try:
         yield
     finally:
-        setattr(layers, attr, saved)
+        setattr(conv, attr, saved)
 
 
 def make_jax_steps(num_leads: int, batch: int, dtype, lr: float = 1e-3, wd: float = 1e-3, form="patches"):

@@ -2,7 +2,7 @@
 
 For each population size P it trains P members (same lead count, seeds
 0..P-1, lead sets cycling through the paper's 3-lead sets) from a
-device-resident split through :class:`leadmix_jax.population.PopulationFeed`
+device-resident split through :class:`leadmix_jax.train.population.PopulationFeed`
 and prints:
   * for each number of members per vectorised pass (``--passes``): 1 runs
     the members one after another inside the program (``lax.map``, the CPU
@@ -11,7 +11,7 @@ and prints:
     every member trains on every sample) and member-samples/s (P x that: the
     models' training work done per second);
   * member-samples/s over the solo baseline: one model trained by the
-    ordinary device feed (:class:`leadmix_jax.dispatch.DeviceFeed`), same
+    ordinary device feed (:class:`leadmix_jax.train.feeds.DeviceFeed`), same
     run, batch and K. 1.0 means P models train as fast together as one after
     another; above 1, the population fills the machine better;
   * from the compiled one-step program (``cost_analysis()`` and the optimised
@@ -51,8 +51,15 @@ from leadmix_jax import host_memory  # noqa: E402
 host_memory.keep_freed_memory()  # before JAX starts its CPU client
 
 from configs import default  # noqa: E402
-from leadmix_jax import device_input, dispatch, input_pipeline, population, preprocessing, train  # noqa: E402
-from leadmix_jax import leads as leads_lib  # noqa: E402
+from leadmix_jax.input import resident  # noqa: E402
+from leadmix_jax.train import feeds, population
+from leadmix_jax.data import preprocessing
+from leadmix_jax.data import leads as leads_lib  # noqa: E402
+from leadmix_jax.train import experiment
+from leadmix_jax.input import norm_stats
+from leadmix_jax.input import built
+from leadmix_jax.input import augment
+from leadmix_jax import mesh as mesh_lib
 
 THREE_LEAD_SETS = ("inferior", "lateral", "I-II-V3", "V1-V3-V5")
 
@@ -95,11 +102,11 @@ def members_of(p: int, config) -> list[population.Member]:
     return [population.Member(f"m{i}", s, leads_lib.parse_leads(s), i) for i, s in enumerate(sets)]
 
 
-def bench_population(p, per_pass, config, builder, stats12, resident, args) -> dict:
+def bench_population(p, per_pass, config, builder, stats12, split, args) -> dict:
     members = members_of(p, config)
-    solo = train.make_experiment(population.member_config(config, members[0], 0), args.train_size)
-    inputs = population.MemberInputs.make(members, stats12, input_pipeline.AugmentConfig())
-    feed = population.PopulationFeed(solo, resident, inputs, 0, per_pass)
+    solo = experiment.make_experiment(population.member_config(config, members[0], 0), args.train_size)
+    inputs = population.MemberInputs.make(members, stats12, augment.AugmentConfig())
+    feed = population.PopulationFeed(solo, split, inputs, 0, per_pass)
     state = population.init_states(solo, [m.seed for m in members])
     seconds = timed(feed.run, state, args.k, args.dispatches)
     raw = {
@@ -112,14 +119,12 @@ def bench_population(p, per_pass, config, builder, stats12, resident, args) -> d
     return {"seconds": seconds, **stats}
 
 
-def bench_solo(config, builder, stats12, resident, args) -> dict:
+def bench_solo(config, builder, stats12, split, args) -> dict:
     member = members_of(1, config)[0]
     cfg = population.member_config(config, member, 0)
-    exp = train.make_experiment(cfg, args.train_size)
-    spec = device_input.BatchSpec.from_config(
-        exp.leads, stats12.select(exp.leads), input_pipeline.AugmentConfig()
-    )
-    feed = dispatch.DeviceFeed(exp, resident, spec, 0)
+    exp = experiment.make_experiment(cfg, args.train_size)
+    spec = resident.BatchSpec.from_config(exp.leads, stats12.select(exp.leads), augment.AugmentConfig())
+    feed = feeds.DeviceFeed(exp, split, spec, 0)
     state = exp.init_state()
     seconds = timed(feed.run, state, args.k, args.dispatches)
     x = {"ecg": jnp.zeros((args.batch, preprocessing.WINDOW_SAMPLES, 3)), "label": jnp.zeros((args.batch,))}
@@ -151,17 +156,17 @@ def main():
     data_dir = builtdata.build(tempfile.mkdtemp(prefix="popbench-"))
     config = config_for(args)
     config.data_dir = data_dir
-    builder = input_pipeline.load_builder(data_dir, "built_mi")
-    args.train_size = input_pipeline.split_size(builder, "train")
-    stats12 = input_pipeline.compute_norm_stats(builder, "train", leads_lib.CANONICAL_LEADS, 64)
-    mesh = train.make_mesh()
-    resident = device_input.load_resident(builder, "train", mesh)
+    builder = built.load_builder(data_dir, "built_mi")
+    args.train_size = built.split_size(builder, "train")
+    stats12 = norm_stats.compute_from_split(builder, "train", leads_lib.CANONICAL_LEADS, 64)
+    mesh = mesh_lib.make_mesh()
+    split = resident.load_resident(builder, "train", mesh)
     samples = args.batch * args.k * args.dispatches
     print(
         f"devices: {jax.device_count()} x {jax.devices()[0].platform}; model base {args.base} depth "
         f"{args.depth}; batch {args.batch}; K={args.k}; {args.dispatches} timed dispatches; 3 leads"
     )
-    solo = bench_solo(config, builder, stats12, resident, args)
+    solo = bench_solo(config, builder, stats12, split, args)
     solo_rate = samples / solo["seconds"]
     print(
         "| P | members per pass | samples/s per member | member-samples/s | vs solo | fusions/step "
@@ -176,7 +181,7 @@ def main():
     for p in [int(v) for v in args.p.split(",")]:
         passes = sorted({p if v == "all" else min(int(v), p) for v in args.passes.split(",")}, reverse=True)
         for per_pass in passes:
-            r = bench_population(p, per_pass, config, builder, stats12, resident, args)
+            r = bench_population(p, per_pass, config, builder, stats12, split, args)
             rate = samples / r["seconds"]  # each member trains on every sample
             mb = r["bytes"] / args.batch / p / 1e6
             gf = r["flops"] / args.batch / p / 1e9

@@ -48,7 +48,12 @@ from leadmix_jax import host_memory  # noqa: E402
 host_memory.keep_freed_memory()  # before JAX starts its CPU client
 
 from configs import default  # noqa: E402
-from leadmix_jax import dispatch, input_pipeline, preprocessing, train  # noqa: E402
+from leadmix_jax.train import feeds  # noqa: E402
+from leadmix_jax.input import pipeline
+from leadmix_jax.data import preprocessing
+from leadmix_jax.train import experiment
+from leadmix_jax.input import norm_stats
+from leadmix_jax.input import built
 
 
 def _timed(feed_run, state, k, dispatches):
@@ -60,19 +65,27 @@ def _timed(feed_run, state, k, dispatches):
     return state, time.perf_counter() - t0
 
 
+def h2d_bytes_per_step(feed, batch: int, num_leads: int) -> int:
+    """Host->device bytes of one step's global batch: float32 windows and labels
+    in grain mode, nothing in device mode (the split is already there)."""
+    if isinstance(feed, feeds.GrainFeed):
+        return batch * (preprocessing.WINDOW_SAMPLES * num_leads + 1) * 4
+    return 0
+
+
 def bench(builder, split, config, mode, k, dispatches, stats, rounds=3):
     """End-to-end and device-only samples/s of one (mode, K): each warmed up
     (compiled) first, then timed in ``rounds`` alternating rounds of
     ``dispatches`` dispatches; the medians are reported, so that drift in the
     machine's speed hits both alike."""
-    exp = train.make_experiment(config, input_pipeline.split_size(builder, split))
-    pcfg = input_pipeline.PipelineConfig(
+    exp = experiment.make_experiment(config, built.split_size(builder, split))
+    pcfg = pipeline.PipelineConfig(
         leads=exp.leads, global_batch=config.batch_size, seed=0, workers=config.workers
     )
-    feed = dispatch.make_feed(exp, config, builder, stats, pcfg, mode=mode, reason="benchmark")
+    feed = feeds.make_feed(exp, config, builder, stats, pcfg, mode=mode, reason="benchmark")
     # Device-only: the loop of k steps over constant batches already on the devices.
     # (grain mode: the very function its end-to-end run used.)
-    const = feed if isinstance(feed, dispatch.GrainFeed) else dispatch.GrainFeed(exp, None)
+    const = feed if isinstance(feed, feeds.GrainFeed) else feeds.GrainFeed(exp, None)
     shape = (k, config.batch_size, preprocessing.WINDOW_SAMPLES, len(exp.leads))
     rng = np.random.default_rng(0)
     batches = {
@@ -89,12 +102,12 @@ def bench(builder, split, config, mode, k, dispatches, stats, rounds=3):
         for name, fn in runs.items():
             state, t = _timed(fn, state, k, dispatches)
             seconds[name].append(t)
-    n = input_pipeline.split_size(builder, split)
+    n = built.split_size(builder, split)
     rate = {name: config.batch_size * k * dispatches / statistics.median(t) for name, t in seconds.items()}
     return {
         **rate,
         "dispatches_per_epoch": math.ceil(max(1, n // config.batch_size) / k),
-        "h2d_bytes": feed.bytes_per_step(),
+        "h2d_bytes": h2d_bytes_per_step(feed, config.batch_size, len(exp.leads)),
         "wait": feed.wait_s / sum(seconds["e2e"]),
     }
 
@@ -129,9 +142,9 @@ def main():
 
         args.data_dir = builtdata.build(tempfile.mkdtemp(prefix="leadmix_bench_"))
         args.dataset = builtdata.NAME
-    builder = input_pipeline.load_builder(args.data_dir, args.dataset)
+    builder = built.load_builder(args.data_dir, args.dataset)
     dev = jax.devices()[0]
-    n = input_pipeline.split_size(builder, args.split)
+    n = built.split_size(builder, args.split)
     print(
         f"device: {dev.device_kind} x{jax.device_count()} ({jax.default_backend()}), "
         f"dataset {args.dataset}:{args.split} ({n} examples), leads {args.leads}, {args.dtype}, "
@@ -152,8 +165,8 @@ def main():
                 if args.base:
                     config.model.base = args.base
                 if stats is None:
-                    leads = train.make_experiment(config).leads
-                    stats = input_pipeline.compute_norm_stats(builder, args.split, leads, 512)
+                    leads = experiment.make_experiment(config).leads
+                    stats = norm_stats.compute_from_split(builder, args.split, leads, 512)
                 dispatches = args.dispatches or math.ceil(args.min_steps / k)
                 r = bench(builder, args.split, config, mode, k, dispatches, stats, args.rounds)
                 wait = f"{100 * r['wait']:.0f} %" if mode == "grain" else "-"

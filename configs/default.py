@@ -64,7 +64,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.augment = ml_collections.ConfigDict()
     c.augment.scale = 0.0  # per-lead amplitude scaling U(1-s, 1+s)
     c.augment.noise = 0.0  # std of additive Gaussian noise
-    c.augment.wander = 0.0  # amplitude of a 0.05-0.5 Hz baseline sinusoid
+    c.augment.wander = 0.0  # amplitude of a baseline sinusoid (0 = off)
+    c.augment.wander_low_hz = 0.05  # its frequency: uniform in [wander_low_hz, wander_high_hz]
+    c.augment.wander_high_hz = 0.5
     c.augment.shift = 0  # circular time shift up to +-shift samples
     # Schedule --------------------------------------------------------------
     c.batch_size = 32  # global batch, split across all devices
@@ -86,8 +88,6 @@ def get_config() -> ml_collections.ConfigDict:
     c.population.seeds = 1  # members per lead set, seeds seed, seed+1, ...
     # members trained by one vectorised pass of the step; 0 = auto: all on GPU/TPU, 1 on CPU
     c.population.members_per_pass = 0
-    c.population.report_level = "patient"  # level of the protocol's table
-    c.population.report_threshold = "0.5"  # threshold of the table: 0.5 or val_youden
     # Evaluation (launch.py --mode=eval) ---------------------------------------
     # dataset:split pairs; 'all' = every split of that dataset.
     c.eval_targets = "ptbdb_mi/paper:all,ptbxl_mi/paper:all,sph_mi/paper:test"
@@ -97,4 +97,20 @@ def get_config() -> ml_collections.ConfigDict:
     c.eval_leads = ""  # lead-robust checkpoints: sets to evaluate ('paper' = all 7; 'inferior,lateral'; 'a;b'); '' = config.leads
     c.eval_plots = True  # ROC, precision-recall and confusion figures per target
     c.bootstrap_samples = 1000  # bootstrap resamples (by patient) for 95% CIs
+    # Tables (launch.py --mode=report over --workdirs, and the protocol's table) ----
+    c.report = ml_collections.ConfigDict()
+    c.report.level = "patient"  # window, record or patient
+    c.report.threshold = "0.5"  # threshold of the table: 0.5 or val_youden
+    c.report.metrics = "auroc,accuracy,sensitivity,specificity,macro_f1"  # columns per dataset
+    # Prediction (launch.py --mode=predict --record=...) ------------------------
+    c.predict = ml_collections.ConfigDict()
+    # "" = the validation Youden threshold (0.5 if trained without validation); val_youden, 0.5 or a number
+    c.predict.threshold = ""
+    # Export (launch.py --mode=export; the checkpoint is eval_checkpoint) -------
+    c.export = ml_collections.ConfigDict()
+    c.export.format = "tflite"  # tflite, onnx or stablehlo
+    c.export.quantize = "none"  # none (float32), dynamic (int8 weights) or int8 (weights and activations)
+    c.export.dir = ""  # output folder; '' = <workdir>/export
+    c.export.calibration_examples = 500  # training windows that calibrate int8
+    c.export.latency_runs = 30  # timed single-window runs (the median is reported)
     return c

@@ -12,7 +12,7 @@ from configs import default
 
 def get_config():
     c = default.get_config()
-    c.mode = "demo"  # launch.py's default mode for this config (see leadmix_jax.demo)
+    c.mode = "demo"  # launch.py's default mode for this config (see leadmix_jax.workflows.demo)
     c.synthetic = ml_collections.ConfigDict()
     c.synthetic.seed = 0  # generator seed
     c.synthetic.sph_records = 600  # synthetic SPH records (training database)

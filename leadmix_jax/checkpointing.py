@@ -2,12 +2,12 @@
 
 Each checkpoint step holds four items:
 
-* ``state``: the :class:`~leadmix_jax.train.TrainState` (params, optimiser
+* ``state``: the :class:`~leadmix_jax.train.trainer.TrainState` (params, optimiser
   state, step, rng), restored straight onto the device mesh;
 * ``data``: the training iterator's state (grain's handler, one file per
   process), so a restart continues at the exact next batch; with
   device-resident input a JSON position instead (anything with
-  ``checkpoint_args(restore)``, see :class:`leadmix_jax.dispatch.DevicePosition`);
+  ``checkpoint_args(restore)``, see :class:`leadmix_jax.train.feeds.DevicePosition`);
 * ``meta``: JSON with the lead set, normalisation statistics, model settings
   and, when validation ran at that step, its metrics (``validation``:
   ``val_auroc``, ``val_loss``, ``val_youden``): what evaluation and

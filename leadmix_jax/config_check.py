@@ -13,7 +13,7 @@ import re
 
 import ml_collections
 
-from leadmix_jax import leads as leads_lib
+from leadmix_jax.data import leads as leads_lib
 from leadmix_jax.errors import UserError
 
 # name[/config[/version]] as given to `tfds build` and found under data_dir
@@ -33,20 +33,30 @@ def check_dataset_name(name: str, field: str) -> None:
 
 
 def _check_population(config: ml_collections.ConfigDict) -> None:
-    from leadmix_jax import population
+    from leadmix_jax.train import population
 
     population.make_members(config)  # lead sets, seeds, model variant: UserError
     if config.input_mode == "grain":
         raise UserError(
             "--mode=protocol trains populations from device-resident data: use --config.input_mode=auto or device"
         )
-    if config.population.report_level not in ("window", "record", "patient"):
+    _check_report(config)
+
+
+def _check_report(config: ml_collections.ConfigDict) -> None:
+    """``config.report``: the table's level, threshold and metrics."""
+    from leadmix_jax.evaluate import tables
+
+    report = config.report
+    if report.level not in tables.LEVELS:
+        raise UserError(f"--config.report.level={report.level!r}: use window, record or patient")
+    if report.threshold not in tables.THRESHOLDS:
+        raise UserError(f"--config.report.threshold={report.threshold!r}: use 0.5 or val_youden")
+    names = tables.metric_names(report.metrics)
+    if not names or any(m not in tables.TABLE_METRICS for m in names):
         raise UserError(
-            f"--config.population.report_level={config.population.report_level!r}: use window, record or patient"
-        )
-    if config.population.report_threshold not in ("0.5", "val_youden"):
-        raise UserError(
-            f"--config.population.report_threshold={config.population.report_threshold!r}: use 0.5 or val_youden"
+            f"--config.report.metrics={report.metrics!r}: use comma-separated names of "
+            f"{', '.join(tables.TABLE_METRICS)}"
         )
 
 
@@ -55,8 +65,12 @@ def check(config: ml_collections.ConfigDict, mode: str = "train", device_count: 
 
     Checked: lead names, dataset names, evaluation targets and
     ``exclude_patients``, batch sizes (positive and divisible by the number of
-    devices), checkpoint choice, step counts.
+    devices), checkpoint choice, step counts; for ``report``, ``export`` and
+    ``predict`` their own blocks of the config.
     """
+    if mode in _OWN_BLOCK:
+        _OWN_BLOCK[mode](config)
+        return
     try:
         leads_lib.parse_leads(config.leads)
     except (ValueError, KeyError) as e:
@@ -65,7 +79,7 @@ def check(config: ml_collections.ConfigDict, mode: str = "train", device_count: 
         raise UserError(f"--config.model.variant={config.model.variant!r}: use official or lead_robust")
     robust = config.get("model") and config.model.get("variant") == "lead_robust"
     if robust and mode in ("train", "demo"):
-        from leadmix_jax import lead_robust
+        from leadmix_jax.model import lead_robust
 
         if set(leads_lib.parse_leads(config.leads)) != set(leads_lib.CANONICAL_LEADS):
             raise UserError(
@@ -74,16 +88,16 @@ def check(config: ml_collections.ConfigDict, mode: str = "train", device_count: 
             )
         try:
             lead_robust.MaskSampler.from_config(config.lead_robust)
-            lead_robust.parse_eval_leads(config.lead_robust.val_sets)
+            leads_lib.parse_lead_sets(config.lead_robust.val_sets)
         except (ValueError, KeyError) as e:
             raise UserError(f"--config.lead_robust: {e}") from None
     if mode == "protocol":
         _check_population(config)
     if mode in ("eval", "demo") and config.get("eval_leads"):
-        from leadmix_jax import lead_robust
+        from leadmix_jax.model import lead_robust
 
         try:
-            lead_robust.parse_eval_leads(config.eval_leads)
+            leads_lib.parse_lead_sets(config.eval_leads)
         except ValueError as e:
             raise UserError(f"--config.eval_leads={config.eval_leads!r}: {e}") from None
     if mode in ("train", "demo", "protocol"):
@@ -96,16 +110,14 @@ def check(config: ml_collections.ConfigDict, mode: str = "train", device_count: 
             if config[field] <= 0:
                 raise UserError(f"--config.{field} must be positive, got {config[field]}")
     if mode in ("eval", "demo", "protocol"):
-        from leadmix_jax import evaluate
+        from leadmix_jax.evaluate import evaluation
 
-        for dataset, _ in evaluate.parse_targets(config.eval_targets):
+        for dataset, _ in evaluation.parse_targets(config.eval_targets):
             check_dataset_name(dataset, "an entry of --config.eval_targets")
         spec = str(config.get("exclude_patients", "") or "")
         if spec.startswith("@") and not os.path.exists(os.path.expanduser(spec[1:])):
             raise UserError(f"--config.exclude_patients={spec}: {spec[1:]} does not exist")
-        which = str(config.get("eval_checkpoint", "best"))
-        if which not in ("best", "latest") and not which.isdigit():
-            raise UserError(f"--config.eval_checkpoint={which!r}: use best, latest or a step number")
+        _check_checkpoint(config)
     if device_count is None:
         import jax
 
@@ -118,3 +130,33 @@ def check(config: ml_collections.ConfigDict, mode: str = "train", device_count: 
                 f"--config.{field}={size} must be a positive multiple of the {device_count} "
                 f"devices (data-parallel batches are split evenly), e.g. {device_count * 8}"
             )
+
+
+def _check_export(config: ml_collections.ConfigDict) -> None:
+    from leadmix_jax.deploy import export
+
+    export.ExportSpec.from_config(config).check()
+    _check_checkpoint(config)
+
+
+def _check_predict(config: ml_collections.ConfigDict) -> None:
+    value = str(config.predict.threshold)
+    if value not in ("", "val_youden", "0.5"):
+        try:
+            number = float(value)
+        except ValueError:
+            number = float("nan")
+        if not 0.0 <= number <= 1.0:
+            raise UserError(
+                f"--config.predict.threshold={value!r}: use val_youden, 0.5 or a number in [0, 1]"
+            )
+    _check_checkpoint(config)
+
+
+def _check_checkpoint(config: ml_collections.ConfigDict) -> None:
+    which = str(config.get("eval_checkpoint", "best"))
+    if which not in ("best", "latest") and not which.isdigit():
+        raise UserError(f"--config.eval_checkpoint={which!r}: use best, latest or a step number")
+
+
+_OWN_BLOCK = {"report": _check_report, "export": _check_export, "predict": _check_predict}

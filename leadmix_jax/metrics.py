@@ -19,7 +19,7 @@ Conventions used throughout this module:
   label, which must be the same for all its windows).
 
 Levels with patient-bootstrap confidence intervals are in
-:mod:`leadmix_jax.levels`.
+:mod:`leadmix_jax.evaluate.level_metrics`.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ __all__ = [
     "auroc",
 ]
 
-#: Metrics that get bootstrap confidence intervals in :func:`leadmix_jax.levels.evaluate_levels`.
+#: Metrics that get bootstrap confidence intervals in :func:`leadmix_jax.evaluate.level_metrics.evaluate_levels`.
 MAIN_METRICS = ("accuracy", "sensitivity", "specificity", "macro_f1", "auroc", "auprc", "brier")
 #: Threshold-free metrics among :data:`MAIN_METRICS`.
 _THRESHOLD_FREE = ("auroc", "auprc", "brier")

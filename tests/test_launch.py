@@ -92,5 +92,5 @@ def test_eval_and_predict_use_the_workdirs_config(tmp_path_factory, tmp_path):
     # predict without a record, and a damaged/unknown checkpoint: one line each
     out = launch("--mode=predict", f"--workdir={workdir}")
     assert out.returncode == 2 and "needs --record" in out.stderr and "Traceback" not in out.stderr
-    out = launch("--mode=eval", f"--workdir={workdir}", "--checkpoint=99")
+    out = launch("--mode=eval", f"--workdir={workdir}", "--config.eval_checkpoint=99")
     assert out.returncode == 2 and "no checkpoint at step 99" in out.stderr and "Traceback" not in out.stderr

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from leadmix_jax import levels as L
+from leadmix_jax.evaluate import level_metrics as L
 from leadmix_jax import metrics as M
 
 

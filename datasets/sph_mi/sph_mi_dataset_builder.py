@@ -1,29 +1,14 @@
 """TFDS builder ``sph_mi``: SPH (Shandong Provincial Hospital) 12-lead ECGs, MI vs normal.
 
-What is particular to this database (its source layout, metadata scan and
-label fields) is in ``sph_metadata.py`` next to this file; all logic shared with ``ptbdb_mi`` and ``ptbxl_mi`` lives in
-:mod:`leadmix_jax.build` (TFDS base class), :mod:`leadmix_jax.metadata`,
-:mod:`leadmix_jax.build_pool` and :mod:`leadmix_jax.build_report`.
+``tfds build datasets/sph_mi --manual_dir=...`` finds this ``Builder``. The build
+itself (metadata scan, preprocessing, splits, report) is the library's
+(:class:`leadmix_jax.data.build.databases.SphMi`); this folder holds the
+dataset's documentation (README.md, CITATIONS.bib, TAGS.txt), its
+``dummy_data/`` and the TFDS builder test.
 """
 
-from leadmix_jax import build
-
-try:  # imported as sph_mi.sph_mi_dataset_builder (tfds build, build.load_builder_class, tests)
-    from sph_mi import sph_metadata
-except ImportError:  # imported standalone, with only this folder on sys.path
-    import sph_metadata
+from leadmix_jax.data.build import databases
 
 
-class Builder(build.MiEcgBuilder):
+class Builder(databases.SphMi):
     """SPH 12-lead ECG database (figshare collection 5779802): MI vs normal."""
-
-    scan = staticmethod(sph_metadata.scan)
-    DATABASE = "sph"
-    HOMEPAGE = "https://doi.org/10.6084/m9.figshare.c.5779802"
-    MANUAL_DOWNLOAD_INSTRUCTIONS = """
-  Download the SPH database from figshare (collection 5779802,
-  https://doi.org/10.6084/m9.figshare.c.5779802): `metadata.csv` and the
-  records archive. Unpack it so that one folder directly holds `metadata.csv`
-  and `records/A00001.h5` ... `records/A25770.h5`, and point `--manual_dir`
-  at that folder.
-  """

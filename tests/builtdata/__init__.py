@@ -2,10 +2,10 @@
 checkpoint trained on it, for evaluation / prediction / report tests.
 
 ``BuiltMi`` (dataset name ``built_mi``) holds preprocessed 10-s windows of
-synthetic records (:mod:`leadmix_jax.testing`): several records per patient,
+synthetic records (:mod:`leadmix_jax.synthetic`): several records per patient,
 two windows per record, both classes in every split, and in ``test`` one
 patient with an MI and a normal record (as happens in PTB-XL). Features are
-the builders' own (:func:`leadmix_jax.build.features`): ``ecg`` (2500, 12)
+the builders' own (:func:`leadmix_jax.data.build.builder.features`): ``ecg`` (2500, 12)
 float32 canonical order, ``label`` ClassLabel normal/mi, ``patient_id``,
 ``record_id`` (Text), ``window``, ``fold`` (int32), ``codes``, ``age``
 (float32), ``sex``.
@@ -22,9 +22,9 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
-from leadmix_jax import build as build_lib
-from leadmix_jax import preprocessing
-from leadmix_jax import testing as synthetic
+from leadmix_jax.data.build import builder as build_lib
+from leadmix_jax.data import preprocessing
+from leadmix_jax import synthetic as synthetic
 
 NAME = "built_mi"
 # split -> (patients, records per patient); 20-s records give 2 windows each.
@@ -140,11 +140,11 @@ def trained_workdir(tmp_path_factory, leads: str = "II,III,aVF") -> str:
     """A workdir with a tiny checkpoint trained on ``leads``, once per session."""
     key = f"workdir:{leads}"
     if key not in _CACHE:
-        from leadmix_jax import train
+        from leadmix_jax.train import trainer
 
         data = data_dir(tmp_path_factory)
         workdir = str(tmp_path_factory.mktemp("trained"))
-        train.train_and_evaluate(make_config(data, leads=leads), workdir)
+        trainer.train_and_evaluate(make_config(data, leads=leads), workdir)
         _CACHE[key] = workdir
     return _CACHE[key]
 
@@ -154,11 +154,11 @@ def evaluated_workdir(tmp_path_factory, leads: str = "II,III,aVF") -> tuple[str,
     default checkpoint on ``built_mi:test`` and ``built_mi:all``, once per session."""
     key = f"eval:{leads}"
     if key not in _CACHE:
-        from leadmix_jax import evaluate
+        from leadmix_jax.evaluate import evaluation
 
         workdir = trained_workdir(tmp_path_factory, leads)
         _CACHE[key] = (
             workdir,
-            evaluate.evaluate(make_config(data_dir(tmp_path_factory), leads=leads), workdir),
+            evaluation.evaluate(make_config(data_dir(tmp_path_factory), leads=leads), workdir),
         )
     return _CACHE[key]

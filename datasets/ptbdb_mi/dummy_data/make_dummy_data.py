@@ -1,8 +1,8 @@
 """Writes this folder: a tiny synthetic PTB Diagnostic ECG Database in its original layout.
 
 Run from anywhere: ``python datasets/ptbdb_mi/dummy_data/make_dummy_data.py``.
-Signals are synthetic (:func:`leadmix_jax.testing.synth_record`, written by
-:func:`leadmix_jax.testing.write_wfdb`); no real
+Signals are synthetic (:func:`leadmix_jax.synthetic.synth_record`, written by
+:func:`leadmix_jax.synthetic.write_wfdb`); no real
 patient data. Layout as PhysioNet's ptbdb 1.0.0: ``RECORDS``, ``CONTROLS``,
 ``patientNNN/sXXXXyyy.{hea,dat}``, 1000 Hz, lower-case lead names, headers
 that list the 3 Frank leads of an ``.xyz`` file that is absent (as in many
@@ -16,7 +16,7 @@ Records (RECORDS entry: reason for admission -> fold -> split):
   patient007/s0003lre: Myocardial infarction -> fold 10 -> test
   patient041/s0004lre: Cardiomyopathy -> excluded (header only; never read)
 Expected examples (one 10 s window each): train 1, validation 1, test 1.
-Patient ids were chosen so that leadmix_jax.splits.fold_of_patient puts one
+Patient ids were chosen so that leadmix_jax.data.splits.fold_of_patient puts one
 record in each split.
 """
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from leadmix_jax import testing as synthetic
+from leadmix_jax import synthetic as synthetic
 
 HERE = Path(__file__).resolve().parent
 LEADS = ("i", "ii", "iii", "avr", "avl", "avf", "v1", "v2", "v3", "v4", "v5", "v6")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from leadmix_jax import testing as synthetic
+from leadmix_jax import synthetic as synthetic
 
 HERE = Path(__file__).resolve().parent
 ROWS = [  # ecg_id, patient_id, age, sex, scp_codes, strat_fold, mi, territory, write signal

@@ -1,8 +1,8 @@
 """Writes this folder: a tiny synthetic SPH database in its original layout.
 
 Run from anywhere: ``python datasets/sph_mi/dummy_data/make_dummy_data.py``.
-Signals are synthetic (:func:`leadmix_jax.testing.synth_record`, written by
-:func:`leadmix_jax.testing.write_sph_record`), quantised
+Signals are synthetic (:func:`leadmix_jax.synthetic.synth_record`, written by
+:func:`leadmix_jax.synthetic.write_sph_record`), quantised
 to 1/256 mV and stored gzip-compressed to keep the folder small; no real patient
 data. ``metadata.csv`` has the 7 original columns; ``records/<ECG_ID>.h5``
 holds dataset ``ecg`` float32 ``(12, N)`` at 500 Hz, leads I..V6.
@@ -13,7 +13,7 @@ Records (ECG_ID: AHA_Code, Patient_ID -> fold -> split):
   A00003: 50+160 (MI), S00005 -> fold 10 -> test (21 s: 2 windows)
   A00004: 22;23 (excluded; no signal file needed), S00030
 Expected examples: train 1, validation 1, test 2. Patient ids were chosen so
-that leadmix_jax.splits.fold_of_patient puts one record in each split.
+that leadmix_jax.data.splits.fold_of_patient puts one record in each split.
 """
 
 import csv
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from leadmix_jax import testing as synthetic
+from leadmix_jax import synthetic as synthetic
 
 HERE = Path(__file__).resolve().parent
 ROWS = [  # ECG_ID, AHA_Code, Patient_ID, Age, Sex, N, mi, territory, write

@@ -1,0 +1,278 @@
+"""The TFDS base class of the builders ``ptbdb_mi``, ``ptbxl_mi`` and ``sph_mi``.
+
+A build has three stages:
+
+1. **Scan** (main process, metadata only): the database's own scanner,
+   ``datasets/<name>/<db>_metadata.py`` (``Builder.scan``), reads its index
+   and applies the label rule of the builder config
+   (:mod:`leadmix_jax.data.labels`); shared helpers are in
+   :mod:`leadmix_jax.data.build.scan`. A folder that is not the database at all
+   raises :class:`~leadmix_jax.data.build.scan.NotTheDatabaseError`.
+2. **Folds**: PTB-XL's ``strat_fold``; PTB and SPH get patient-grouped folds
+   that no other metadata row can move (:func:`leadmix_jax.data.splits.fold_of_patient`).
+   Folds 1-8 train, 9 validation, 10 test.
+3. **Records in parallel**: each split's generator maps
+   :func:`leadmix_jax.data.build.task.process_record` (read + the paper's preprocessing
+   chain over all 12 leads) over its records with the process pool of
+   :mod:`leadmix_jax.data.build.pool` and yields one example per clean window. A
+   record that fails is skipped with a reason from
+   :data:`leadmix_jax.data.records.REASONS`; a split left without any record is
+   reported and not written; nothing stops the build.
+
+At the end the builder writes ``build_report.json``
+(:mod:`leadmix_jax.data.build.report`) into the dataset's version folder and
+prints a summary.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+
+import numpy as np
+import tensorflow_datasets as tfds
+from absl import logging
+from etils import epath
+
+from leadmix_jax.data import labels as labels_lib
+from leadmix_jax.data import splits as splits_lib
+from leadmix_jax.data.build.pool import WORKERS_ENV, RecordPool, default_workers
+from leadmix_jax.data.build.report import REPORT_NAME, BuildReport, json_default
+from leadmix_jax.data.leads import CANONICAL_LEADS
+from leadmix_jax.data.build.scan import EXPECTED_FS, NotTheDatabaseError, Scan
+from leadmix_jax.data.preprocessing import WINDOW_SAMPLES
+from leadmix_jax.data.build.task import RecordTask
+
+VERSION = "1.1.0"
+
+__all__ = [
+    "VERSION",
+    "WORKERS_ENV",
+    "REPORT_NAME",
+    "EXPECTED_FS",
+    "NotTheDatabaseError",
+    "Scan",
+    "MiEcgBuilder",
+    "features",
+    "default_workers",
+    "read_report",
+]
+
+
+# ---------------------------------------------------------------------------
+# the builder base class
+
+
+def features() -> tfds.features.FeaturesDict:
+    """The feature set shared by the three builders (and tests/builtdata): ``ecg``
+    float32 ``(2500, 12)`` in canonical lead order, ``label`` 0/1, ids, window
+    index, fold, raw codes, age (float32, NaN if unknown) and sex."""
+    return tfds.features.FeaturesDict(
+        {
+            "ecg": tfds.features.Tensor(
+                shape=(WINDOW_SAMPLES, len(CANONICAL_LEADS)),
+                dtype=np.float32,
+                encoding=tfds.features.Encoding.BYTES,
+                doc="10 s at 250 Hz, mV, leads " + " ".join(CANONICAL_LEADS),
+            ),
+            "label": tfds.features.ClassLabel(names=list(labels_lib.LABEL_NAMES)),
+            "patient_id": tfds.features.Text(),
+            "record_id": tfds.features.Text(),
+            "window": tfds.features.Scalar(np.int32, doc="index of the window in its record"),
+            "fold": tfds.features.Scalar(np.int32, doc="1-8 train, 9 validation, 10 test"),
+            "codes": tfds.features.Text(doc="the record's raw diagnostic codes / clinical text"),
+            "age": tfds.features.Scalar(np.float32, doc="years, NaN when unknown"),
+            "sex": tfds.features.Text(doc="'male', 'female' or '' when unknown"),
+        }
+    )
+
+
+BUILDER_CONFIGS = [
+    tfds.core.BuilderConfig(name="paper", description="Label rule of the LeadMix-MST paper (default)."),
+    tfds.core.BuilderConfig(
+        name="mi_superclass",
+        description="Field-standard MI-superclass label rule (PTB: reason for admission; "
+        "PTB-XL: diagnostic_class MI / NORM only; SPH: as the paper).",
+    ),
+]
+
+
+class MiEcgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """Base of the three builders; subclasses set ``DATABASE`` and the docs."""
+
+    DATABASE: str = ""
+    HOMEPAGE: str = ""
+    #: ``scan(root, rule) -> Scan``: the database's metadata scanner
+    #: (``datasets/<name>/<db>_metadata.py``), set by each builder.
+    scan = None
+    VERSION = tfds.core.Version(VERSION)
+    RELEASE_NOTES = {
+        "1.0.0": "Initial release: one example per clean 10 s window.",
+        "1.1.0": "PTB and SPH folds are a hash of the patient id (stable when metadata rows "
+        "are added, removed or bad; splits changed). WFDB signals in uV/V are "
+        "converted to mV. Metadata paths leaving the source folder, bad CSV rows "
+        "and empty splits are skipped and reported instead of stopping the build.",
+    }
+    BUILDER_CONFIGS = BUILDER_CONFIGS
+    DEFAULT_CONFIG_NAME = "paper"
+
+    def __init__(self, *, num_workers: int | None = None, file_format=None, **kwargs):
+        self._num_workers = default_workers() if num_workers is None else max(1, int(num_workers))
+        self._report: BuildReport | None = None
+        self._runner: RecordPool | None = None
+        super().__init__(file_format=file_format, **kwargs)
+        if file_format is None and not (epath.Path(self.data_dir) / "dataset_info.json").exists():
+            # ArrayRecord (random access, for grain) unless asked otherwise.
+            self.info.set_file_format("array_record", override=True)
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return self.dataset_info_from_configs(
+            features=features(), supervised_keys=("ecg", "label"), homepage=self.HOMEPAGE
+        )
+
+    # -- stages ---------------------------------------------------------------
+
+    def _scan(self, root) -> Scan:
+        return type(self).scan(root, self.builder_config.name)
+
+    def _split_generators(self, dl_manager):
+        scan = self._scan(dl_manager.manual_dir)
+        fmt = self.info.file_format
+        self._report = BuildReport(
+            self.name,
+            self.builder_config.name,
+            str(self.version),
+            scan,
+            self._num_workers,
+            getattr(fmt, "value", str(fmt)),
+        )
+        by_split: dict[str, list[RecordTask]] = defaultdict(list)
+        for t in scan.tasks:
+            by_split[splits_lib.split_of_fold(t.fold)].append(t)
+        splits_lib.check_patient_disjoint({s: [t.patient_id for t in ts] for s, ts in by_split.items()})
+        logging.info(
+            "%s: %d records to process: %s",
+            self.name,
+            len(scan.tasks),
+            {s: len(ts) for s, ts in by_split.items()},
+        )
+        if not by_split:
+            raise ValueError(
+                f"{self.name}: no MI or normal record in {scan.source} "
+                f"({scan.n_source} listed).\n{self._report.summary()}"
+            )
+        for s in splits_lib.SPLITS:
+            if not by_split.get(s):
+                self._report.empty_splits.append(s)
+        return {s: self._generate_examples(by_split[s], s) for s in splits_lib.SPLITS if by_split.get(s)}
+
+    def _generate_splits(self, dl_manager, download_config):
+        """TFDS's split generation, except that a split whose every record was
+        skipped is left out (and reported) instead of failing the whole build.
+
+        TFDS's writer raises ``AssertionError('No examples were yielded.')``
+        for an empty split, so the splits are submitted one by one here (the
+        non-Beam path of ``GeneratorBasedBuilder._generate_splits``).
+        """
+        from tensorflow_datasets.core import split_builder as split_builder_lib
+
+        split_builder = split_builder_lib.SplitBuilder(
+            split_dict=self.info.splits,
+            features=self.info.features,
+            dataset_size=self.info.dataset_size,
+            max_examples_per_split=download_config.max_examples_per_split,
+            beam_options=download_config.beam_options,
+            beam_runner=download_config.beam_runner,
+            shard_config=download_config.get_shard_config(),
+            example_writer=self._example_writer(),
+            ignore_duplicates=download_config.ignore_duplicates,
+        )
+        infos = []
+        for name, generator in self._split_generators(dl_manager).items():
+            try:
+                infos.append(
+                    split_builder.submit_split_generation(
+                        split_name=name,
+                        generator=generator,
+                        filename_template=self._get_filename_template(split_name=name),
+                        disable_shuffling=self.info.disable_shuffling,
+                        nondeterministic_order=download_config.nondeterministic_order,
+                    ).result()
+                )
+            except AssertionError as err:
+                if "No examples were yielded" not in str(err) or self._report is None:
+                    raise
+                self._report.empty_splits.append(name)
+                logging.warning("%s: split %s is empty: every record was skipped", self.name, name)
+        if not infos:
+            raise RuntimeError(
+                f"{self.name}: every record was skipped, nothing to write.\n{self._report.summary()}"
+            )
+        return infos
+
+    def _generate_examples(self, tasks: list[RecordTask], split: str):
+        if self._runner is None:
+            self._runner = RecordPool(self._num_workers)
+        label_of = {name: i for i, name in enumerate(labels_lib.LABEL_NAMES)}
+        done = 0
+        for result in self._runner.map(tasks):
+            self._report.add_result(result, split)
+            done += 1
+            if done % 1000 == 0:
+                logging.info("%s %s: %d/%d records", self.name, split, done, len(tasks))
+            if not result.ok:
+                logging.info(
+                    "%s: skipped %s: %s %s", self.name, result.task.record_id, result.reason, result.detail
+                )
+                continue
+            t = result.task
+            for window, idx in zip(result.windows, result.window_index):
+                yield (
+                    f"{t.record_id}#{int(idx)}",
+                    {
+                        "ecg": window,
+                        "label": label_of[t.label],
+                        "patient_id": t.patient_id,
+                        "record_id": t.record_id,
+                        "window": int(idx),
+                        "fold": int(t.fold),
+                        "codes": t.codes,
+                        "age": np.float32(t.age),
+                        "sex": t.sex,
+                    },
+                )
+
+    def download_and_prepare(self, *args, **kwargs):
+        """As TFDS's, after deleting ``incomplete.*`` folders that killed builds
+        of this dataset config left next to the version folder (TFDS removes
+        its temporary folder only when the build process survives)."""
+        parent = epath.Path(self.data_dir).parent
+        if parent.exists() and not (epath.Path(self.data_dir) / "dataset_info.json").exists():
+            for stale in parent.glob("incomplete.*"):
+                if stale.is_dir():
+                    logging.info("%s: removing %s left by an interrupted build", self.name, stale)
+                    print(f"{self.name}: removing {stale} (left by an interrupted build)", flush=True)
+                    stale.rmtree()
+        return super().download_and_prepare(*args, **kwargs)
+
+    def _download_and_prepare(self, dl_manager, download_config):
+        self._report = None
+        try:
+            super()._download_and_prepare(dl_manager, download_config)
+        finally:
+            if self._runner is not None:
+                self._runner.close()
+                self._runner = None
+        if self._report is not None:
+            self._report.finish()
+            report = self._report.to_json()
+            path = epath.Path(self.data_dir) / REPORT_NAME
+            path.write_text(json.dumps(report, indent=1, default=json_default) + "\n")
+            print(self._report.summary(), file=sys.stdout, flush=True)
+
+
+def read_report(data_dir, name: str, config: str = "paper", version: str = VERSION) -> dict:
+    """Reads ``<data_dir>/<name>/<config>/<version>/build_report.json``."""
+    path = epath.Path(data_dir) / name / config / version / REPORT_NAME
+    return json.loads(path.read_text())

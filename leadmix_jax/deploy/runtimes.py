@@ -1,0 +1,142 @@
+"""Exported models (TFLite, ONNX) run in their own runtime, without JAX.
+
+An export (:mod:`leadmix_jax.deploy.export`) writes the model file and a JSON
+sidecar ``<model file>.json``. The model takes preprocessed windows in mV
+``(B, 2500, N)`` float32 (250 Hz, 10 s, the sidecar's ``leads`` in order;
+z-scoring is inside the model) and returns MI logits ``(B,)``. TFLite files
+have a fixed batch of 1, ONNX files a dynamic batch.
+
+:class:`ExportedModel` has the attributes :mod:`leadmix_jax.deploy.predict` uses
+of a restored checkpoint (``leads``, ``step``, ``workdir``,
+``val_threshold``, ``predict_windows``), so single-record prediction runs
+the same reading, preprocessing and output code on either.
+
+This module imports no JAX: a device-side tool needs only numpy and the
+format's runtime (``ai-edge-litert`` or ``onnxruntime``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from leadmix_jax.errors import UserError
+
+SIDECAR_SUFFIX = ".json"
+RUNTIMES = {".tflite": "tflite", ".onnx": "onnx", ".stablehlo": "stablehlo"}
+
+
+def format_of(path: str) -> str:
+    """``'tflite'``, ``'onnx'`` or ``'stablehlo'`` from a model file's extension."""
+    ext = os.path.splitext(str(path))[1].lower()
+    if ext not in RUNTIMES:
+        raise UserError(
+            f"unknown model file type {path!r}: give a .tflite or .onnx file written by --mode=export"
+        )
+    return RUNTIMES[ext]
+
+
+def read_sidecar(path: str) -> dict:
+    """The sidecar ``<path>.json`` of an exported model (leads, fs, thresholds, source)."""
+    side = str(path) + SIDECAR_SUFFIX
+    if not os.path.exists(side):
+        raise UserError(
+            f"{side} is missing: an exported model needs the sidecar written next to it by "
+            "--mode=export (leads, sampling rate, thresholds)"
+        )
+    return json.loads(open(side).read())
+
+
+class _TFLiteRunner:
+    """A LiteRT interpreter: one window per invoke (the file's batch is 1)."""
+
+    def __init__(self, path: str, threads: int = 1):
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:  # TensorFlow's own copy of the interpreter
+            import tensorflow as tf
+
+            Interpreter = tf.lite.Interpreter
+        self.interp = Interpreter(model_path=str(path), num_threads=threads)
+        self.interp.allocate_tensors()
+        self.inp = self.interp.get_input_details()[0]
+        self.out = self.interp.get_output_details()[0]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """``(B, T, N)`` mV -> logits ``(B,)``."""
+        out = np.empty((x.shape[0],), np.float32)
+        for i in range(x.shape[0]):
+            self.interp.set_tensor(self.inp["index"], np.ascontiguousarray(x[i : i + 1], np.float32))
+            self.interp.invoke()
+            out[i] = self.interp.get_tensor(self.out["index"]).reshape(-1)[0]
+        return out
+
+
+class _OnnxRunner:
+    """An onnxruntime CPU session (dynamic batch)."""
+
+    def __init__(self, path: str, threads: int = 1):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        self.sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.name = self.sess.get_inputs()[0].name
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """``(B, T, N)`` mV -> logits ``(B,)``."""
+        return np.asarray(self.sess.run(None, {self.name: np.asarray(x, np.float32)})[0], np.float32).reshape(
+            -1
+        )
+
+
+def runner(path: str, threads: int = 1):
+    """A callable ``(B, T, N) mV -> (B,) logits`` running ``path`` in its format's runtime."""
+    fmt = format_of(path)
+    if fmt == "tflite":
+        return _TFLiteRunner(path, threads)
+    if fmt == "onnx":
+        return _OnnxRunner(path, threads)
+    raise UserError(
+        f"{path}: StableHLO runs only in XLA (jax.export.deserialize); "
+        "predict with a .tflite or .onnx export, or with --workdir"
+    )
+
+
+class ExportedModel:
+    """An exported model and its sidecar, with :class:`leadmix_jax.model.inference.RestoredModel`'s
+    prediction interface."""
+
+    # an exported file takes a fixed lead list (its sidecar's), even when it came from a
+    # lead-robust checkpoint: the subset is chosen at export time
+    is_lead_robust = False
+
+    def __init__(self, path: str, threads: int = 1):
+        if not os.path.exists(str(path)):
+            raise UserError(f"model file {path} does not exist")
+        self.path = str(path)
+        self.sidecar = read_sidecar(path)
+        self.leads = tuple(self.sidecar["leads"])
+        source = self.sidecar.get("source", {})
+        self.workdir = source.get("workdir", "")
+        self.step = int(source.get("step", -1))
+        self._run = runner(path, threads)
+
+    @property
+    def val_threshold(self) -> float | None:
+        return self.sidecar.get("thresholds", {}).get("val_youden")
+
+    def logits(self, windows: np.ndarray) -> np.ndarray:
+        """Logits ``(B,)`` of windows ``(B, 2500, N)`` in mV, in :attr:`leads` order."""
+        return self._run(np.asarray(windows, np.float32))
+
+    def predict_windows(self, windows: np.ndarray, batch_size: int = 16) -> np.ndarray:
+        """MI probabilities ``(B,)`` of preprocessed windows ``(B, 2500, N)`` in mV."""
+        del batch_size  # the runtimes take the whole record (TFLite: one window at a time)
+        if windows.shape[0] == 0:
+            return np.zeros((0,), np.float32)
+        z = self.logits(windows).astype(np.float64)
+        return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
