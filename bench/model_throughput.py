@@ -1,39 +1,48 @@
-"""Training-step and inference throughput of LeadMix-MST: JAX vs PyTorch, same run.
+"""Training-step and inference throughput of LeadMix-MST: JAX vs PyTorch, each in its own process.
 
-For every (leads, batch) cell this builds the JAX model (a jitted training
-step: forward, backward, AdamW update, donated state; and jitted inference)
+For every (leads, batch) cell each system runs in a worker process of its
+own, with its own defaults: the JAX model (a jitted training step: forward,
+backward, AdamW update, donated state; and jitted inference) with the
+allocator setting ``launch.py`` applies on a CPU (``leadmix_jax.host_memory``),
 and the PyTorch baseline of ``bench/torch_baseline.py`` (verified against the
-official logits), eager and ``torch.compile``. It then times them
-*interleaved*: ``--rounds`` rounds, each timing every system for ``--steps``
-steps, and reports the median samples/s per system, so that load from other
-processes hits all systems alike. It also prints, from the compiled JAX
-training step (``jit(...).lower(...).compile()``), the deterministic proxies
-that do not depend on load: GFLOP and bytes accessed per sample
+official logits), eager and ``torch.compile``, with glibc's defaults. One
+process per system keeps one system's allocator setting and thread pool from
+changing another's speed. The workers build and warm up one after another;
+then the timed rounds are handed out in turn: in each of ``--rounds`` rounds
+every worker in turn times ``--steps`` training steps and ``--infer-steps``
+inference calls while the others wait (blocked on a pipe, idle). Reported:
+the median samples/s per system, and the JAX/PyTorch ratios of the medians
+and [the median of the per-round ratios] (each round's systems ran back to
+back, so a slow phase of the machine cancels out). The JAX worker also
+reports, from its compiled training step (``jit(...).lower(...).compile()``),
+the proxies that do not depend on load: GFLOP and bytes accessed per sample
 (``cost_analysis()``), temporary memory per sample (``memory_analysis()``)
 and the number of fusions in the optimised HLO.
 
     PYTHONPATH=. python bench/model_throughput.py                 # 3,12 leads x batch 32,256
-    PYTHONPATH=. python bench/model_throughput.py --leads=3 --batch=32 --steps=3 --rounds=3
+    PYTHONPATH=. python bench/model_throughput.py --leads=3 --batch=32 --steps=3 --rounds=11
     PYTHONPATH=. python bench/model_throughput.py --no-torch --dtypes=float32,bfloat16
     PYTHONPATH=. python bench/model_throughput.py --hlo-only     # proxies only, no timing
     PYTHONPATH=. python bench/model_throughput.py --forms=patches,library,grouped --no-torch
     PYTHONPATH=. python bench/model_throughput.py --torch-device=cuda --batch=256,1024 \
         --dtypes=float32,bfloat16 --torch=eager,compile,compile-bf16 --steps=20   # on a GPU
 
-``--forms`` adds JAX systems with one op in its export formulation, compiled
-in the same run (the measurement behind the per-backend choice in
-``leadmix_jax/model/conv.py``): ``library`` makes the stem and downsampling convs
-``lax.conv_general_dilated`` instead of patch matmuls; ``grouped`` makes the
-dilated depthwise convs ``feature_group_count`` convs instead of shifted sums.
+``--forms`` adds JAX systems with one op in its export formulation (the
+measurement behind the per-backend choice in ``leadmix_jax/model/conv.py``):
+``library`` makes the stem and downsampling convs ``lax.conv_general_dilated``
+instead of patch matmuls; ``grouped`` makes the dilated depthwise convs
+``feature_group_count`` convs instead of shifted sums.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
 import statistics
+import subprocess
 import sys
 import time
 
@@ -49,7 +58,6 @@ from leadmix_jax import host_memory  # noqa: E402
 from leadmix_jax.model import conv  # noqa: E402
 from leadmix_jax.model.leadmix import LeadMixMST  # noqa: E402
 
-host_memory.keep_freed_memory()  # before JAX starts its CPU client (first use, in main)
 
 LENGTH = 2500
 
@@ -165,52 +173,134 @@ TORCH_SYSTEMS = {  # --torch name -> (label, compiled, bf16 autocast)
     "eager-bf16": ("torch eager bf16", False, True),
     "compile-bf16": ("torch.compile bf16", True, True),
 }
+_MSG = "@@ "  # prefix of the worker's protocol lines (anything else on its stdout is passed through)
 
 
-def run_cell(
-    leads,
-    batch,
-    dtypes,
-    torch_systems,
-    steps,
-    rounds,
-    forms=("patches",),
-    torch_device="cpu",
-    infer_steps=None,
-):
-    """Builds every system for one cell, warms each up, then times them interleaved.
+# ----------------------------------------------------------------------------
+# The worker: one system in one process.
+
+
+def build_system(system: str, leads: int, batch: int, torch_device: str):
+    """``(train_fn, infer_fn, proxies)`` of ``system``: ``jax <dtype>[ <form>]`` or a --torch name."""
+    if system.startswith("jax "):
+        dtype, _, form = system[len("jax ") :].partition(" ")
+        train_fn, infer_fn, st_train, st_infer = jax_timers(leads, batch, jnp.dtype(dtype), form or "patches")
+        return train_fn, infer_fn, {"train": st_train, "infer": st_infer}
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import torch_baseline
+
+    _, compiled, bf16 = TORCH_SYSTEMS[system]
+    train_fn, infer_fn = torch_baseline.make_steps(leads, batch, compiled, device=torch_device, bf16=bf16)
+    return train_fn, infer_fn, None
+
+
+def serve(args) -> None:
+    """Worker: builds ``args.worker``, warms it up, then times one round per line on stdin."""
+    if args.worker.startswith("jax "):
+        host_memory.keep_freed_memory()  # launch.py's default; before JAX starts its CPU client
+    train_fn, infer_fn, proxies = build_system(args.worker, args.leads_one, args.batch_one, args.torch_device)
+    for fn in (train_fn, infer_fn, train_fn, infer_fn):  # compile + warm-up
+        fn()
+    info = {"proxies": proxies}
+    if args.worker.startswith("jax "):
+        dev = jax.devices()[0]
+        info["device"] = (
+            f"device: {dev.device_kind} ({jax.default_backend()}, {jax.device_count()} device(s)), "
+            f"jax {jax.__version__}"
+        )
+    else:
+        import torch
+
+        info["torch"] = f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    print(_MSG + json.dumps(info), flush=True)
+    for line in sys.stdin:
+        if line.strip() != "round":
+            break
+        result = {
+            "train_s": time_steps(train_fn, args.steps),
+            "infer_s": time_steps(infer_fn, args.infer_steps),
+        }
+        print(_MSG + json.dumps(result), flush=True)
+
+
+# ----------------------------------------------------------------------------
+# The parent: workers started in sequence, rounds handed out in turn.
+
+
+class Worker:
+    """One system's worker process and its line protocol."""
+
+    def __init__(self, system: str, leads: int, batch: int, args):
+        cmd = [
+            sys.executable,
+            os.path.abspath(__file__),
+            f"--worker={system}",
+            f"--leads={leads}",
+            f"--batch={batch}",
+            f"--steps={args.steps}",
+            f"--infer-steps={args.infer_steps}",
+            f"--torch-device={args.torch_device}",
+        ]
+        env = dict(os.environ)
+        env.setdefault("PYTHONPATH", os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        # On a GPU the workers share its memory: JAX must not take 75 % of it up front.
+        env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+        self.system = system
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        self.info = self.receive()
+
+    def receive(self) -> dict:
+        for line in self.proc.stdout:
+            if line.startswith(_MSG):
+                return json.loads(line[len(_MSG) :])
+            print(line, end="", flush=True)
+        raise RuntimeError(f"worker {self.system!r} exited with status {self.proc.wait()}")
+
+    def round(self) -> dict:
+        self.proc.stdin.write("round\n")
+        self.proc.stdin.flush()
+        return self.receive()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
+
+
+def _print_proxies(leads: int, batch: int, name: str, proxies: dict) -> None:
+    s, si = proxies["train"], proxies["infer"]
+    print(
+        f"| {leads} | {batch} | {name} | train step: {s['gflop']:.3f} GFLOP, "
+        f"{s['mb']:.1f} MB accessed, {s['temp_mb']:.1f} MB temp per sample, "
+        f"{s['fusions']} fusions | inference: {si['mb']:.1f} MB/sample, {si['fusions']} fusions |",
+        flush=True,
+    )
+
+
+def run_cell(leads: int, batch: int, systems: list[str], args):
+    """Times every system of one cell, each in its own worker, rounds in turn.
 
     Returns ``{system: (train samples/s, infer samples/s)}`` (medians over the
-    rounds) and ``{system: (train seconds per round, infer seconds per round)}``.
-    """
-    systems = {}  # name -> (train_fn, infer_fn)
-    for dt, form in ((dt, form) for dt in dtypes for form in forms):
-        tr, inf, st_train, st_infer = jax_timers(leads, batch, jnp.dtype(dt), form)
-        name = f"jax {dt}" + ("" if FORMULATIONS[form] is None else f" {form}")
-        systems[name] = (tr, inf)
-        print(
-            f"| {leads} | {batch} | {name} | train step: {st_train['gflop']:.3f} GFLOP, "
-            f"{st_train['mb']:.1f} MB accessed, {st_train['temp_mb']:.1f} MB temp per sample, "
-            f"{st_train['fusions']} fusions | inference: {st_infer['mb']:.1f} MB/sample, "
-            f"{st_infer['fusions']} fusions |",
-            flush=True,
-        )
-    if torch_systems:
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        import torch_baseline
-
-        for key in torch_systems:
-            label, compiled, bf16 = TORCH_SYSTEMS[key]
-            systems[label] = torch_baseline.make_steps(leads, batch, compiled, device=torch_device, bf16=bf16)
-    for train_fn, infer_fn in systems.values():  # compile + warm-up
-        for fn in (train_fn, infer_fn):
-            fn()
-            fn()
-    times = {name: ([], []) for name in systems}
-    for _ in range(rounds):
-        for name, (train_fn, infer_fn) in systems.items():
-            times[name][0].append(time_steps(train_fn, steps))
-            times[name][1].append(time_steps(infer_fn, infer_steps or steps))
+    rounds) and ``{system: (train seconds per round, infer seconds per round)}``."""
+    workers = []
+    try:
+        for system in systems:  # one after another: no compilation overlaps another's
+            worker = Worker(system, leads, batch, args)
+            workers.append(worker)
+            for key in ("device", "torch"):
+                if worker.info.get(key):
+                    print(f"{system}: {worker.info[key]}", flush=True)
+            if worker.info.get("proxies"):
+                _print_proxies(leads, batch, system, worker.info["proxies"])
+        times = {w.system: ([], []) for w in workers}
+        for _ in range(args.rounds):
+            for w in workers:
+                r = w.round()
+                times[w.system][0].append(r["train_s"])
+                times[w.system][1].append(r["infer_s"])
+    finally:
+        for w in workers:
+            w.close()
     rates = {
         name: (batch / statistics.median(t), batch / statistics.median(i)) for name, (t, i) in times.items()
     }
@@ -228,85 +318,7 @@ def paired_ratio(fast: list[float], base: list[float]) -> float:
     return statistics.median(b / f for f, b in zip(fast, base))
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--leads", default="3,12", help="comma-separated lead counts")
-    ap.add_argument("--batch", default="32,256", help="comma-separated batch sizes")
-    ap.add_argument("--dtypes", default="float32", help="JAX compute dtypes, e.g. float32,bfloat16")
-    ap.add_argument("--steps", type=int, default=3, help="timed steps per system per round")
-    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median reported)")
-    ap.add_argument(
-        "--infer-steps",
-        type=int,
-        default=None,
-        help="timed inference calls per system per round (default: 4 x --steps; an inference call "
-        "is ~4x shorter than a training step, so this gives both about the same time per round)",
-    )
-    ap.add_argument("--no-torch", action="store_true", help="JAX only")
-    ap.add_argument(
-        "--torch", default="eager,compile", help=f"PyTorch systems to time: {','.join(TORCH_SYSTEMS)}"
-    )
-    ap.add_argument("--torch-device", default="cpu", help="PyTorch device: cpu or cuda")
-    ap.add_argument("--hlo-only", action="store_true", help="print the compiled-HLO proxies, no timing")
-    ap.add_argument(
-        "--forms",
-        default="patches",
-        help="JAX formulations to time: patches (the default model), library (strided convs as "
-        "conv_general_dilated), grouped (depthwise convs as feature_group_count convs)",
-    )
-    args = ap.parse_args()
-    infer_steps = args.infer_steps or 4 * args.steps
-    leads_list = [int(v) for v in args.leads.split(",")]
-    batches = [int(v) for v in args.batch.split(",")]
-    dtypes = args.dtypes.split(",")
-    dev = jax.devices()[0]
-    print(
-        f"device: {dev.device_kind} ({jax.default_backend()}, {jax.device_count()} device(s)), "
-        f"jax {jax.__version__}, {os.cpu_count()} cores, {load()}"
-    )
-    if not args.no_torch and not args.hlo_only:
-        import torch
-
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print("| leads | batch | system | compiled-HLO proxies (per sample) |\n|---|---|---|---|")
-    if args.hlo_only:
-        for leads in leads_list:
-            for batch in batches:
-                for dt in dtypes:
-                    *_, train_c, infer_c = make_jax_steps(leads, batch, jnp.dtype(dt))
-                    s, si = hlo_stats(train_c, batch), hlo_stats(infer_c, batch)
-                    print(
-                        f"| {leads} | {batch} | jax {dt} | train step: {s['gflop']:.3f} GFLOP, "
-                        f"{s['mb']:.1f} MB accessed, {s['temp_mb']:.1f} MB temp per sample, "
-                        f"{s['fusions']} fusions | inference: {si['mb']:.1f} MB/sample, "
-                        f"{si['fusions']} fusions |",
-                        flush=True,
-                    )
-        return
-    results = []
-    for leads in leads_list:
-        for batch in batches:
-            torch_systems = [] if args.no_torch else [t for t in args.torch.split(",") if t]
-            rates, times = run_cell(
-                leads,
-                batch,
-                dtypes,
-                torch_systems,
-                args.steps,
-                args.rounds,
-                args.forms.split(","),
-                args.torch_device,
-                infer_steps,
-            )
-            results.append((leads, batch, rates, times))
-    print(
-        f"\ntimed interleaved ({args.rounds} rounds x {args.steps} training steps and "
-        f"{infer_steps} inference calls, median), {load()}"
-    )
-    print("| leads | batch | system | train samples/s | infer samples/s |\n|---|---|---|---|---|")
-    for leads, batch, rates, _ in results:
-        for name, (tr, inf) in rates.items():
-            print(f"| {leads} | {batch} | {name} | {tr:,.1f} | {inf:,.1f} |")
+def print_ratios(results, dtypes) -> None:
     print(
         "\nratios (JAX / baseline; >1 means JAX is faster): of the medians, and [the median of the "
         "per-round ratios]"
@@ -332,9 +344,92 @@ def main():
         if "jax bfloat16" in rates and "jax float32" in rates:
             (bt, bi), (ft, fi) = rates["jax bfloat16"], rates["jax float32"]
             print(
-                f"leads {leads} batch {batch}: jax bfloat16 / float32: train {bt / ft:.2f}x, "
-                f"infer {bi / fi:.2f}x"
+                f"leads {leads} batch {batch}: jax bfloat16 / float32: train {bt / ft:.2f}x, infer {bi / fi:.2f}x"
             )
+
+
+def hlo_only(leads_list, batches, dtypes) -> None:
+    host_memory.keep_freed_memory()
+    for leads in leads_list:
+        for batch in batches:
+            for dt in dtypes:
+                *_, train_c, infer_c = make_jax_steps(leads, batch, jnp.dtype(dt))
+                proxies = {"train": hlo_stats(train_c, batch), "infer": hlo_stats(infer_c, batch)}
+                _print_proxies(leads, batch, f"jax {dt}", proxies)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--leads", default="3,12", help="comma-separated lead counts")
+    ap.add_argument("--batch", default="32,256", help="comma-separated batch sizes")
+    ap.add_argument("--dtypes", default="float32", help="JAX compute dtypes, e.g. float32,bfloat16")
+    ap.add_argument("--steps", type=int, default=3, help="timed steps per system per round")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds (median reported)")
+    ap.add_argument(
+        "--infer-steps",
+        type=int,
+        default=None,
+        help="timed inference calls per system per round (default: 4 x --steps; an inference call "
+        "is ~4x shorter than a training step, so this gives both about the same time per round)",
+    )
+    ap.add_argument("--no-torch", action="store_true", help="JAX only")
+    ap.add_argument(
+        "--torch", default="eager,compile", help=f"PyTorch systems to time: {','.join(TORCH_SYSTEMS)}"
+    )
+    ap.add_argument("--torch-device", default="cpu", help="PyTorch device: cpu or cuda")
+    ap.add_argument("--hlo-only", action="store_true", help="print the compiled-HLO proxies, no timing")
+    ap.add_argument(
+        "--forms",
+        default="patches",
+        help="JAX formulations to time: patches (the default model), library (strided convs as "
+        "conv_general_dilated), grouped (depthwise convs as feature_group_count convs)",
+    )
+    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: one system's process
+    args = ap.parse_args()
+    args.infer_steps = args.infer_steps or 4 * args.steps
+    leads_list = [int(v) for v in args.leads.split(",")]
+    batches = [int(v) for v in args.batch.split(",")]
+    if args.worker:
+        args.leads_one, args.batch_one = leads_list[0], batches[0]
+        return serve(args)
+    dtypes = args.dtypes.split(",")
+    # The parent starts no JAX backend (on a GPU it would take memory the workers need).
+    print(f"{os.cpu_count()} cores, {load()}")
+    print("| leads | batch | system | compiled-HLO proxies (per sample) |\n|---|---|---|---|")
+    if args.hlo_only:
+        return hlo_only(leads_list, batches, dtypes)
+    systems = [
+        f"jax {dt}" + ("" if form == "patches" else f" {form}")
+        for dt in dtypes
+        for form in args.forms.split(",")
+    ]
+    systems += [] if args.no_torch else [t for t in args.torch.split(",") if t]
+    results = []
+    for leads in leads_list:
+        for batch in batches:
+            rates, times = run_cell(leads, batch, systems, args)
+            results.append(
+                (
+                    leads,
+                    batch,
+                    {_label(k): v for k, v in rates.items()},
+                    {_label(k): v for k, v in times.items()},
+                )
+            )
+    print(
+        f"\neach system in its own process, rounds in turn ({args.rounds} rounds x {args.steps} training "
+        f"steps and {args.infer_steps} inference calls, median), {load()}"
+    )
+    print("| leads | batch | system | train samples/s | infer samples/s |\n|---|---|---|---|---|")
+    for leads, batch, rates, _ in results:
+        for name, (tr, inf) in rates.items():
+            print(f"| {leads} | {batch} | {name} | {tr:,.1f} | {inf:,.1f} |")
+    print_ratios(results, dtypes)
+
+
+def _label(system: str) -> str:
+    """A system's name in the tables (a --torch name becomes its label)."""
+    return TORCH_SYSTEMS[system][0] if system in TORCH_SYSTEMS else system
 
 
 if __name__ == "__main__":

@@ -1,19 +1,15 @@
 """Host memory: keep the C heap's freed memory in the process (Linux, glibc).
 
 Why. XLA:CPU allocates each call's temporary buffer (the activations a
-training step keeps for its backward pass: about 300 MB for the paper model
-at batch 32) with ``malloc`` and frees it when the call returns. glibc serves
-such large requests from fresh ``mmap`` regions (its per-thread arenas, and
-every request over the mmap threshold) and unmaps them on ``free``. So each
-dispatch faults the whole buffer in again, page by page, with the kernel
-zeroing every page. Measured on a 2-core x86 CPU, paper model, batch 32, one
-training step per dispatch: 77,000 minor page faults per dispatch and 440 ms
-per step, against 290 ms per step when 8 steps share a dispatch.
+training step keeps for its backward pass: hundreds of MB for the paper
+model) with ``malloc`` and frees it when the call returns. glibc serves such
+large requests from fresh ``mmap`` regions and unmaps them on ``free``, so
+each dispatch faults the whole buffer in again, page by page, with the kernel
+zeroing every page.
 
 What. :func:`keep_freed_memory` asks glibc (``mallopt``) for one arena, no
 ``mmap`` for large blocks and no trimming below 1 GiB, so a freed buffer
-stays mapped and the next call reuses it: 0 page faults per dispatch after
-the first, measured on the same machine. The process's resident memory then
+stays mapped and the next call reuses it. The process's resident memory then
 stays at its peak instead of shrinking between calls; that is the cost.
 
 It must run before the threads that allocate start (before JAX creates its
@@ -22,19 +18,13 @@ benchmarks. Set ``LEADMIX_GLIBC_MALLOC_DEFAULTS=1`` to keep glibc's defaults
 (the tests' ``conftest.py`` does, for itself and the ``launch.py`` processes
 it starts: the suite mostly compiles). Elsewhere (macOS, musl) it does nothing.
 
-Not on accelerator hosts. One arena serialises every thread's ``malloc``,
-and XLA compiles on many threads: on a 16-core H200 host, compiling the
-inference step (batch 256, 3 leads) took 89.6 s with these settings against
-12.9 s without, and the loss's forward 21.9 s against 4.7 s (one run each).
-There the step's buffers live on the device, so the page faults it saves do
-not arise. Keeping glibc's defaults with more arenas does not help XLA:CPU:
-a block over a secondary arena's 64 MiB heap is ``mmap``-ed even with
-``M_MMAP_MAX`` 0 (measured: 51,000 faults per batch-32 training step either
-way). So :func:`keep_freed_memory` leaves the allocator alone where JAX will
-find an accelerator (:func:`accelerator_expected`). On the 2-core CPU the
-settings cost compile time too (the training and inference steps at batch
-32 together: 55.9 s against 46.9 s, one run each) and save 70 ms on every
-training step (244 against 313 ms at one step per dispatch).
+Not on accelerator hosts: one arena serialises every thread's ``malloc``, and
+XLA compiles on many threads, while the step's buffers live on the device
+there, so the page faults it saves do not arise. More arenas do not help
+XLA:CPU (a block over a secondary arena's heap is ``mmap``-ed regardless), so
+:func:`keep_freed_memory` leaves the allocator alone where JAX will find an
+accelerator (:func:`accelerator_expected`). The page faults, step times and
+compile times behind these choices are in ``docs/training.md``.
 """
 
 from __future__ import annotations

@@ -26,11 +26,11 @@ from leadmix_jax.deploy import runtimes
 from leadmix_jax.data import preprocessing
 
 
-# TFLite ops run in int8 by --quantize=int8: the convolutions. Every
-# other op (dense layers, GroupNorm/LayerNorm statistics, softmax, attention matmuls,
+# TFLite ops run in int8 by quantize=int8: the convolutions. Every other op
+# (dense layers, GroupNorm/LayerNorm statistics, softmax, attention matmuls,
 # SiLU/GELU, tanh, the folded z-scoring, pooling) stays float: quantising
-# them all cost the demo model 0.11 validation AUROC, and with the attention
-# matmuls and dense layers in int8 too it still lost 0.0065 (convs alone: 0.0043).
+# more of them cost validation AUROC beyond the export's bound (the demo
+# model's figures are in docs/export.md).
 TFLITE_INT8_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 
 

@@ -1,45 +1,23 @@
 """Export a trained checkpoint to TFLite, ONNX or StableHLO, verified against JAX.
 
-    python launch.py --mode=export --workdir=runs/inferior --format=tflite [--quantize=int8]
+    python launch.py --mode=export --workdir=runs/inferior --config.export.format=tflite
 
 What is exported: the checkpoint's model (rebuilt with ``export=True``, the
 grouped depthwise formulation TFLite maps to ``DEPTHWISE_CONV_2D``) with the
 per-lead z-scoring folded in front, so a device feeds a preprocessed window
 in mV: ``(B, 2500, N)`` float32 at 250 Hz, the checkpoint's leads in order
--> MI logits ``(B,)`` (probability = sigmoid). TFLite files take one window
-(batch 1); ONNX and StableHLO take any batch.
+-> MI logits ``(B,)``. TFLite files take one window; ONNX and StableHLO any
+batch. ``quantize``: ``dynamic`` (int8 weights) or ``int8`` (activations
+too, calibrated on training windows; TFLite: the convolutions only).
 
-Quantisation (``--quantize``): ``dynamic`` stores weights in int8 and
-computes activations in float (TFLite: ``Optimize.DEFAULT`` without data;
-ONNX: ``quantize_dynamic``); ``int8`` also quantises activations, calibrated
-on real training windows of the checkpoint's dataset (TFLite: the
-convolutions in int8; dense layers, norms, softmax, attention products and
-activations in float; float input/output. ONNX: static QDQ).
-StableHLO is float only.
-
-Verification, before anything is written as a success, on the validation
-split the workdir's config names (JAX reference = the checkpoint's model in
-its training formulation, same windows):
-
-* max |logit difference| <= ``FLOAT_MAX_LOGIT_ERROR`` for float exports;
-* AUROC drop <= ``QUANTIZED_MAX_AUROC_DROP`` for quantised exports;
-* file size and latency per window (batch 1, one thread) in the format's
-  own runtime (LiteRT, onnxruntime, XLA for StableHLO).
-
-Files, in ``<workdir>/export/`` by default (``model.tflite``,
-``model_int8.tflite``, ``model_dynamic.onnx``, ``model.stablehlo``, ...):
-the model, its sidecar ``<model>.json`` (leads, sampling rate, window,
-thresholds, versions, source checkpoint) and the export report
-``<model>.report.json`` / ``.report.md``. The model is written under a
-temporary name and renamed only when it passes; an export that misses its
-bounds leaves ``<model>.failed.report.json`` / ``.md`` and raises
-:class:`ExportError` (one line; launch.py exits 2), and any earlier
-successful export of that name stays as it was.
-
-The selection of what is exported is :class:`ExportSpec`; a lead subset of a
-lead-robust model is its ``leads`` field. A member of a population
-(:mod:`leadmix_jax.train.population`) is an ordinary workdir,
-``<protocol workdir>/members/<set>_seed<s>``, exported like a solo run.
+One export is :func:`convert` (the format's converter, into a temporary
+file), :func:`verify` (the file in its own runtime against the JAX model on
+the validation split: max |logit difference| <= ``FLOAT_MAX_LOGIT_ERROR``
+for float exports, AUROC drop <= ``QUANTIZED_MAX_AUROC_DROP`` for quantised
+ones, size and latency) and :func:`write` (the file renamed into place with
+its sidecar and report). An export that misses its bounds leaves only
+``<model>.failed.report.json|md`` and raises :class:`ExportError`; an earlier
+export of that name stays. ``docs/export.md`` describes the files.
 """
 
 from __future__ import annotations

@@ -106,8 +106,7 @@ def _dw_bwd(dilation, res, g):
     # dk_i = sum_{b,t} g[b, t] x[b, t + o_i]: one pass over g and x that sums
     # the K products over time (:func:`~leadmix_jax.model.norm.time_sums`, which fuses the shifts;
     # YNNPACK's reductions needed a written copy of every shifted x and of
-    # each half of the blocks' concatenated g: 49.8 -> 42.5 MB per training
-    # sample, 3 leads), then over the batch. The shifts are pad-then-slice,
+    # each half of the blocks' concatenated g), then over the batch. The shifts are pad-then-slice,
     # a different HLO from the forward's slice-then-pad: were they identical,
     # CSE would give the forward's shifts a second consumer and XLA would
     # materialise them in the forward pass. Each shift pads x on its own: one
@@ -209,9 +208,7 @@ def _patches(x: Array, k: int, stride: int, pad: int) -> Array:
     reshaped: XLA:CPU never fuses a concatenate along the minor (channel)
     dimension, so ``concatenate(axis=-1)`` wrote each view and then copied
     them; a concatenate along the tap axis fuses with the slices into one
-    loop (paper model's training step 52.9 -> 49.8 MB per sample, together
-    with the same change for the blocks' depthwise branches). (A select over
-    the tap axis also writes one loop, but XLA:CPU ran it 5-14% slower.)
+    loop. (A select over the tap axis also writes one loop, but ran slower.)
     """
     views = _strided_views(x, k, stride, pad)
     b, out_len, c = views[0].shape
@@ -234,8 +231,7 @@ def _untap(taps: list[Array], stride: int, pad: int, length: int) -> Array:
     time-shifted taps. The phases are stacked on an axis before the channels
     and reshaped, which interleaves them, and the padding is cut off. XLA:CPU
     writes the stacked phases in one loop; interleaving them by a select
-    over a phase axis instead kept every phase as a written array (1.8 MB per
-    training sample more).
+    over a phase axis instead kept every phase as a written array.
     """
     k = len(taps)
     b, out_len, c = taps[0].shape
@@ -288,7 +284,7 @@ def max_pool(x: Array, window: int = 3, stride: int = 2, pad: int = 1) -> Array:
     """Max-pool over time with ``-inf`` padding (PyTorch ``MaxPool1d``). ``(B, L, C)``.
 
     Written as the maximum of ``window`` strided slices: XLA:CPU runs the
-    backward pass of ``lax.reduce_window`` about 8x slower. The VJP routes
+    backward pass of ``lax.reduce_window`` several times slower. The VJP routes
     each output's gradient to the first maximal tap of its window, as
     PyTorch does (autodiff of the maximum chain split ties in halves), and
     writes the input's gradient in one loop (:func:`_untap`, as for the
@@ -322,10 +318,9 @@ def max_pool_window(x: Array, window: int = 3, stride: int = 2, pad: int = 1) ->
     XLA:CPU writes the unpadded input once and pools it, where
     :func:`max_pool`'s slices of the ``-inf``-padded input had the pad fused
     into the loop that computes the input (the stem's GroupNorm+SiLU), which
-    then ran ~3x slower per element: 12-lead inference 1.02x faster (batch 32,
-    2-core XLA:CPU, 30 paired rounds). Not for training (XLA:CPU's
+    then ran slower per element. Not for training (XLA:CPU's
     ``reduce_window`` backward is slow, and as :func:`max_pool`'s forward it
-    read 0.36 MB more per training sample) nor for export (TFLite's int8
+    read more bytes per training sample) nor for export (TFLite's int8
     converter failed on it).
     """
     padding = [(0, 0), (pad, pad), (0, 0)]

@@ -123,10 +123,9 @@ class Stem(ConvNorm):
     def conv(self, x: Array, training: bool = True) -> Array:
         """The stem's conv. In evaluation (not export), for an even length,
         a stride-1 conv over the input's two phases
-        (:func:`conv.strided_conv_phases`): XLA:CPU's stride-2 conv over
-        a few input channels ran at ~100 GFLOP/s where the library reaches
-        150-200 on the wider convs after it; inference 1.02x (12 leads) and
-        1.03x (3 leads) faster (batch 32, 2-core XLA:CPU, 30 paired rounds)."""
+        (:func:`conv.strided_conv_phases`): XLA:CPU runs a stride-2 conv
+        over a few input channels well below the rate it reaches on the
+        wider convs after it."""
         if training or self.export or x.shape[1] % 2:
             return super().conv(x, training)
         return conv.strided_conv_phases(x, _cast(self.kernel, x.dtype), 2, self.kernel.shape[0] // 2)
@@ -266,25 +265,24 @@ class LeadMixBlock(nnx.Module):
 class LeadMixMST(nnx.Module):
     """LeadMix-MST: ``(B, T, num_leads) -> (B,)`` MI logits.
 
-    Conv formulations are chosen per use, not configured (details and
-    measurements in :mod:`leadmix_jax.model.layers`): for training and inference on
-    any XLA backend (CPU, GPU, TPU) the depthwise convs are shifted sums with a
-    hand-written VJP, because XLA's grouped dilated conv is slow on CPU (~75x)
-    and on GPU (public reports); ``export=True`` swaps in the grouped library
+    Conv formulations are chosen per use, not configured (see
+    :mod:`leadmix_jax.model.conv`; the measurements are in
+    ``docs/formulations.md``): for training and inference on any XLA backend
+    (CPU, GPU, TPU) the depthwise convs are shifted sums with a hand-written
+    VJP, because XLA's grouped dilated conv is slow on CPU and on GPU (public
+    reports); ``export=True`` swaps in the grouped library
     conv, which TFLite maps to ``DEPTHWISE_CONV_2D``. Both give the same
     numbers up to float rounding, and the parameter tree is the same, so a
     trained model is exported by rebuilding it with ``export=True`` and
     loading its parameters. The strided convs (stem, downsampling) are patch
     matmuls when training (with a dropout key): differentiated inside the
-    training loop's ``while`` loop the library conv was ~5x slower on XLA:CPU,
-    and under ``jax.vmap`` over a population's members the matmul becomes a
-    batched matmul where a library conv becomes a grouped conv. In
+    training loop's ``while`` loop the library conv was several times slower
+    on XLA:CPU, and under ``jax.vmap`` over a population's members the matmul
+    becomes a batched matmul where a library conv becomes a grouped conv. In
     evaluation (no key) and for export (TFLite ``CONV_2D``) they are library
     convs (in evaluation the stem's over its input's phases, see
-    :class:`Stem`): model inference 1.09x (3 leads) and 1.10x (12 leads)
-    faster on a 2-core XLA:CPU, batch 32 (same process, interleaved), and
-    1.22x on an H200 (12 leads, batch 256). Both give the same numbers up to float
-    rounding.
+    :class:`Stem`), the faster inference form on CPU and GPU. Both give the
+    same numbers up to float rounding.
 
     Args:
       num_leads: input channels (1-12).
@@ -357,11 +355,9 @@ class LeadMixMST(nnx.Module):
         # reduction, XLA:CPU gave it to YNNPACK together with the last
         # GroupNorm+SiLU, which then took every broadcast operand of that
         # elementwise chain (statistics, affine parameters, constants) as a
-        # written (B, L, C) array (1.0 MB per training sample). Evaluation
-        # keeps the reduction: there the product's transposed copy of h was
-        # the slower one (inference 1.02-1.05x faster with the reduction,
-        # 3 and 12 leads, batch 32, 2-core XLA:CPU, 30-40 paired rounds).
-        # Summed in float32 and divided after, like jnp.mean of bfloat16.
+        # written (B, L, C) array. Evaluation keeps the reduction: there the
+        # product's transposed copy of h was the slower one. Summed in
+        # float32 and divided after, like jnp.mean of bfloat16.
         if training:
             ones = jnp.ones(h.shape[1:2], h.dtype)
             total = jnp.einsum("blc,l->bc", h, ones, preferred_element_type=jnp.float32)

@@ -36,9 +36,9 @@ def time_sums(*xs: Array) -> list[Array]:
     ``x.sum(axis=1)`` goes to a YNNPACK reduction, which needs its operand
     written out first: one more write and read of a ``(B, L, C)`` array per
     product summed. Where the operand is written anyway, the YNNPACK
-    reduction is the faster one (GroupNorm statistics through this loop made
-    inference ~7% slower). Reducing over (batch, time) here ran ~3x slower
-    than over time alone: sum the ``(B, C)`` results over the batch after.
+    reduction is the faster one (so GroupNorm's statistics do not use this).
+    Reducing over (batch, time) here ran slower than over time alone: sum the
+    ``(B, C)`` results over the batch after.
     """
     zeros = [jnp.zeros((), x.dtype) for x in xs]
     return list(lax.reduce(list(xs), zeros, lambda a, b: [u + v for u, v in zip(a, b)], (1,)))
@@ -51,9 +51,7 @@ def mean_and_max(t: Array) -> tuple[Array, Array]:
     variadic reduction like :func:`time_sums`. As ``mean`` and ``max``,
     XLA:CPU gave the two reductions to one YNNPACK fusion together with the
     token FFN before them and the block's ``(B, L, C)`` modulation after
-    them, which ran slower than XLA's own loops: 12-lead inference 1.02x
-    and 1.05x faster this way in two paired runs, 3 leads unchanged (batch
-    32, 2-core XLA:CPU). Summed in float32, as ``jnp.mean`` does for
+    them, which ran slower than XLA's own loops. Summed in float32, as ``jnp.mean`` does for
     bfloat16. Not differentiated (training uses ``mean``/``max``), nor
     exported (TFLite has no variadic reduction).
     """
@@ -74,10 +72,10 @@ def _group_mean(v: Array, groups: int, n: int) -> Array:
     reshape-sum-repeat: the result is a per-channel array, so the large
     elementwise loops that apply it broadcast it along time only. Repeating a
     ``(B, G)`` array inside them costs an integer division per element and
-    kept XLA:CPU's loops from vectorising (1.5 ns per element).
+    kept XLA:CPU's loops from vectorising.
     """
     # A NumPy constant: built from jnp.arange it was recomputed on every
-    # call (XLA:CPU does not fold it): 12-lead inference 1.02x faster.
+    # call (XLA:CPU does not fold it).
     c = v.shape[-1]
     group = np.arange(c) // (c // groups)
     mix = (group[:, None] == group[None, :]).astype(np.float32) / np.float32(n)

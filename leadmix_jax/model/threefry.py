@@ -4,10 +4,8 @@ Why: on XLA:CPU, JAX lowers its threefry hash as a rolled 5-iteration
 ``while`` loop whose every iteration reads and writes the whole state, and
 then writes the bits. Written here as plain ``jnp`` integer ops, the hash is
 one elementwise expression of the element's index that XLA fuses into its
-consumer: no loop, and the random bits are not written to memory at all.
-Measured on a 2-core CPU: one ``(32, 625, 48)`` dropout 2.5 -> 1.4 ms; the
-paper model's training step 62.1 -> 58.4 MB accessed per sample
-(``bench/hlo_bytes.py``), its step time unchanged within noise.
+consumer: no loop, and the random bits are not written to memory at all
+(the measurement is in ``docs/formulations.md``).
 
 The bits are *the same* as ``jax.random.bits`` / ``jax.random.bernoulli`` give
 for the same key and shape (threefry keys, ``jax_threefry_partitionable``,

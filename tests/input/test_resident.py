@@ -16,7 +16,7 @@ import pytest
 
 import builtdata
 from leadmix_jax.input import resident, pipeline
-from leadmix_jax.train import feeds, loop
+from leadmix_jax.train import feeds
 from leadmix_jax.train import experiment
 from leadmix_jax.input import norm_stats
 from leadmix_jax.input import built
@@ -85,49 +85,6 @@ def grain_order(num_epochs: int, seed: int = 0) -> np.ndarray:
 
 # ----------------------------------------------------------------------------
 # No compilation of the model.
-
-
-def test_auto_mode_follows_the_memory_budget(setup):
-    config, builder, *_ = setup
-    per_device = resident.bytes_per_device(N_TRAIN, (2500, 12), 8)
-    assert per_device == 4 * (2500 * 12 * 4 + 4)  # 32 examples over 8 devices: 4 rows each
-    c = builtdata.make_config("", input_mode="auto", device_data_budget_bytes=per_device)
-    mode, reason = feeds.choose_input_mode(c, builder, "train", num_devices=8)
-    assert mode == "device" and "fits" in reason and "32 examples" in reason
-    c.device_data_budget_bytes = per_device - 1
-    mode, reason = feeds.choose_input_mode(c, builder, "train", num_devices=8)
-    assert mode == "grain" and "does not fit" in reason
-    # One device must hold all 32 examples.
-    c.device_data_budget_bytes = 8 * per_device - 1
-    assert feeds.choose_input_mode(c, builder, "train", num_devices=1)[0] == "grain"
-    c.input_mode = "device"
-    assert feeds.choose_input_mode(c, builder, "train", num_devices=1)[0] == "device"
-    c.input_mode = "tpu"
-    with pytest.raises(ValueError, match="input_mode"):
-        feeds.choose_input_mode(c, builder, "train")
-
-
-def test_dispatches_end_at_validation_and_checkpoint_steps():
-    def plan(total, k, cut):
-        step, ends = 0, []
-        while step < total:
-            step += feeds.dispatch_length(step, total, k, cut)
-            ends.append(step)
-        return ends
-
-    assert plan(20, 8, ()) == [8, 16, 20]
-    # Once-per-epoch validation (epoch = 10 steps) and checkpoints every 4.
-    assert plan(20, 8, (10, 4)) == [4, 8, 10, 12, 16, 20]
-    assert plan(6, 1, (3, 2)) == [1, 2, 3, 4, 5, 6]
-    assert feeds.crossed(6, 10, 5) and not feeds.crossed(10, 14, 5) and not feeds.crossed(1, 2, 0)
-    with pytest.raises(ValueError):
-        feeds.dispatch_length(0, 10, 0)
-
-
-def test_non_finite_loss_inside_a_dispatch_names_its_step():
-    loop.check_finite(10, {"loss": np.array([0.7, 0.6, 0.5, 0.4])})  # no error
-    with pytest.raises(loop.NonFiniteLossError, match="loss became nan at step 8"):
-        loop.check_finite(10, {"loss": np.array([0.7, np.nan, np.inf, 0.4])})
 
 
 @pytest.mark.slow

@@ -4,7 +4,6 @@ handling (launch.py subprocesses are in test_resume.py; helpers in tests/runs.py
 
 import json
 import os
-import signal
 import subprocess
 import sys
 
@@ -151,16 +150,3 @@ def test_metrics_jsonl_keeps_one_record_per_step_after_resume(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
     assert [r["loss"] for r in rows] == [1.0, 2.0, 3.0, 4.0, 15.0, 16.0]
-
-
-def test_ctrl_c_is_a_stop_request_and_a_second_one_interrupts():
-    """The first SIGINT only sets the flag the loop checks between dispatches
-    (it cannot be swallowed inside a library call); the second interrupts."""
-    previous = signal.getsignal(signal.SIGINT)
-    with loop.StopRequest() as stop:
-        assert not stop.requested
-        signal.raise_signal(signal.SIGINT)
-        assert stop.requested
-        with pytest.raises(KeyboardInterrupt):
-            signal.raise_signal(signal.SIGINT)
-    assert signal.getsignal(signal.SIGINT) is previous
