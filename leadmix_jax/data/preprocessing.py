@@ -17,7 +17,9 @@ sampling rate on a ``(time, leads)`` array, all leads at once:
 6. Clean rule - a window is dropped if any lead is exactly flat or any sample
    is NaN/Inf, judged over all leads of the record so that every lead subset
    sees the same windows (:func:`clean_window_mask` plus the raw-signal checks
-   below).
+   below), or if its amplitude after the chain is not that of an ECG in mV
+   (:class:`AmplitudeRange`: a record stored in uV, a wrong header gain, a
+   file of random bytes, one lead x1e30).
 7. No amplitude scaling: per-lead z-scoring happens at load time.
 
 :func:`preprocess_record` runs the whole chain and adds two things the
@@ -57,6 +59,51 @@ TARGET_FS = 250
 WINDOW_SECONDS = 10
 WINDOW_SAMPLES = TARGET_FS * WINDOW_SECONDS  # 2500
 
+
+@dataclasses.dataclass(frozen=True)
+class AmplitudeRange:
+    """The amplitudes a filtered 10-s ECG window can have, in mV.
+
+    A window is implausible when its largest lead peak ``max |x|`` exceeds
+    ``max_peak_mv``, or stays below ``min_peak_mv`` (every lead nearly zero:
+    a gain wrong by 1000), or when some lead's typical value ``median |x|``
+    exceeds ``max_median_mv`` (an ECG is near its baseline most of the time;
+    noise is not). The defaults and their source: ``docs/data.md``
+    ("Plausible amplitudes"), measured on real PTB-XL and PTB records with
+    ``bench/amplitude_survey.py``.
+    """
+
+    max_peak_mv: float = 40.0
+    min_peak_mv: float = 0.05
+    max_median_mv: float = 2.5
+
+    @classmethod
+    def parse(cls, spec) -> "AmplitudeRange | None":
+        """From ``config.amplitude_range_mv`` (``'min_peak,max_peak,max_median'``
+        or a tuple); ``''``/``None`` switches the rule off."""
+        if spec in (None, ""):
+            return None
+        values = [float(v) for v in (spec.split(",") if isinstance(spec, str) else spec)]
+        if len(values) != 3 or not 0 <= values[0] < values[1] or values[2] <= 0:
+            raise ValueError(
+                f"amplitude range {spec!r}: give min_peak,max_peak,max_median in mV, 0 <= min < max, median > 0"
+            )
+        return cls(min_peak_mv=values[0], max_peak_mv=values[1], max_median_mv=values[2])
+
+    def spec(self) -> str:
+        return f"{self.min_peak_mv:g},{self.max_peak_mv:g},{self.max_median_mv:g}"
+
+    def implausible(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(implausible (n,) bool, largest lead peak (n,) mV)`` of windows ``(n, T, leads)``."""
+        magnitude = np.abs(np.asarray(windows, np.float64))
+        peak = magnitude.max(axis=1).max(axis=1)
+        median = np.median(magnitude, axis=1).max(axis=1)
+        bad = (peak > self.max_peak_mv) | (peak < self.min_peak_mv) | (median > self.max_median_mv)
+        return bad, peak
+
+
+DEFAULT_AMPLITUDE_RANGE = AmplitudeRange()
+
 __all__ = [
     "TARGET_FS",
     "WINDOW_SECONDS",
@@ -68,6 +115,8 @@ __all__ = [
     "cut_windows",
     "clean_window_mask",
     "PreprocessResult",
+    "AmplitudeRange",
+    "DEFAULT_AMPLITUDE_RANGE",
     "preprocess_record",
 ]
 
@@ -257,6 +306,9 @@ class PreprocessResult:
       num_windows: windows cut before the clean rule.
       num_flat: windows dropped for a flat lead.
       num_nonfinite: windows dropped for NaN/Inf (takes precedence over flat).
+      num_implausible: windows dropped for an implausible amplitude (neither
+        non-finite nor flat).
+      max_peak_mv: the largest ``|x|`` of any cut window, mV (NaN if none is finite).
     """
 
     windows: np.ndarray
@@ -264,6 +316,8 @@ class PreprocessResult:
     num_windows: int
     num_flat: int
     num_nonfinite: int
+    num_implausible: int = 0
+    max_peak_mv: float = float("nan")
 
     @property
     def num_kept(self) -> int:
@@ -331,13 +385,17 @@ def _span_any(values: np.ndarray, starts: np.ndarray, reduce_max: bool) -> np.nd
     return out
 
 
-def preprocess_record(signal: np.ndarray, fs: float) -> PreprocessResult:
+def preprocess_record(
+    signal: np.ndarray, fs: float, amplitude_range_mv: AmplitudeRange | None = DEFAULT_AMPLITUDE_RANGE
+) -> PreprocessResult:
     """Runs the whole preprocessing chain on one raw record.
 
     Args:
       signal: raw ``(time, leads)`` record at its native rate, any real dtype
         (leads in whatever order the caller wants stored, normally canonical).
       fs: its sampling rate in Hz (> 50, since the pass band ends at 25 Hz).
+      amplitude_range_mv: the plausible amplitudes of a window
+        (:class:`AmplitudeRange`); None keeps every finite, non-flat window.
 
     Returns:
       :class:`PreprocessResult` with ``windows`` of shape
@@ -386,12 +444,20 @@ def preprocess_record(signal: np.ndarray, fs: float) -> PreprocessResult:
     with np.errstate(invalid="ignore"):
         flat |= (np.ptp(windows, axis=1) == 0).any(axis=1)
     flat &= ~nonfinite
-    keep = ~(nonfinite | flat)
+    implausible = np.zeros_like(flat)
+    with np.errstate(invalid="ignore", over="ignore"):
+        peak = np.abs(windows.astype(np.float64)).max(axis=(1, 2))
+        if amplitude_range_mv is not None:
+            implausible = amplitude_range_mv.implausible(windows)[0] & ~nonfinite & ~flat
+    keep = ~(nonfinite | flat | implausible)
     kept = np.flatnonzero(keep)
+    finite_peaks = peak[np.isfinite(peak)]
     return PreprocessResult(
         windows=np.ascontiguousarray(windows[kept]),
         window_index=kept.astype(np.int32),
         num_windows=int(num_windows),
         num_flat=int(flat.sum()),
         num_nonfinite=int(nonfinite.sum()),
+        num_implausible=int(implausible.sum()),
+        max_peak_mv=float(finite_peaks.max()) if finite_peaks.size else float("nan"),
     )

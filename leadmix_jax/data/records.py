@@ -46,6 +46,9 @@ REASONS: dict[str, str] = {
     "wrong_sampling_rate": "sampling rate differs from the database's",
     "too_short": "shorter than one 10 s window",
     "no_clean_window": "every 10 s window has a flat lead or a non-finite sample",
+    "implausible_amplitude": "every usable 10 s window has an amplitude no ECG in mV has "
+    "(stored in uV, a wrong gain, random bytes, a lead x1e30: see docs/data.md)",
+    "duplicate_signal": "the same signal as a record kept earlier in the build (same file or same samples)",
     "unparseable_codes": "diagnostic codes / clinical text cannot be parsed",
     "bad_metadata": "metadata row with an unusable field (patient id, fold, file name), "
     "a wrong number of fields or a non-UTF-8 byte",
@@ -304,16 +307,22 @@ def read_h5_ecg(
         raise RecordError("missing_signal_file", f"{path.name} not found", path=path)
     try:
         with h5py.File(path, "r") as fh:
-            if "ecg" not in fh or not isinstance(fh["ecg"], h5py.Dataset):
+            if "ecg" not in fh:
                 raise RecordError(
                     "unreadable_hdf5", f"no dataset 'ecg' (has {list(fh.keys())[:5]})", path=path
                 )
+            if not isinstance(fh["ecg"], h5py.Dataset):
+                raise RecordError("unreadable_hdf5", "'ecg' is an HDF5 group, not a dataset", path=path)
             data = fh["ecg"][()]
     except RecordError:
         raise
     except Exception as err:  # noqa: BLE001 - h5py raises OSError, KeyError, ...
         raise RecordError("unreadable_hdf5", f"{type(err).__name__}: {err}", path=path) from None
     data = np.asarray(data)
+    if np.issubdtype(data.dtype, np.complexfloating):
+        raise RecordError(
+            "header_mismatch", f"'ecg' holds complex values ({data.dtype}): expected real samples", path=path
+        )
     if data.ndim != 2 or not np.issubdtype(data.dtype, np.number):
         raise RecordError(
             "header_mismatch",
@@ -366,8 +375,10 @@ def read_npy(path: str | Path, n_leads: int | None = None) -> np.ndarray:
             data = np.load(fh, allow_pickle=False)
     except Exception as err:  # noqa: BLE001 - numpy raises ValueError, OSError, ...
         raise RecordError("unreadable_array", f"{type(err).__name__}: {err}", path=path) from None
-    if not isinstance(data, np.ndarray) or not (
-        np.issubdtype(data.dtype, np.number) or data.dtype == np.bool_
+    if (
+        not isinstance(data, np.ndarray)
+        or np.issubdtype(data.dtype, np.complexfloating)
+        or not (np.issubdtype(data.dtype, np.number) or data.dtype == np.bool_)
     ):
         raise RecordError(
             "unreadable_array", f"dtype {getattr(data, 'dtype', type(data))} is not numeric", path=path

@@ -291,8 +291,8 @@ def test_preprocess_record_is_vectorised_over_leads(fs):
 
 def test_preprocess_record_accepts_integer_input():
     fs = 500
-    x = (_ecg_like(10, fs, leads=3) * 1000).astype(np.int16)
-    r = pp.preprocess_record(x, fs)
+    x = (_ecg_like(10, fs, leads=3) * 1000).astype(np.int16)  # ADC counts of 1 uV, not mV:
+    r = pp.preprocess_record(x, fs, amplitude_range_mv=None)  # the amplitude rule would drop them
     assert r.windows.shape == (1, 2500, 3) and r.windows.dtype == np.float32
 
 

@@ -192,6 +192,25 @@ def _eleven_leads(root, i):
     _ptbxl_record(root, i, sig=sig, leads=leads)
 
 
+def _gain_off(root, i, gain):
+    """The header's gain is wrong: the stored samples read as ``1000 / gain`` times the mV."""
+    sig = synthetic.synth_record(np.random.default_rng(i), 500, 10.0, False)
+    synthetic.write_wfdb(
+        root / "records500/00000",
+        f"{i:05d}_hr",
+        [(f"{i:05d}_hr.dat", sig, list(synthetic.PTBXL_LEADS))],
+        500,
+        f"{gain}(0)/mV",
+        1000.0,
+    )
+
+
+def _random_bytes(root, i):
+    _ptbxl_record(root, i)
+    d = root / f"records500/00000/{i:05d}_hr.dat"
+    d.write_bytes(np.random.default_rng(i).integers(0, 256, d.stat().st_size, dtype=np.uint8).tobytes())
+
+
 PTBXL_BAD = {  # reason: (make the signal, scp_codes, fold override)
     "missing_header_file": (_no_hea, {"NORM": 100.0}),
     "missing_signal_file": (_no_dat, {"NORM": 100.0}),
@@ -205,6 +224,9 @@ PTBXL_BAD = {  # reason: (make the signal, scp_codes, fold override)
     "no_clean_window/nonfinite": (_nan, {"NORM": 100.0}),
     "unparseable_codes": (lambda root, i: _ptbxl_record(root, i), "{'NORM': 100.0"),
     "bad_metadata": (lambda root, i: _ptbxl_record(root, i), {"NORM": 100.0}),
+    "implausible_amplitude/gain_1000x_too_small": (lambda root, i: _gain_off(root, i, 1.0), {"NORM": 100.0}),
+    "implausible_amplitude/gain_1000x_too_large": (lambda root, i: _gain_off(root, i, 1e6), {"NORM": 100.0}),
+    "implausible_amplitude/random_bytes": (_random_bytes, {"NORM": 100.0}),
 }
 
 
@@ -233,6 +255,10 @@ def test_ptbxl_bad_record_is_skipped_and_reported(tmp_path, ptbxl_base, kind):
     if kind == "no_clean_window/nonfinite":
         assert "1 non-finite" in entry["examples"][0]["detail"]
         assert report["windows_dropped"]["nonfinite"] == 1
+    if reason == "implausible_amplitude":
+        assert "mV after filtering" in entry["examples"][0]["detail"]
+        assert report["windows_dropped"]["implausible_amplitude"] == 1
+        assert report["amplitude_range_mv"] == "0.05,40,2.5"
     if reason not in ("unparseable_codes", "bad_metadata"):  # found while processing
         assert entry["by_split"] == {"train": 1} and entry["by_label"] == {"normal": 1}
     assert {s: builder.info.splits[s].num_examples for s in builder.info.splits} == {
@@ -271,6 +297,21 @@ def _sph_nan(root, i):
     _sph_write(root, i, data=data)
 
 
+def _sph_scaled(root, i, scale, lead=None):
+    data = synthetic.synth_record(np.random.default_rng(5), 500, 10.0, True, "inferior").T.astype(np.float64)
+    if lead is None:
+        data *= scale
+    else:
+        data[lead] *= scale
+    _sph_write(root, i, data=data)
+
+
+def _sph_h5(root, i, make):
+    (root / "records").mkdir(exist_ok=True)
+    with h5py.File(root / "records" / f"{i}.h5", "w") as fh:
+        make(fh)
+
+
 SPH_BAD = {  # reason: (writer, N in metadata)
     "unreadable_hdf5": (_sph_garbage, 5000),
     "missing_signal_file": (lambda root, i: None, 5000),
@@ -278,6 +319,18 @@ SPH_BAD = {  # reason: (writer, N in metadata)
     "missing_leads": (lambda root, i: _sph_write(root, i, data=np.zeros((8, 5000))), 5000),
     "no_clean_window": (_sph_nan, 5000),
     "unparseable_codes": (lambda root, i: _sph_write(root, i), 5000),
+    "implausible_amplitude/stored_in_uv": (lambda root, i: _sph_scaled(root, i, 1000.0), 5000),
+    "implausible_amplitude/one_lead_1e30": (lambda root, i: _sph_scaled(root, i, 1e30, lead=7), 5000),
+    "unreadable_hdf5/ecg_is_a_group": (
+        lambda root, i: _sph_h5(root, i, lambda fh: fh.create_group("ecg")),
+        5000,
+    ),
+    "header_mismatch/complex_values": (
+        lambda root, i: _sph_h5(
+            root, i, lambda fh: fh.create_dataset("ecg", data=np.ones((12, 5000), np.complex64))
+        ),
+        5000,
+    ),
 }
 
 
@@ -291,9 +344,17 @@ def test_sph_bad_record_is_skipped_and_reported(tmp_path, sph_base, kind):
     with open(src / "metadata.csv", "a") as fh:
         fh.write(f"A00009,{code},S00099,60,M,{n},2020-01-09\n")
     builder, report = _build("sph_mi", src, tmp_path / "out")
+    reason = kind.split("/")[0]
     assert report["records_kept"] == 3 and report["records_skipped"] == 1
-    assert list(report["skipped"]) == [kind]
-    assert report["skipped"][kind]["examples"][0]["record_id"] == "A00009"
+    assert list(report["skipped"]) == [reason]
+    detail = report["skipped"][reason]["examples"][0]["detail"]
+    assert report["skipped"][reason]["examples"][0]["record_id"] == "A00009"
+    if kind == "implausible_amplitude/one_lead_1e30":
+        assert "largest |x| 1" in detail and "e+30 mV" in detail  # names its amplitude
+    if kind == "unreadable_hdf5/ecg_is_a_group":
+        assert "'ecg' is an HDF5 group, not a dataset" in detail
+    if kind == "header_mismatch/complex_values":
+        assert "complex" in detail
     assert report["records_excluded_label"] == 1  # the dummy's A00004
     assert sum(builder.info.splits[s].num_examples for s in builder.info.splits) == 4
 
@@ -624,7 +685,8 @@ def test_killed_build_leftovers_are_removed(tmp_path):
     (stale / "sub" / "sph_mi-train.array_record-00000-of-00001").write_bytes(b"x" * 10)
     builder, report = _build("sph_mi", DUMMY["sph_mi"], tmp_path / "out")
     assert report["records_kept"] == 3
-    assert sorted(p.name for p in stale.parent.iterdir()) == ["1.1.0"]
+    # the build's lock file stays beside the version folder
+    assert sorted(p.name for p in stale.parent.iterdir()) == [".1.1.0.build.lock", "1.1.0"]
 
 
 # ---------------------------------------------------------------------------

@@ -26,7 +26,10 @@ prints a summary.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
+import os
 import sys
 from collections import defaultdict
 
@@ -41,8 +44,8 @@ from leadmix_jax.data.build.pool import WORKERS_ENV, RecordPool, default_workers
 from leadmix_jax.data.build.report import REPORT_NAME, BuildReport, json_default
 from leadmix_jax.data.leads import CANONICAL_LEADS
 from leadmix_jax.data.build.scan import EXPECTED_FS, NotTheDatabaseError, Scan
-from leadmix_jax.data.preprocessing import WINDOW_SAMPLES
-from leadmix_jax.data.build.task import RecordTask
+from leadmix_jax.data.preprocessing import DEFAULT_AMPLITUDE_RANGE, WINDOW_SAMPLES, AmplitudeRange
+from leadmix_jax.data.build.task import RecordResult, RecordTask
 
 VERSION = "1.1.0"
 
@@ -62,6 +65,30 @@ __all__ = [
 
 # ---------------------------------------------------------------------------
 # the builder base class
+
+
+class NothingUsableError(ValueError):
+    """The source folder is the database, but no record of it can be built."""
+
+
+@contextlib.contextmanager
+def build_lock(version_dir: epath.Path, name: str):
+    """An exclusive lock on building ``version_dir`` (a file beside it); a second
+    holder waits, saying so."""
+    import fcntl
+
+    lock = version_dir.parent / f".{version_dir.name}.build.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"{name}: another build of {version_dir} is running; waiting for it to finish", flush=True)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def features() -> tfds.features.FeaturesDict:
@@ -104,7 +131,7 @@ class MiEcgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     DATABASE: str = ""
     HOMEPAGE: str = ""
     #: ``scan(root, rule) -> Scan``: the database's metadata scanner
-    #: (``datasets/<name>/<db>_metadata.py``), set by each builder.
+    #: (``leadmix_jax/data/build/<db>.py``), set by each builder.
     scan = None
     VERSION = tfds.core.Version(VERSION)
     RELEASE_NOTES = {
@@ -117,10 +144,21 @@ class MiEcgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     BUILDER_CONFIGS = BUILDER_CONFIGS
     DEFAULT_CONFIG_NAME = "paper"
 
-    def __init__(self, *, num_workers: int | None = None, file_format=None, **kwargs):
+    def __init__(
+        self,
+        *,
+        num_workers: int | None = None,
+        file_format=None,
+        amplitude_range_mv: AmplitudeRange | None = DEFAULT_AMPLITUDE_RANGE,
+        **kwargs,
+    ):
         self._num_workers = default_workers() if num_workers is None else max(1, int(num_workers))
+        self._amplitudes = amplitude_range_mv
         self._report: BuildReport | None = None
         self._runner: RecordPool | None = None
+        self._kept_signals: dict[
+            str, tuple[str, str, str]
+        ] = {}  # raw-samples sha1 -> (record id, split, path)
         super().__init__(file_format=file_format, **kwargs)
         if file_format is None and not (epath.Path(self.data_dir) / "dataset_info.json").exists():
             # ArrayRecord (random access, for grain) unless asked otherwise.
@@ -147,8 +185,11 @@ class MiEcgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             self._num_workers,
             getattr(fmt, "value", str(fmt)),
         )
+        self._report.amplitude_range_mv = self._amplitudes.spec() if self._amplitudes else None
+        self._kept_signals = {}
         by_split: dict[str, list[RecordTask]] = defaultdict(list)
         for t in scan.tasks:
+            t = dataclasses.replace(t, amplitude_range=self._amplitudes)
             by_split[splits_lib.split_of_fold(t.fold)].append(t)
         splits_lib.check_patient_disjoint({s: [t.patient_id for t in ts] for s, ts in by_split.items()})
         logging.info(
@@ -158,7 +199,7 @@ class MiEcgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             {s: len(ts) for s, ts in by_split.items()},
         )
         if not by_split:
-            raise ValueError(
+            raise NothingUsableError(
                 f"{self.name}: no MI or normal record in {scan.source} "
                 f"({scan.n_source} listed).\n{self._report.summary()}"
             )
@@ -206,7 +247,7 @@ class MiEcgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                 self._report.empty_splits.append(name)
                 logging.warning("%s: split %s is empty: every record was skipped", self.name, name)
         if not infos:
-            raise RuntimeError(
+            raise NothingUsableError(
                 f"{self.name}: every record was skipped, nothing to write.\n{self._report.summary()}"
             )
         return infos
@@ -217,6 +258,7 @@ class MiEcgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         label_of = {name: i for i, name in enumerate(labels_lib.LABEL_NAMES)}
         done = 0
         for result in self._runner.map(tasks):
+            result = self._unless_duplicate(result, split)
             self._report.add_result(result, split)
             done += 1
             if done % 1000 == 0:
@@ -243,18 +285,56 @@ class MiEcgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                     },
                 )
 
+    def _unless_duplicate(self, result: RecordResult, split: str) -> RecordResult:
+        """``result``, or a ``duplicate_signal`` skip when a record kept earlier in
+        this build had the same raw samples (the same file under two metadata
+        rows, or a copy). The first record in build order (train, validation,
+        test; metadata order within a split) is kept: one copy of the data,
+        never the same signal in two splits."""
+        if not result.ok or not result.signal_sha1:
+            return result
+        t = result.task
+        kept = self._kept_signals.setdefault(result.signal_sha1, (t.record_id, split, t.path))
+        if kept == (t.record_id, split, t.path):
+            return result
+        same = (
+            "the same file as"
+            if os.path.realpath(kept[2]) == os.path.realpath(t.path)
+            else "the same samples as"
+        )
+        return dataclasses.replace(
+            result,
+            windows=None,
+            window_index=None,
+            reason="duplicate_signal",
+            detail=f"{same} record {kept[0]} ({kept[1]}), which is kept",
+        )
+
     def download_and_prepare(self, *args, **kwargs):
-        """As TFDS's, after deleting ``incomplete.*`` folders that killed builds
-        of this dataset config left next to the version folder (TFDS removes
-        its temporary folder only when the build process survives)."""
-        parent = epath.Path(self.data_dir).parent
-        if parent.exists() and not (epath.Path(self.data_dir) / "dataset_info.json").exists():
-            for stale in parent.glob("incomplete.*"):
-                if stale.is_dir():
-                    logging.info("%s: removing %s left by an interrupted build", self.name, stale)
-                    print(f"{self.name}: removing {stale} (left by an interrupted build)", flush=True)
-                    stale.rmtree()
-        return super().download_and_prepare(*args, **kwargs)
+        """As TFDS's, under a lock: a second build of this dataset config into the
+        same ``data_dir`` waits for the first (then finds it built) instead of
+        deleting its work. Then ``incomplete.*`` folders that killed builds left
+        next to the version folder are removed (TFDS removes its temporary
+        folder only when the build process survives). Under the ``tfds build``
+        command a database with nothing usable is one message, not a traceback."""
+        try:
+            with build_lock(epath.Path(self.data_dir), self.name):
+                parent = epath.Path(self.data_dir).parent
+                if (epath.Path(self.data_dir) / "dataset_info.json").exists():
+                    # built meanwhile by the build this one waited for: read what it wrote
+                    self.info.read_from_directory(self.data_dir)
+                elif parent.exists():
+                    for stale in parent.glob("incomplete.*"):
+                        if stale.is_dir():
+                            logging.info("%s: removing %s left by an interrupted build", self.name, stale)
+                            print(f"{self.name}: removing {stale} (left by an interrupted build)", flush=True)
+                            stale.rmtree()
+                return super().download_and_prepare(*args, **kwargs)
+        except (NotTheDatabaseError, NothingUsableError) as err:
+            if os.path.basename(sys.argv[0]) != "tfds":
+                raise
+            print(f"error: {err}", file=sys.stderr, flush=True)
+            sys.exit(2)
 
     def _download_and_prepare(self, dl_manager, download_config):
         self._report = None

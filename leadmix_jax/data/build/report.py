@@ -49,6 +49,7 @@ class BuildReport:
         self.excluded = {"count": 0, "by_split": Counter(), "examples": []}
         self.dropped = Counter()
         self.empty_splits: list[str] = []  # splits with no example: not written
+        self.amplitude_range_mv: str | None = None  # the clean rule's plausible amplitudes
         self.record_seconds = 0.0
         self.t0 = time.perf_counter()
         self.elapsed = None
@@ -85,6 +86,7 @@ class BuildReport:
         self.dropped["windows_cut"] += result.num_windows
         self.dropped["flat"] += result.num_flat
         self.dropped["nonfinite"] += result.num_nonfinite
+        self.dropped["implausible"] += result.num_implausible
         if not result.ok:
             self.add_skip(Skip(t.record_id, result.reason, result.detail, split, t.label))
             return
@@ -117,6 +119,7 @@ class BuildReport:
             "workers": self.workers,
             "lead_order": list(CANONICAL_LEADS),
             "window_samples": WINDOW_SAMPLES,
+            "amplitude_range_mv": self.amplitude_range_mv,
             "records_in_source": int(self.n_source),
             "records_labelled": int(sum(self.n_candidates.values())),
             "records_kept": int(kept),
@@ -137,6 +140,7 @@ class BuildReport:
                 "cut": int(self.dropped["windows_cut"]),
                 "flat": int(self.dropped["flat"]),
                 "nonfinite": int(self.dropped["nonfinite"]),
+                "implausible_amplitude": int(self.dropped["implausible"]),
             },
             "seconds": round(elapsed, 3),
             "records_per_second": round(sum(self.n_candidates.values()) / elapsed, 3)
@@ -169,7 +173,10 @@ class BuildReport:
             ids = ", ".join(x["record_id"] for x in e["examples"][:3])
             lines.append(f"  skipped {reason}: {e['count']} (e.g. {ids})")
         d = r["windows_dropped"]
-        lines.append(f"  windows dropped: {d['flat']} flat, {d['nonfinite']} non-finite of {d['cut']} cut")
+        lines.append(
+            f"  windows dropped: {d['flat']} flat, {d['nonfinite']} non-finite, "
+            f"{d['implausible_amplitude']} implausible amplitude of {d['cut']} cut"
+        )
         return "\n".join(lines)
 
 

@@ -9,10 +9,12 @@ here), returning windows or a skip reason (:data:`leadmix_jax.data.records.REASO
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 
 import numpy as np
 
+from leadmix_jax.data.preprocessing import DEFAULT_AMPLITUDE_RANGE, AmplitudeRange
 from leadmix_jax.data.records import RecordError, WfdbHeader, read_sph_h5, read_wfdb
 
 
@@ -32,6 +34,7 @@ class RecordTask:
     expected_fs: float  # the database's sampling rate
     expected_samples: int | None = None  # SPH: N from metadata.csv
     header: WfdbHeader | None = None  # WFDB header already parsed while scanning
+    amplitude_range: AmplitudeRange | None = DEFAULT_AMPLITUDE_RANGE  # the clean rule's amplitudes
 
 
 @dataclasses.dataclass
@@ -44,6 +47,8 @@ class RecordResult:
     num_windows: int = 0
     num_flat: int = 0
     num_nonfinite: int = 0
+    num_implausible: int = 0
+    signal_sha1: str = ""  # of the raw samples read (mV, float64): duplicate detection
     reason: str | None = None
     detail: str = ""
     seconds: float = 0.0
@@ -76,13 +81,14 @@ def process_record(task: RecordTask) -> RecordResult:
     t0 = time.perf_counter()
     try:
         signal, fs = load_signal(task)
+        digest = hashlib.sha1(np.ascontiguousarray(signal, np.float64).tobytes()).hexdigest()
         need = int(math.ceil(preprocessing.WINDOW_SECONDS * fs))
         if int(signal.shape[0] * preprocessing.TARGET_FS / fs) < preprocessing.WINDOW_SAMPLES:
             raise RecordError(
                 "too_short",
                 f"{signal.shape[0]} samples at {fs:g} Hz ({signal.shape[0] / fs:.2f} s), need {need}",
             )
-        res = preprocessing.preprocess_record(signal, fs)
+        res = preprocessing.preprocess_record(signal, fs, task.amplitude_range)
         out = RecordResult(
             task,
             windows=res.windows,
@@ -90,14 +96,30 @@ def process_record(task: RecordTask) -> RecordResult:
             num_windows=res.num_windows,
             num_flat=res.num_flat,
             num_nonfinite=res.num_nonfinite,
+            num_implausible=res.num_implausible,
+            signal_sha1=digest,
         )
         if res.num_kept == 0:
             out.windows = out.window_index = None
-            out.reason = "no_clean_window"
-            out.detail = f"{res.num_windows} window(s): {res.num_flat} flat, {res.num_nonfinite} non-finite"
+            out.reason, out.detail = _why_no_window(res, task.amplitude_range)
     except RecordError as err:
         out = RecordResult(task, reason=err.reason, detail=err.detail)
     except Exception as err:  # noqa: BLE001 - one bad record must not stop a build
         out = RecordResult(task, reason="processing_error", detail=f"{type(err).__name__}: {err}")
     out.seconds = time.perf_counter() - t0
     return out
+
+
+def _why_no_window(res, amplitudes: AmplitudeRange | None) -> tuple[str, str]:
+    """``(reason, detail)`` of a record none of whose windows is kept: an
+    implausible amplitude when that dropped most of its windows."""
+    counts = f"{res.num_windows} window(s): {res.num_flat} flat, {res.num_nonfinite} non-finite"
+    if res.num_implausible and res.num_implausible >= res.num_flat + res.num_nonfinite:
+        return "implausible_amplitude", (
+            f"largest |x| {res.max_peak_mv:.3g} mV after filtering ({counts}, {res.num_implausible} "
+            f"implausible; plausible: peak {amplitudes.min_peak_mv:g}-{amplitudes.max_peak_mv:g} mV, "
+            f"median |x| <= {amplitudes.max_median_mv:g} mV)"
+        )
+    if res.num_implausible:
+        counts += f", {res.num_implausible} implausible amplitude"
+    return "no_clean_window", counts
