@@ -56,6 +56,12 @@ flags.DEFINE_string(
     "model", None, "--mode=predict: an exported .tflite or .onnx file instead of a checkpoint."
 )
 flags.DEFINE_list("workdirs", [], "--mode=report: evaluated workdirs to gather into one table.")
+flags.DEFINE_bool(
+    "start_afresh",
+    False,
+    "train/demo/protocol: move the workdir's previous run aside (to <workdir>/previous_runs/<time>/) "
+    "and start a new one; without it a restart resumes, and refuses a config that changes the run.",
+)
 flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (auto-detected cluster).")
 flags.DEFINE_string("coordinator_address", None, "host:port of process 0 of a multi-process run.")
 flags.DEFINE_integer("num_processes", None, "Number of processes of a multi-process run.")
@@ -77,7 +83,7 @@ def main(argv) -> None:
     cluster = launching.Cluster(
         FLAGS.distributed, FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id
     )
-    sys.exit(launching.run(mode, FLAGS["config"], FLAGS.workdir, inputs, cluster))
+    sys.exit(launching.run(mode, FLAGS["config"], FLAGS.workdir, inputs, cluster, FLAGS.start_afresh))
 
 
 if __name__ == "__main__":

@@ -87,12 +87,46 @@ def make_manager(workdir: str, keep: int, read_only: bool = False) -> ocp.Checkp
         read_only=read_only,
         create=not read_only,
     )
-    return ocp.CheckpointManager(
+    return Manager(
         epath.Path(workdir).absolute() / "checkpoints",
         item_names=("state", "data", "meta"),
         item_handlers={"state": _state_handler()},
         options=options,
     )
+
+
+class Manager(ocp.CheckpointManager):
+    """Orbax's checkpoint manager, reading each step's metrics file defensively.
+
+    Orbax reads every step's metrics when it opens the folder; one file that
+    does not decode stopped every restart and every prediction. Here such a
+    step is recorded in :attr:`damaged` (step -> problem) and has no metrics;
+    the selection and the restore below skip or set it aside like any other
+    damaged step."""
+
+    def __init__(self, *args, **kwargs):
+        self.damaged: dict[int, str] = {}
+        super().__init__(*args, **kwargs)
+
+    def metrics(self, step: int):
+        try:
+            return super().metrics(step)
+        except Exception as e:  # noqa: BLE001 - any failure to decode the file means it is damaged
+            self.damaged[step] = f"its metrics file does not decode ({_first_line(e)})"
+            return None
+
+    def usable_steps(self) -> list[int]:
+        """Saved steps that are not known to be damaged, ascending."""
+        return sorted(s for s in self.all_steps() if s not in self.damaged)
+
+
+class DamagedCheckpoint(UserError):
+    """A checkpoint step whose files fail to read or decode."""
+
+
+class CheckpointMismatch(UserError):
+    """A checkpoint that reads back fine but belongs to another configuration
+    (other shapes, another input mode or data order): not damage."""
 
 
 def _best_metric(metrics: dict | None) -> float:
@@ -144,33 +178,87 @@ def restore_train(manager: ocp.CheckpointManager, step: int, abstract_state: Any
     return out["state"], out["meta"]
 
 
-def restore_newest_intact(manager: ocp.CheckpointManager, abstract_state: Any, iterator):
+def restore_newest_intact(manager: "Manager", abstract_state: Any, iterator):
     """Restores the newest step that reads back completely.
 
-    A damaged step (state file deleted or truncated, iterator or metadata
-    file missing) is reported with a warning naming the step and the
-    problem, moved to ``workdir/corrupt_checkpoints/<step>`` (by process 0,
-    so that the resumed run can save that step again) and the next older
-    step is tried.
+    A damaged step (a file deleted, truncated or not decoding: state, input
+    position, metadata or metrics) is reported with a warning naming the step
+    and the problem, moved to ``workdir/corrupt_checkpoints/`` under a name
+    of its own (by process 0, so that the resumed run can save that step
+    again; nothing is deleted) and the next older step is tried. A step that
+    reads back but does not fit this run (:class:`CheckpointMismatch`: other
+    parameter shapes, another input mode or data order) stops the restore
+    with a one-line error and moves nothing.
 
     Returns:
       ``(state, meta, step)``, or ``(None, None, None)`` when no step is intact.
     """
     for step in sorted(manager.all_steps(), reverse=True):
-        try:
-            state, meta = restore_train(manager, step, abstract_state, iterator)
-            return state, meta, step
-        except Exception as e:  # noqa: BLE001 - any failure to read the step means it is damaged
-            problem = describe_problem(manager, step, e)
-            logging.warning(
-                "checkpoint step %d is damaged (%s): set aside, trying an older step", step, problem
-            )
-            print(
-                f"warning: checkpoint step {step} is damaged ({problem}); resuming from an older step",
-                flush=True,
-            )
-            _set_aside(manager, step)
+        problem = manager.damaged.get(step)
+        if problem is None:
+            check_fits(manager, step, abstract_state, iterator)
+            try:
+                state, meta = restore_train(manager, step, abstract_state, iterator)
+                return state, meta, step
+            except CheckpointMismatch:
+                raise
+            except Exception as e:  # noqa: BLE001 - any failure to read the step means it is damaged
+                problem = describe_problem(manager, step, e)
+        logging.warning("checkpoint step %d is damaged (%s): set aside, trying an older step", step, problem)
+        print(
+            f"warning: checkpoint step {step} is damaged ({problem}); resuming from an older step", flush=True
+        )
+        _set_aside(manager, step)
     return None, None, None
+
+
+def _path_key(path) -> tuple[str, ...]:
+    """A tree path as strings, the same for a live tree and Orbax's metadata tree."""
+    out = []
+    for k in path:
+        for attr in ("key", "name", "idx"):
+            if hasattr(k, attr):
+                out.append(str(getattr(k, attr)))
+                break
+    return tuple(out)
+
+
+def check_fits(manager: "Manager", step: int, abstract_state: Any, iterator) -> None:
+    """Raises :class:`CheckpointMismatch` when ``step``'s saved state has other
+    leaves or shapes than ``abstract_state``, or its input position is of the
+    other input mode than ``iterator``. Unreadable metadata is left to the
+    restore (it is damage)."""
+    try:
+        saved = manager.item_metadata(step)["state"]
+        saved_shapes = {_path_key(p): tuple(m.shape) for p, m in jax.tree_util.tree_leaves_with_path(saved)}
+    except Exception:  # noqa: BLE001 - the restore will report the damage
+        return
+    want = {_path_key(p): tuple(x.shape) for p, x in jax.tree_util.tree_leaves_with_path(abstract_state)}
+    if saved_shapes and saved_shapes != want:
+        differ = [
+            f"{'/'.join(k)}: saved {saved_shapes.get(k)} vs now {want.get(k)}"
+            for k in sorted(set(saved_shapes) | set(want))
+            if saved_shapes.get(k) != want.get(k)
+        ]
+        raise CheckpointMismatch(
+            f"checkpoint step {step} of {manager.directory} holds a model of other shapes than this "
+            f"config's ({len(differ)} parameters differ, e.g. {'; '.join(differ[:2])}): resume with the "
+            "workdir's own config, or start afresh (a new --workdir, or --start_afresh)"
+        )
+    device_saved = (epath.Path(manager.directory) / str(step) / "data" / "metadata").exists()
+    device_now = hasattr(iterator, "checkpoint_args")
+    if device_saved != device_now:
+        modes = {True: "device", False: "grain"}
+        raise CheckpointMismatch(
+            f"checkpoint step {step} was written with input_mode={modes[device_saved]!r}, this run "
+            f"resolves input_mode to {modes[device_now]!r} (see --config.input_mode and "
+            "--config.device_data_budget_bytes): the data order would not resume exactly"
+        )
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0][:200]}" if text else type(error).__name__
 
 
 def describe_problem(manager: ocp.CheckpointManager, step: int, error: Exception) -> str:
@@ -180,23 +268,28 @@ def describe_problem(manager: ocp.CheckpointManager, step: int, error: Exception
     missing = [item for item in ("state", "data", "meta") if not (root / item).exists()]
     if missing:
         return f"missing {', '.join(missing)} in {root}"
-    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return f"{type(error).__name__}: {first[:200]}"
+    return _first_line(error)
 
 
 def _set_aside(manager: ocp.CheckpointManager, step: int) -> None:
+    """Moves ``step`` to ``corrupt_checkpoints/<step>`` (``<step>.2``, ``.3``...
+    when that name is taken: a set-aside copy is never overwritten)."""
     if jax.process_index() == 0:
         src = epath.Path(manager.directory) / str(step)
-        dst = epath.Path(manager.directory).parent / CORRUPT_DIR / str(step)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        if dst.exists():
-            dst.rmtree()
+        aside = epath.Path(manager.directory).parent / CORRUPT_DIR
+        aside.mkdir(parents=True, exist_ok=True)
+        dst, n = aside / str(step), 1
+        while dst.exists():
+            n += 1
+            dst = aside / f"{step}.{n}"
         src.rename(dst)
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
 
         multihost_utils.sync_global_devices(f"set_aside_{step}")
     manager.reload()
+    if isinstance(manager, Manager):
+        manager.damaged.pop(step, None)
 
 
 def step_metrics(manager: ocp.CheckpointManager, step: int) -> dict | None:
@@ -214,40 +307,59 @@ def step_metrics(manager: ocp.CheckpointManager, step: int) -> dict | None:
         return None
 
 
-def best_step(manager: ocp.CheckpointManager) -> int | None:
+def _usable(manager: ocp.CheckpointManager, exclude=()) -> list[int]:
+    steps = manager.usable_steps() if isinstance(manager, Manager) else sorted(manager.all_steps())
+    return [s for s in steps if s not in set(exclude)]
+
+
+def best_step(manager: ocp.CheckpointManager, exclude=()) -> int | None:
     """The kept step with the highest validation AUROC (None if none has one);
-    ties go to the later step."""
+    ties go to the later step. Damaged steps and ``exclude`` are passed over."""
     scored = []
-    for step in manager.all_steps():
+    for step in _usable(manager, exclude):
         metrics = step_metrics(manager, step)
         if metrics and BEST_METRIC in metrics:
             scored.append((_best_metric(metrics), step))
     return max(scored)[1] if scored else None
 
 
-def select_step(manager: ocp.CheckpointManager, which: str | int) -> int:
+def select_step(manager: ocp.CheckpointManager, which: str | int, exclude=()) -> int:
     """Resolves ``'best'`` (the latest step when no step has validation
-    metrics, with a warning), ``'latest'`` or a step number to a saved step."""
-    steps = manager.all_steps()
-    if not steps:
-        raise UserError(f"no checkpoint in {manager.directory}: train first (launch.py --mode=train)")
-    if which == "latest":
-        return manager.latest_step()
-    if which == "best":
-        best = best_step(manager)
-        if best is None:
-            logging.warning(
-                "no checkpoint of %s has validation metrics: 'best' is the latest step", manager.directory
+    metrics, with a warning), ``'latest'`` or a step number to a saved step.
+    ``best`` and ``latest`` pass over damaged steps (with a warning) and
+    ``exclude``; a step asked for by number must be intact."""
+    damaged = getattr(manager, "damaged", {})
+    for step, problem in sorted(damaged.items()):
+        logging.warning(
+            "checkpoint step %d of %s is damaged (%s): passed over", step, manager.directory, problem
+        )
+    steps = _usable(manager, exclude)
+    if which not in ("best", "latest"):
+        try:
+            step = int(which)
+        except (TypeError, ValueError):
+            raise UserError(
+                f"--config.eval_checkpoint={which!r}: use best, latest or a step number"
+            ) from None
+        if step in damaged:
+            raise UserError(
+                f"checkpoint step {step} is damaged ({damaged[step]}); saved steps: {sorted(manager.all_steps())}"
             )
-            return manager.latest_step()
-        return best
-    try:
-        step = int(which)
-    except (TypeError, ValueError):
-        raise UserError(f"--checkpoint={which!r}: use best, latest or a step number") from None
-    if step not in steps:
-        raise UserError(f"no checkpoint at step {step}; saved steps: {sorted(steps)}")
-    return step
+        if step not in manager.all_steps():
+            raise UserError(f"no checkpoint at step {step}; saved steps: {sorted(manager.all_steps())}")
+        return step
+    if not steps:
+        if manager.all_steps():
+            raise UserError(f"no intact checkpoint in {manager.directory}: every step is damaged")
+        raise UserError(f"no checkpoint in {manager.directory}: train first (launch.py --mode=train)")
+    if which == "best":
+        best = best_step(manager, exclude)
+        if best is not None:
+            return best
+        logging.warning(
+            "no checkpoint of %s has validation metrics: 'best' is the latest step", manager.directory
+        )
+    return steps[-1]
 
 
 def model_meta(config, leads, stats, *, lead_robust: bool = False, **extra) -> dict:
@@ -271,7 +383,9 @@ def read_meta(manager: ocp.CheckpointManager, step: int) -> dict:
     try:
         return manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
     except Exception as e:  # noqa: BLE001
-        raise UserError(f"checkpoint step {step} is damaged ({describe_problem(manager, step, e)})") from None
+        raise DamagedCheckpoint(
+            f"checkpoint step {step} is damaged ({describe_problem(manager, step, e)})"
+        ) from None
 
 
 def restore_for_inference(manager: ocp.CheckpointManager, step: int, abstract_params: Any):
@@ -291,7 +405,9 @@ def restore_for_inference(manager: ocp.CheckpointManager, step: int, abstract_pa
             ),
         )
     except Exception as e:  # noqa: BLE001
-        raise UserError(f"checkpoint step {step} is damaged ({describe_problem(manager, step, e)})") from None
+        raise DamagedCheckpoint(
+            f"checkpoint step {step} is damaged ({describe_problem(manager, step, e)})"
+        ) from None
     return restored["state"]["params"], meta
 
 

@@ -159,8 +159,11 @@ def merge_into(base: ml_collections.ConfigDict, saved) -> None:
             base[key] = value
 
 
-def run(mode: str, config_flag, workdir: str | None, inputs, cluster: Cluster) -> int:
-    """Runs ``mode``; returns the process's exit status (0, 2 for a user error, 130 for Ctrl-C)."""
+def run(
+    mode: str, config_flag, workdir: str | None, inputs, cluster: Cluster, start_afresh: bool = False
+) -> int:
+    """Runs ``mode``; returns the process's exit status (0, 2 for a user error, 130 for Ctrl-C).
+    ``start_afresh``: a training mode first moves the workdir's previous run aside."""
     from leadmix_jax.workflows import modes
 
     try:
@@ -178,6 +181,10 @@ def run(mode: str, config_flag, workdir: str | None, inputs, cluster: Cluster) -
         from leadmix_jax import config_check
 
         config_check.check(config, mode, jax.device_count())
+        if start_afresh and mode in ("train", "demo", "protocol"):
+            from leadmix_jax.train import resume
+
+            resume.move_aside(workdir)
         _log_devices()
         modes.MODES[mode](config, workdir, inputs)
     except UserError as e:

@@ -117,3 +117,69 @@ def test_damaged_requested_step_is_a_one_line_error(tmp_path):
     with pytest.raises(UserError, match=r"^checkpoint step 2 is damaged \(") as info:
         checkpointing.restore_for_inference(manager, 2, params_abstract)
     assert "\n" not in str(info.value)
+
+
+def _garbage_metrics(root):
+    (root / "metrics" / "metrics").write_bytes(b"\xff\xfe not json")
+
+
+def _truncated_metrics(root):
+    (root / "metrics" / "metrics").write_text('{"val_auroc": 0.9')
+
+
+@pytest.mark.parametrize("damage", [_garbage_metrics, _truncated_metrics])
+def test_a_damaged_metrics_file_falls_back_like_any_damage(tmp_path, damage, capsys):
+    save_steps(tmp_path, {1: 0.6, 2: 0.9}, keep=2)
+    damage(tmp_path / "checkpoints" / "2")
+    reader = checkpointing.make_manager(str(tmp_path), keep=1, read_only=True)  # no longer raises
+    assert set(reader.damaged) == {2} and "does not decode" in reader.damaged[2]
+    assert checkpointing.select_step(reader, "best") == 1 and checkpointing.select_step(reader, "latest") == 1
+    with pytest.raises(UserError, match="checkpoint step 2 is damaged"):
+        checkpointing.select_step(reader, 2)
+    reader.close()
+    manager = checkpointing.make_manager(str(tmp_path), keep=2)
+    state, _, step = checkpointing.restore_newest_intact(manager, abstract(), iterator())
+    manager.close()
+    assert step == 1 and int(state["step"]) == 1
+    assert "checkpoint step 2 is damaged" in capsys.readouterr().out
+    assert (tmp_path / "corrupt_checkpoints" / "2").exists()
+
+
+def test_setting_aside_never_overwrites_an_earlier_copy(tmp_path):
+    for round_ in range(3):  # the same step damaged three times over three restarts
+        save_steps(tmp_path, {1: None, 2: None} if round_ == 0 else {2: None}, keep=2)
+        _truncate_state(tmp_path / "checkpoints" / "2")
+        manager = checkpointing.make_manager(str(tmp_path), keep=2)
+        checkpointing.restore_newest_intact(manager, abstract(), iterator())
+        manager.close()
+    aside = sorted(p.name for p in (tmp_path / "corrupt_checkpoints").iterdir())
+    assert aside == ["2", "2.2", "2.3"]
+
+
+def test_a_checkpoint_of_other_shapes_is_a_mismatch_not_damage(tmp_path):
+    save_steps(tmp_path, {1: None, 2: None}, keep=2)
+    other = jax.eval_shape(lambda: {"step": jnp.int32(0), "params": {"w": jnp.zeros((64, 16))}})
+    manager = checkpointing.make_manager(str(tmp_path), keep=2)
+    with pytest.raises(
+        checkpointing.CheckpointMismatch, match=r"params/w: saved \(64, 32\) vs now \(64, 16\)"
+    ):
+        checkpointing.restore_newest_intact(manager, other, iterator())
+    manager.close()
+    assert saved_steps(tmp_path) == [1, 2] and not (tmp_path / "corrupt_checkpoints").exists()
+
+
+def test_a_device_position_under_a_grain_run_is_a_mismatch(tmp_path):
+    from leadmix_jax.train import feeds
+
+    manager = checkpointing.make_manager(str(tmp_path), keep=2)
+    position = feeds.DevicePosition(10, 4, 0)
+    checkpointing.save(manager, 1, tiny_state(1), position, {"leads": ["II"]}, None)
+    manager.wait_until_finished()
+    with pytest.raises(
+        checkpointing.CheckpointMismatch, match="input_mode='device', this run resolves input_mode to 'grain'"
+    ):
+        checkpointing.restore_newest_intact(manager, abstract(), iterator())
+    with pytest.raises(checkpointing.CheckpointMismatch, match="written with global_batch=4, this run has 8"):
+        checkpointing.restore_newest_intact(manager, abstract(), feeds.DevicePosition(10, 8, 0))
+    manager.close()
+    assert saved_steps(tmp_path) == [1]

@@ -107,24 +107,42 @@ def restore(
         )
     manager = checkpointing.make_manager(workdir, keep=1, read_only=True)
     try:
-        step = checkpointing.select_step(manager, which)
-        key = (str(path.absolute()), int(step), id(mesh))
-        if cache and key in _CACHE:
-            return _CACHE[key]
-        meta = checkpointing.read_meta(manager, step)
-        leads = leads_lib.parse_leads(list(meta["leads"]))
-        stats = norm_stats.NormStats.from_json(meta["norm_stats"])
-        norm_stats.check_leads(stats, leads, f"{workdir} step {step}")
-        graphdef, shapes = variants.graph_and_shapes(meta["model"], len(leads))
-        # a lead-robust model runs on all 12 leads until a subset is chosen (with_leads)
-        mask = lead_robust.lead_mask(leads) if lead_robust.is_lead_robust(meta["model"]) else None
-        runner = Runner(graphdef, mesh, mask)
-        abstract = checkpointing.replicated_abstract(shapes, runner.replicated)
-        params, meta = checkpointing.restore_for_inference(manager, step, abstract)
+        return _restore_step(manager, workdir, which, mesh, cache)
     finally:
         manager.close()
-    logging.info("restored %s checkpoint step %d of %s (leads %s)", which, step, workdir, ",".join(leads))
-    restored = RestoredModel(str(workdir), int(step), which, meta, leads, stats, params, runner)
+
+
+def _restore_step(manager, workdir: str, which: str, mesh, cache: bool, passed=()) -> RestoredModel:
+    """``which`` of ``manager``; for ``best`` and ``latest`` a damaged step is
+    passed over (with a warning) for the next one."""
+    step = checkpointing.select_step(manager, which, exclude=passed)
+    key = (str(epath.Path(workdir).absolute()), int(step), id(mesh))
+    if cache and key in _CACHE:
+        return _CACHE[key]
+    try:
+        restored = _read_step(manager, workdir, step, which, mesh)
+    except checkpointing.DamagedCheckpoint as e:
+        if which not in ("best", "latest"):
+            raise
+        logging.warning("%s; trying the next %s step", e, which)
+        print(f"warning: {e}; using the next {which} step", flush=True)
+        return _restore_step(manager, workdir, which, mesh, cache, (*passed, step))
     if cache:
         _CACHE[key] = restored
     return restored
+
+
+def _read_step(manager, workdir: str, step: int, which: str, mesh) -> RestoredModel:
+    """Parameters and metadata of ``step`` onto ``mesh``."""
+    meta = checkpointing.read_meta(manager, step)
+    leads = leads_lib.parse_leads(list(meta["leads"]))
+    stats = norm_stats.NormStats.from_json(meta["norm_stats"])
+    norm_stats.check_leads(stats, leads, f"{workdir} step {step}")
+    graphdef, shapes = variants.graph_and_shapes(meta["model"], len(leads))
+    # a lead-robust model runs on all 12 leads until a subset is chosen (with_leads)
+    mask = lead_robust.lead_mask(leads) if lead_robust.is_lead_robust(meta["model"]) else None
+    runner = Runner(graphdef, mesh, mask)
+    abstract = checkpointing.replicated_abstract(shapes, runner.replicated)
+    params, meta = checkpointing.restore_for_inference(manager, step, abstract)
+    logging.info("restored %s checkpoint step %d of %s (leads %s)", which, step, workdir, ",".join(leads))
+    return RestoredModel(str(workdir), int(step), which, meta, leads, stats, params, runner)

@@ -38,6 +38,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from leadmix_jax import checkpointing
 from leadmix_jax.mesh import AXIS
 
 from leadmix_jax.input import built, pipeline, resident
@@ -221,14 +222,16 @@ class DevicePosition:
         return ocp.args.JsonRestore() if restore else ocp.args.JsonSave(self.to_json())
 
     def restored(self, saved: dict) -> None:
+        """Takes the saved position; :class:`~leadmix_jax.checkpointing.CheckpointMismatch`
+        when it belongs to another data order (a config change, not damage)."""
         if not isinstance(saved, dict) or saved.get("input_mode") != "device":
-            raise ValueError(
+            raise checkpointing.CheckpointMismatch(
                 "the checkpoint's input state is not a device-mode position (was it written "
                 "with input_mode='grain'?): resume with the same input mode"
             )
         for key in ("num_examples", "global_batch", "seed"):
             if saved[key] != getattr(self, key):
-                raise ValueError(
+                raise checkpointing.CheckpointMismatch(
                     f"checkpoint was written with {key}={saved[key]}, this run has "
                     f"{getattr(self, key)}: the data order would not resume exactly"
                 )

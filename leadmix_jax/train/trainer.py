@@ -21,7 +21,7 @@ from etils import epath
 from leadmix_jax import checkpointing
 from leadmix_jax.input import built, norm_stats, pipeline
 from leadmix_jax.input.augment import AugmentConfig
-from leadmix_jax.train import feeds, lifecycle, loop, validation
+from leadmix_jax.train import feeds, lifecycle, loop, resume, validation
 from leadmix_jax.train.experiment import make_experiment
 
 
@@ -34,6 +34,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     :class:`~leadmix_jax.train.loop.Interrupted` after the pending checkpoint
     is written.
     """
+    # Checks first: a run that fails them leaves no workdir behind.
+    builder = built.load_builder(config.data_dir, config.train_dataset)
+    train_size = built.split_size(builder, config.train_split)
+    val_builder = validation.validation_builder(config)
+    resume.check(workdir, config)
     write_config(config, workdir)
     logging.info(
         "processes %d, devices %d (local %d), backend %s",
@@ -42,8 +47,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         jax.local_device_count(),
         jax.default_backend(),
     )
-    builder = built.load_builder(config.data_dir, config.train_dataset)
-    exp = make_experiment(config, built.split_size(builder, config.train_split))
+    exp = make_experiment(config, train_size)
     stats = norm_stats_for(workdir, builder, config, exp.leads)
     feed = feeds.make_feed(exp, config, builder, stats, pipeline_config(config, exp.leads))
 
@@ -52,7 +56,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         manager, exp.abstract_state(), exp.init_state, feed.checkpointable, ""
     )
     meta = checkpointing.model_meta(config, exp.leads, stats, lead_robust=exp.lead_masks is not None)
-    val_builder = validation.validation_builder(config)
 
     def validate_at(state) -> dict:
         val = validation.validate(exp, state.params, val_builder, config.val_split, stats)

@@ -36,7 +36,7 @@ from leadmix_jax.data import leads as leads_lib
 from leadmix_jax.evaluate import evaluation, tables
 from leadmix_jax.input import built
 from leadmix_jax.synthetic import prepare
-from leadmix_jax.train import feeds, loop, population, trainer
+from leadmix_jax.train import feeds, loop, population, resume, trainer
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
@@ -45,12 +45,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     work = epath.Path(workdir).absolute()
     if config.get("synthetic"):
         prepare.prepare_data(config, work)
-    if jax.process_index() == 0:
-        work.mkdir(parents=True, exist_ok=True)
-        (work / "config.json").write_text(config.to_json_best_effort(indent=2))
     members = population.make_members(config)
     data_seed = feeds.data_seed(config)
     builder = built.load_builder(config.data_dir, config.train_dataset)
+    resume.check(str(work), config)
+    if jax.process_index() == 0:
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "config.json").write_text(config.to_json_best_effort(indent=2))
     stats12 = trainer.norm_stats_for(str(work), builder, config, leads_lib.CANONICAL_LEADS)
 
     trained = {}

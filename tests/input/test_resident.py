@@ -8,6 +8,8 @@ Compiling the scanned step is the cost here (tens of seconds per distinct
 dispatch length on 2 loaded cores), so compiled feeds are shared per module.
 """
 
+import json
+
 import grain
 import jax
 import jax.numpy as jnp
@@ -21,7 +23,7 @@ from leadmix_jax.train import experiment
 from leadmix_jax.input import norm_stats
 from leadmix_jax.input import built
 from leadmix_jax.input import augment
-from runs import assert_params_close, assert_trees_equal, final_params, finish, kill_when, run_launch
+from runs import assert_params_close, assert_trees_equal, final_params, finish, kill_when, losses, run_launch
 
 N_TRAIN = builtdata.num_windows("train")  # 32
 BATCH = 8  # configs/test.py: 4 steps per epoch
@@ -281,7 +283,7 @@ def test_killed_device_mode_run_resumes_exactly(data_dir, device_reference, tmp_
 def test_two_processes_device_mode_match_one_process(data_dir, device_reference, tmp_path):
     """Device mode over 2 processes x 4 devices (each process loads only its
     rows) trains like 1 process x 8 devices: the order is global."""
-    from runs import free_port, losses
+    from runs import free_port
 
     port = free_port()
     pair = [
@@ -307,3 +309,49 @@ def test_two_processes_device_mode_match_one_process(data_dir, device_reference,
     multi_losses, one_losses = losses(tmp_path / "multi"), losses(device_reference)
     assert sorted(multi_losses) == sorted(one_losses) == [4, 8, 12]
     np.testing.assert_allclose(list(multi_losses.values()), list(one_losses.values()), rtol=1e-5)
+
+
+def _listing(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.mark.slow
+def test_a_changed_config_refuses_to_resume_and_moves_nothing(data_dir, device_reference, tmp_path):
+    """The finished device-mode run restarted with another batch size: one line,
+    exit 2, every checkpoint where it was (it used to be set aside as damaged)."""
+    import shutil
+
+    shutil.copytree(device_reference, tmp_path / "run")
+    before = _listing(tmp_path / "run")
+    out = run_launch(tmp_path / "run", data_dir, 8, [*DEVICE_RUN, "--config.batch_size=16"])
+    text, _ = out.communicate(timeout=600)
+    assert out.returncode == 2, text[-3000:]
+    (line,) = [ln for ln in text.splitlines() if ln.startswith("error:")]
+    assert "holds a run with another configuration (batch_size 8 -> 16)" in line and "--start_afresh" in line
+    assert "Traceback" not in text
+    assert _listing(tmp_path / "run") == before
+
+
+@pytest.mark.slow
+def test_safe_changes_resume_and_start_afresh_moves_the_run_aside(data_dir, device_reference, tmp_path):
+    import shutil
+
+    shutil.copytree(device_reference, tmp_path / "run")
+    out = finish(
+        run_launch(
+            tmp_path / "run",
+            data_dir,
+            8,
+            [*DEVICE_RUN, "--config.num_train_steps=14", "--config.log_every_steps=7"],
+        )
+    )
+    assert "safe to change: log_every_steps 4 -> 7; num_train_steps 12 -> 14" in out
+    assert "resumed from step 12" in out
+    assert sorted(losses(tmp_path / "run"))[-1] == 14
+    out = finish(
+        run_launch(tmp_path / "run", data_dir, 8, [*DEVICE_RUN, "--config.batch_size=16", "--start_afresh"])
+    )
+    (previous,) = (tmp_path / "run" / "previous_runs").iterdir()
+    assert "moved the previous run" in out and "resumed" not in out
+    assert (previous / "checkpoints" / "14").exists() and (previous / "config.json").exists()
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["batch_size"] == 16
