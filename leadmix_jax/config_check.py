@@ -140,6 +140,12 @@ def _check_export(config: ml_collections.ConfigDict) -> None:
 
 
 def _check_predict(config: ml_collections.ConfigDict) -> None:
+    from leadmix_jax.data import preprocessing
+
+    try:
+        preprocessing.AmplitudeRange.parse(config.get("amplitude_range_mv", ""))
+    except ValueError as e:
+        raise UserError(f"--config.amplitude_range_mv: {e}") from None
     value = str(config.predict.threshold)
     if value not in ("", "val_youden", "0.5"):
         try:

@@ -201,7 +201,7 @@ def run(
 
 def _one_line(error: Exception) -> int:
     print(f"error: {error}", file=sys.stderr, flush=True)
-    return 2
+    return getattr(error, "exit_code", 2)
 
 
 def _log_devices() -> None:

@@ -309,6 +309,8 @@ class PreprocessResult:
       num_implausible: windows dropped for an implausible amplitude (neither
         non-finite nor flat).
       max_peak_mv: the largest ``|x|`` of any cut window, mV (NaN if none is finite).
+      dropped: ``{window index: reason}`` of every cut window not kept
+        (``non-finite``, ``flat lead`` or ``implausible amplitude (... mV)``).
     """
 
     windows: np.ndarray
@@ -318,6 +320,7 @@ class PreprocessResult:
     num_nonfinite: int
     num_implausible: int = 0
     max_peak_mv: float = float("nan")
+    dropped: dict = dataclasses.field(default_factory=dict)
 
     @property
     def num_kept(self) -> int:
@@ -452,6 +455,11 @@ def preprocess_record(
     keep = ~(nonfinite | flat | implausible)
     kept = np.flatnonzero(keep)
     finite_peaks = peak[np.isfinite(peak)]
+    dropped = {int(w): "non-finite" for w in np.flatnonzero(nonfinite)}
+    dropped.update({int(w): "flat lead" for w in np.flatnonzero(flat)})
+    dropped.update(
+        {int(w): f"implausible amplitude (largest |x| {peak[w]:.3g} mV)" for w in np.flatnonzero(implausible)}
+    )
     return PreprocessResult(
         windows=np.ascontiguousarray(windows[kept]),
         window_index=kept.astype(np.int32),
@@ -460,4 +468,5 @@ def preprocess_record(
         num_nonfinite=int(nonfinite.sum()),
         num_implausible=int(implausible.sum()),
         max_peak_mv=float(finite_peaks.max()) if finite_peaks.size else float("nan"),
+        dropped=dict(sorted(dropped.items())),
     )

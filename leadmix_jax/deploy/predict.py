@@ -196,18 +196,24 @@ def predict_record(
     write: bool = True,
     threshold: str | float | None = None,
     model_file: str | None = None,
+    amplitude_range: preprocessing.AmplitudeRange | None = preprocessing.DEFAULT_AMPLITUDE_RANGE,
 ) -> dict:
     """MI probability of each 10-s window and of the whole record.
 
     ``model_file``: an exported ``.tflite``/``.onnx`` model run in its own
     runtime instead of ``workdir``'s checkpoint (``workdir`` may then be
-    None: outputs go to ``<model folder>/predictions``).
+    None); its outputs go to ``predictions/<model file name>/`` (under
+    ``workdir``, else the model's folder), so exports never overwrite each
+    other's predictions. ``amplitude_range``: the clean rule's plausible
+    amplitudes, the builds' by default.
 
     Returns a JSON-serialisable dict: ``record``, ``checkpoint`` (workdir,
     step), ``leads``, ``fs``, ``duration_s``, ``num_windows`` (cut),
     ``windows`` (``[{'window', 'start_s', 'end_s', 'probability'}]`` of the
-    clean ones), ``dropped_windows`` (indices dropped by the clean rule),
-    ``record_probability`` (mean; None when no window is clean),
+    usable ones), ``unusable_windows`` (``[{'window', 'reason'}]``: dropped by
+    the clean rule, or a non-finite model output), ``dropped_windows`` (their
+    indices), ``record_probability`` (mean over the usable windows; None when
+    there is none, and then no ``prediction`` either),
     ``thresholds`` (``0.5`` and the checkpoint's ``val_youden``, None when
     trained without validation), ``threshold``/``threshold_name`` (chosen by
     :func:`choose_threshold`, default the validation threshold),
@@ -218,15 +224,16 @@ def predict_record(
         from leadmix_jax.deploy import runtimes
 
         model = runtimes.ExportedModel(model_file)
-        out_root = workdir or os.path.dirname(os.path.abspath(model_file))
+        root = workdir or os.path.dirname(os.path.abspath(model_file))
+        out_root = os.path.join(root, "predictions", os.path.basename(str(model_file)))
     else:
         model = load_model(workdir, checkpoint)
-        out_root = workdir
+        out_root = os.path.join(workdir, "predictions")
     threshold_value, threshold_name = choose_threshold(model, threshold)
     signal, rec_fs, names = read_record(path, fs, lead_names)
     model, leads = _on_record_leads(model, names, str(path))
     x = select_leads(signal, names, leads, str(path))
-    pre = preprocessing.preprocess_record(x, rec_fs)
+    pre = preprocessing.preprocess_record(x, rec_fs, amplitude_range)
     probs = _window_probabilities(model, pre, leads)
     result = _result(path, model, leads, rec_fs, signal.shape[0] / rec_fs, pre, probs)
     record_prob = result["record_probability"]
@@ -266,13 +273,24 @@ def _window_probabilities(model, pre, leads) -> np.ndarray:
 
 
 def _result(path, model, leads, fs: float, duration_s: float, pre, probs: np.ndarray) -> dict:
-    """The record's result without the decision: windows, their probabilities, the mean."""
+    """The record's result without the decision: usable windows, their
+    probabilities and the mean; unusable windows with their reasons."""
     win = preprocessing.WINDOW_SECONDS
-    windows = [
-        {"window": int(w), "start_s": float(w * win), "end_s": float((w + 1) * win), "probability": float(p)}
-        for w, p in zip(pre.window_index, probs)
-    ]
-    kept = set(int(w) for w in pre.window_index)
+    unusable = dict(pre.dropped)
+    windows = []
+    for w, p in zip(pre.window_index, probs):
+        if np.isfinite(p):
+            windows.append(
+                {
+                    "window": int(w),
+                    "start_s": float(w * win),
+                    "end_s": float((w + 1) * win),
+                    "probability": float(p),
+                }
+            )
+        else:  # no diagnosis from a non-finite number
+            unusable[int(w)] = "non-finite model output"
+    usable = np.asarray([w["probability"] for w in windows])
     return {
         "record": str(path),
         "checkpoint": {"workdir": str(model.workdir), "step": int(model.step)},
@@ -282,20 +300,21 @@ def _result(path, model, leads, fs: float, duration_s: float, pre, probs: np.nda
         "duration_s": duration_s,
         "num_windows": pre.num_windows,
         "windows": windows,
-        "dropped_windows": [w for w in range(pre.num_windows) if w not in kept],
-        "record_probability": float(np.mean(probs)) if probs.size else None,
+        "unusable_windows": [{"window": w, "reason": r} for w, r in sorted(unusable.items())],
+        "dropped_windows": sorted(unusable),
+        "record_probability": float(np.mean(usable)) if usable.size else None,
         # both thresholds are reported; the prediction uses the chosen one
         "thresholds": {"0.5": 0.5, "val_youden": model.val_threshold},
     }
 
 
 def _write_outputs(result: dict, x: np.ndarray, out_root: str) -> None:
-    """``<out_root>/predictions/<file name>.json`` and ``.png`` (the record
-    with its windows shaded by probability); their paths go into ``result``."""
+    """``<out_dir>/<file name>.json`` and ``.png`` (the record with its windows
+    shaded by probability); their paths go into ``result``."""
     from leadmix_jax.evaluate import plots
 
     name = output_name(result["record"])
-    out_dir = epath.Path(out_root) / "predictions"
+    out_dir = epath.Path(out_root)
     out_dir.mkdir(parents=True, exist_ok=True)
     result["json"] = str(out_dir / f"{name}.json")
     result["png"] = str(out_dir / f"{name}.png")
@@ -303,7 +322,7 @@ def _write_outputs(result: dict, x: np.ndarray, out_root: str) -> None:
     shaded = [(w["start_s"], w["end_s"], w["probability"]) for w in result["windows"]]
     shaded += [(w * win, (w + 1) * win, None) for w in result["dropped_windows"]]
     prob = result["record_probability"]
-    prob_text = "no clean window" if prob is None else f"record MI probability {prob:.3f}"
+    prob_text = "no usable window" if prob is None else f"record MI probability {prob:.3f}"
     title = f"{name}: {prob_text} (checkpoint step {result['checkpoint']['step']})"
     plots.record_figure(x, result["fs"], result["leads"], shaded, title, result["png"])
     epath.Path(result["json"]).write_text(json.dumps(result, indent=1))
@@ -323,15 +342,17 @@ def format_result(result: dict) -> str:
     )
     lines = [
         f"{result['record']}: leads {','.join(result['leads'])}{robust}, {result['duration_s']:.1f} s at "
-        f"{result['fs']:g} Hz, {len(result['windows'])} of {result['num_windows']} windows clean"
+        f"{result['fs']:g} Hz, {len(result['windows'])} of {result['num_windows']} windows usable"
     ]
     for w in result["windows"]:
         lines.append(
             f"  window {w['window']:3d} [{w['start_s']:6.1f}, {w['end_s']:6.1f}) s  "
             f"P(MI) = {w['probability']:.4f}"
         )
+    for w in result["unusable_windows"]:
+        lines.append(f"  window {w['window']:3d} unusable: {w['reason']}")
     if result["record_probability"] is None:
-        lines.append("  record: no clean 10-s window, no prediction")
+        lines.append("  record: no usable 10-s window, no prediction")
     else:
         val = result["thresholds"]["val_youden"]
         val_text = "none (trained without validation)" if val is None else f"{val:.4f}"

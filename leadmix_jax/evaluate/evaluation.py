@@ -203,6 +203,18 @@ def predict_target(model: RestoredModel, config, dataset: str, split: str) -> di
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
+def drop_nonfinite(pred: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int]:
+    """``pred`` without its windows of non-finite probability (unusable: no
+    metric is computed from them), and how many there were (with a warning)."""
+    finite = np.isfinite(pred["prob"])
+    n = int((~finite).sum())
+    if not n:
+        return pred, 0
+    logging.warning("%d window(s) with a non-finite model output left out (unusable)", n)
+    print(f"warning: {n} window(s) with a non-finite model output are left out as unusable", flush=True)
+    return {k: v[finite] for k, v in pred.items()}, n
+
+
 def validation_threshold(model: RestoredModel, config) -> dict:
     """Youden's J threshold on the validation windows of the training dataset."""
     dataset = config.get("val_dataset") or model.meta.get("train_dataset") or config.train_dataset
@@ -224,8 +236,10 @@ def validation_threshold(model: RestoredModel, config) -> dict:
             dataset,
             split,
         )
-    pred = predict_target(model, config, dataset, split)
+    pred, nonfinite = drop_nonfinite(predict_target(model, config, dataset, split))
     info.update(n_windows=int(pred["label"].size), n_pos=int(pred["label"].sum()))
+    if nonfinite:
+        info["non_finite_windows"] = nonfinite
     if pred["label"].size == 0:
         info.update(threshold=None, note="validation split is empty")
     else:
@@ -292,7 +306,7 @@ def _evaluate_model(
     results: dict[str, Any] = {}
     for dataset, split in target_list:
         key = f"{dataset}:{split}"
-        pred = predict_target(model, config, dataset, split)
+        pred, nonfinite = drop_nonfinite(predict_target(model, config, dataset, split))
         if excluded:
             keep = ~np.isin(pred["patient"].astype(str), sorted(excluded))
             excluded_counts[key] = {
@@ -314,6 +328,8 @@ def _evaluate_model(
             seed=int(config.seed),
             mixed_patients="drop",
         )
+        if nonfinite:
+            results[key]["non_finite_windows"] = nonfinite
         w = results[key]["levels"]["patient"]["thresholds"][THRESHOLD_DEFAULT]["metrics"]
         logging.info("%s: %d windows, patient AUROC %.4f", key, pred["label"].size, w["auroc"])
 

@@ -130,6 +130,10 @@ def summary_markdown(report: dict) -> str:
                 else "."
             )
         )
+        if res.get("non_finite_windows"):
+            lines.append(
+                f"{res['non_finite_windows']} window(s) with a non-finite model output are left out (unusable)."
+            )
         lines.append("")
         lines.append(level_metrics.metrics_markdown(res))
         name = leads_lib.slug(key)

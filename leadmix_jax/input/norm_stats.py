@@ -19,6 +19,7 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+from absl import logging
 
 from leadmix_jax.data import leads as leads_lib
 from leadmix_jax.input import built
@@ -55,25 +56,64 @@ def compute(ecgs: Iterable[np.ndarray], leads: Sequence[str], source: str) -> No
     """Statistics of ``leads`` over windows ``ecg`` ``(T, 12)`` in canonical lead order.
 
     Accumulates in float64; a constant lead (std ~ 0) gets std 1 so that
-    z-scoring never divides by zero.
-    """
+    z-scoring never divides by zero. Leads and examples whose scale is far
+    from the others' are reported (:func:`outliers`)."""
     leads = leads_lib.parse_leads(leads)
     idx = np.asarray(leads_lib.lead_indices(leads))
     s = np.zeros(len(idx))
     s2 = np.zeros(len(idx))
     count = n = 0
+    example_std = []
     for ecg in ecgs:
         x = np.asarray(ecg, np.float64)[:, idx]
         s += x.sum(axis=0)
         s2 += np.square(x).sum(axis=0)
+        example_std.append(x.std(axis=0))
         count += x.shape[0]
         n += 1
     if count == 0:
         raise ValueError(f"{source} is empty: cannot compute normalisation statistics")
     mean = s / count
     std = np.sqrt(np.maximum(s2 / count - mean**2, 0.0))
+    for warning in outliers(np.asarray(example_std), std, leads, source):
+        logging.warning("%s", warning)
+        print(f"warning: {warning}", flush=True)
     std = np.where(std > 1e-6, std, 1.0)
     return NormStats(leads, tuple(mean.tolist()), tuple(std.tolist()), n, source)
+
+
+#: How far (a factor) a lead's or an example's scale may be from the others' before it is reported.
+OUTLIER_FACTOR = 20.0
+
+
+def outliers(example_std: np.ndarray, lead_std: np.ndarray, leads: Sequence[str], source: str) -> list[str]:
+    """Warnings for statistics that one bad record could have skewed.
+
+    Args:
+      example_std: ``(n, N)`` each example's std per lead.
+      lead_std: ``(N,)`` the split's std per lead.
+
+    Returns one line per lead whose std is more than :data:`OUTLIER_FACTOR`
+    times above or below the median lead's, and per lead with examples whose
+    std is that far above the lead's median example (a record in uV, a lead
+    x1e30: one such example inflates the lead's std)."""
+    out = []
+    typical = float(np.median(lead_std))
+    for lead, value in zip(leads, lead_std):
+        if typical > 0 and not 1 / OUTLIER_FACTOR <= value / typical <= OUTLIER_FACTOR:
+            out.append(
+                f"{source}: lead {lead}'s std {value:.3g} is far from the other leads' (median {typical:.3g}): "
+                "check the data for a record with a wrong unit or gain"
+            )
+    median = np.median(example_std, axis=0)
+    for k, lead in enumerate(leads):
+        far = np.flatnonzero(example_std[:, k] > OUTLIER_FACTOR * max(median[k], 1e-12))
+        if far.size:
+            out.append(
+                f"{source}: {far.size} example(s) with lead {lead}'s std over {OUTLIER_FACTOR:g}x the median "
+                f"example's ({median[k]:.3g}), e.g. examples {far[:5].tolist()} (largest {example_std[far, k].max():.3g})"
+            )
+    return out
 
 
 def zscore_factors(mean: Sequence[float], std: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 import ml_collections
 import numpy as np
+from absl import logging
 
 from leadmix_jax import metrics
 from leadmix_jax.data import leads as leads_lib
@@ -28,13 +29,24 @@ def validation_builder(config: ml_collections.ConfigDict):
 
 def validation_metrics(preds: Mapping[str, np.ndarray]) -> dict[str, float]:
     """``val_loss``, ``val_auroc`` and ``val_youden`` (Youden's J threshold on
-    the windows) of :meth:`~leadmix_jax.model.inference.Runner.run_batches` output."""
-    n = len(preds["loss"])
-    return {
-        "val_loss": float(preds["loss"].mean()) if n else float("nan"),
-        "val_auroc": metrics.auroc(preds["label"], preds["prob"]),
-        "val_youden": metrics.youden_threshold(preds["label"], preds["prob"]) if n else 0.5,
+    the windows) of :meth:`~leadmix_jax.model.inference.Runner.run_batches` output.
+
+    Windows whose probability is not finite are unusable: left out of every
+    metric and counted in ``val_nonfinite`` (present only when there are any)."""
+    finite = np.isfinite(preds["prob"])
+    label, prob, loss = preds["label"][finite], preds["prob"][finite], preds["loss"][finite]
+    n = len(loss)
+    out = {
+        "val_loss": float(loss.mean()) if n else float("nan"),
+        "val_auroc": metrics.auroc(label, prob) if n else float("nan"),
+        "val_youden": metrics.youden_threshold(label, prob) if n else 0.5,
     }
+    if not finite.all():
+        out["val_nonfinite"] = float((~finite).sum())
+        logging.warning(
+            "validation: %d window(s) with a non-finite model output left out", int(out["val_nonfinite"])
+        )
+    return out
 
 
 def _predict(runner, params, builder, split: str, stats, config) -> dict[str, np.ndarray]:

@@ -11,7 +11,7 @@ import dataclasses
 
 import ml_collections
 
-from leadmix_jax.errors import UserError
+from leadmix_jax.errors import NoPrediction, UserError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +42,9 @@ def predict(config: ml_collections.ConfigDict, workdir: str, inputs: Inputs):
 
     if not inputs.record:
         raise UserError("--mode=predict needs --record=<.hea, .h5 or .npy file>")
-    return predict_lib.predict_record(
+    from leadmix_jax.data import preprocessing
+
+    result = predict_lib.predict_record(
         workdir,
         inputs.record,
         config.get("eval_checkpoint", "best"),
@@ -50,7 +52,15 @@ def predict(config: ml_collections.ConfigDict, workdir: str, inputs: Inputs):
         inputs.lead_names,
         threshold=config.predict.threshold,
         model_file=inputs.model,
+        amplitude_range=preprocessing.AmplitudeRange.parse(
+            config.get("amplitude_range_mv", preprocessing.DEFAULT_AMPLITUDE_RANGE.spec())
+        ),
     )
+    if result["prediction"] is None:
+        raise NoPrediction(
+            f"{inputs.record}: no usable 10-s window, so no prediction (the reasons are listed above)"
+        )
+    return result
 
 
 def export(config: ml_collections.ConfigDict, workdir: str, inputs: Inputs):

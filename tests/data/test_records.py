@@ -1,6 +1,7 @@
 """Readers (leadmix_jax.data.records), bad records, build reports and built examples."""
 
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -350,7 +351,7 @@ def test_sph_bad_record_is_skipped_and_reported(tmp_path, sph_base, kind):
     detail = report["skipped"][reason]["examples"][0]["detail"]
     assert report["skipped"][reason]["examples"][0]["record_id"] == "A00009"
     if kind == "implausible_amplitude/one_lead_1e30":
-        assert "largest |x| 1" in detail and "e+30 mV" in detail  # names its amplitude
+        assert re.search(r"largest \|x\| [\d.]+e\+(29|30) mV after filtering", detail)  # names its amplitude
     if kind == "unreadable_hdf5/ecg_is_a_group":
         assert "'ecg' is an HDF5 group, not a dataset" in detail
     if kind == "header_mismatch/complex_values":

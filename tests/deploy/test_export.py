@@ -150,7 +150,8 @@ def test_predict_with_exported_model(setup, tmp_path):
     assert got["thresholds"] == ref["thresholds"] and got["threshold_name"] == "val_youden"
     assert got["checkpoint"] == {"workdir": os.path.abspath(workdir), "step": ref["checkpoint"]["step"]}
     assert got["prediction"] == ref["prediction"]
-    assert pathlib.Path(got["json"]).parent == pathlib.Path(out) / "predictions"
+    # per exported file: another export of this workdir never overwrites these
+    assert pathlib.Path(got["json"]).parent == pathlib.Path(out) / "predictions" / "model.tflite"
     assert pathlib.Path(got["png"]).read_bytes()[:4] == b"\x89PNG"
 
 
@@ -180,3 +181,23 @@ def synthetic_leads():
     from leadmix_jax.data.leads import CANONICAL_LEADS
 
     return list(CANONICAL_LEADS)
+
+
+@pytest.mark.slow
+def test_an_exported_model_gives_no_diagnosis_from_an_absurd_lead(setup, tmp_path):
+    _, _, out = setup
+    run_export(setup, "tflite")
+    x = synthetic.synth_record(np.random.default_rng(4), 500, 20, False)[:, [1, 2, 5]].astype(np.float64)
+    x[:, 0] *= 1e30
+    np.save(tmp_path / "huge.npy", x)
+    for amplitudes in (predict.preprocessing.DEFAULT_AMPLITUDE_RANGE, None):
+        got = predict.predict_record(
+            None,
+            str(tmp_path / "huge.npy"),
+            fs=500,
+            lead_names="II,III,aVF",
+            write=False,
+            model_file=os.path.join(out, "model.tflite"),
+            amplitude_range=amplitudes,
+        )
+        assert got["prediction"] is None and got["windows"] == [] and len(got["unusable_windows"]) == 2

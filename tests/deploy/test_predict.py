@@ -3,6 +3,7 @@ with an absent .xyz), SPH-style HDF5 and .npy inputs; missing-lead errors."""
 
 import json
 import os
+import re
 import pathlib
 import subprocess
 import sys
@@ -191,3 +192,57 @@ def test_pth_with_pickled_objects_is_refused_in_plain_words(tmp_path):
         ValueError, match=r"is not a plain PyTorch weights file.*torch.save\(model.state_dict\(\)"
     ):
         torch_import.load_state_dict(str(evil))
+
+
+def _npy_with_a_huge_lead(tmp_path, signal):
+    x = np.asarray(signal[:, [1, 2, 5]], np.float64)  # II, III, aVF (canonical columns 1, 2, 5)
+    x[:, 1] *= 1e30  # lead III x1e30: finite, absurd
+    np.save(tmp_path / "huge.npy", x)
+    return str(tmp_path / "huge.npy")
+
+
+@pytest.mark.slow
+def test_an_absurd_lead_is_never_a_diagnosis(workdir, signal, tmp_path):
+    """One lead x1e30 used to print 'record P(MI) = nan -> normal' and exit 0.
+    With the clean rule's amplitude check every window is unusable (the
+    reason names the amplitude); with the check off, the model's output is
+    non-finite and the window is unusable all the same. No prediction either way."""
+    path = _npy_with_a_huge_lead(tmp_path, signal)
+    result = predict.predict_record(workdir, path, fs=500, lead_names="II,III,aVF", write=False)
+    assert result["prediction"] is None and result["record_probability"] is None and result["windows"] == []
+    assert [w["window"] for w in result["unusable_windows"]] == [0, 1]
+    for w in result["unusable_windows"]:  # the filtered peak of a x1e30 lead
+        assert re.fullmatch(r"implausible amplitude \(largest \|x\| [\d.]+e\+(29|30) mV\)", w["reason"]), w
+    unchecked = predict.predict_record(
+        workdir, path, fs=500, lead_names="II,III,aVF", write=False, amplitude_range=None
+    )
+    assert unchecked["prediction"] is None and unchecked["windows"] == []
+    assert {w["reason"] for w in unchecked["unusable_windows"]} == {"non-finite model output"}
+    assert "no usable 10-s window, no prediction" in predict.format_result(unchecked)
+
+
+@pytest.mark.slow
+def test_no_prediction_exits_3_with_one_line(workdir, signal, tmp_path):
+    path = _npy_with_a_huge_lead(tmp_path, signal)
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": builtdata.xla_flags(1)}
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "launch.py"),
+            "--mode=predict",
+            f"--workdir={workdir}",
+            f"--record={path}",
+            "--fs=500",
+            "--lead_names=II,III,aVF",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 3, out.stderr[-2000:]
+    assert "-> normal" not in out.stdout and "-> MI" not in out.stdout
+    assert "window   0 unusable: implausible amplitude" in out.stdout
+    (line,) = [ln for ln in out.stderr.splitlines() if ln.startswith("error:")]
+    assert "no usable 10-s window, so no prediction" in line and "Traceback" not in out.stderr

@@ -161,3 +161,15 @@ def test_absolute_path_target_and_excluded_patients(evaluated, tmp_path_factory,
         patients = {r["patient"] for r in csv.DictReader(fh)}
     assert patients == {"tep02", "tep03"}
     assert "left out: 2 listed patients" in (pathlib.Path(out["out_dir"]) / "summary.md").read_text()
+
+
+def test_non_finite_windows_are_left_out_and_counted():
+    pred = {
+        "prob": np.array([0.2, np.nan, 0.7, np.inf]),
+        "label": np.array([0, 1, 1, 0]),
+        "record": np.array(["a", "b", "c", "d"], object),
+    }
+    kept, n = evaluation.drop_nonfinite(pred)
+    assert n == 2 and kept["record"].tolist() == ["a", "c"] and kept["prob"].tolist() == [0.2, 0.7]
+    same, zero = evaluation.drop_nonfinite(kept)
+    assert zero == 0 and same is kept

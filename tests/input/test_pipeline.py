@@ -75,3 +75,17 @@ def test_both_file_formats_give_the_same_rows_stats_and_eval_batches(tmp_path_fa
         np.testing.assert_array_equal(a["index"], t["index"])
         assert a["record_id"].tolist() == t["record_id"].tolist()
         np.testing.assert_array_equal(a["ecg"], t["ecg"])
+
+
+def test_norm_stats_warn_about_one_absurd_example(capsys):
+    rng = np.random.default_rng(0)
+    ecgs = [rng.normal(0, 0.3, (2500, 12)) for _ in range(50)]
+    stats = norm_stats.compute(ecgs, ("II", "V2"), "x:train")
+    assert capsys.readouterr().out == ""  # ordinary data: no warning
+    ecgs[7] = ecgs[7].copy()
+    ecgs[7][:, 7] *= 1000  # V2 of one example stored in uV
+    stats = norm_stats.compute(ecgs, ("II", "V2"), "x:train")
+    out = capsys.readouterr().out
+    assert "lead V2's std" in out and "far from the other leads'" in out
+    assert "1 example(s) with lead V2's std over 20x the median example's" in out and "examples [7]" in out
+    assert stats.std[1] > 20 * stats.std[0]  # the statistics themselves are what they are

@@ -150,3 +150,18 @@ def test_metrics_jsonl_keeps_one_record_per_step_after_resume(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
     assert [r["loss"] for r in rows] == [1.0, 2.0, 3.0, 4.0, 15.0, 16.0]
+
+
+def test_validation_leaves_non_finite_outputs_out_and_counts_them():
+    from leadmix_jax.train import validation
+
+    preds = {
+        "label": np.array([0, 1, 0, 1, 1], np.float32),
+        "prob": np.array([0.1, 0.9, np.nan, 0.8, np.inf], np.float32),
+        "loss": np.array([0.1, 0.1, np.nan, 0.2, np.nan], np.float32),
+    }
+    m = validation.validation_metrics(preds)
+    assert m["val_nonfinite"] == 2.0 and m["val_auroc"] == 1.0
+    assert m["val_loss"] == pytest.approx(0.4 / 3)
+    clean = validation.validation_metrics({k: v[[0, 1, 3]] for k, v in preds.items()})
+    assert "val_nonfinite" not in clean and clean["val_auroc"] == 1.0
