@@ -299,6 +299,7 @@ def sidecar(restored: RestoredModel, spec: ExportSpec, source: dict) -> dict:
         "sidecar_version": SIDECAR_VERSION,
         "model_version": _version(),
         "file": spec.file_name,
+        "sha256": None,  # filled in by write(), from the verified file
         "format": spec.format,
         "quantize": spec.quantize,
         "leads": list(restored.input_leads),
@@ -322,6 +323,7 @@ def sidecar(restored: RestoredModel, spec: ExportSpec, source: dict) -> dict:
 
 def write(report: dict, side: dict, tmp: str, final: str) -> None:
     """Moves the verified file to ``final``, next to its sidecar and report."""
+    side = {**side, "sha256": runtimes.sha256(tmp)}
     with open(final + ".json.tmp", "w") as fh:
         json.dump(side, fh, indent=1)
     os.replace(tmp, final)

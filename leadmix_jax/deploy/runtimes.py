@@ -46,7 +46,59 @@ def read_sidecar(path: str) -> dict:
             f"{side} is missing: an exported model needs the sidecar written next to it by "
             "--mode=export (leads, sampling rate, thresholds)"
         )
-    return json.loads(open(side).read())
+    try:
+        with open(side, encoding="utf-8") as fh:
+            sidecar = json.load(fh)
+    except (OSError, ValueError) as e:
+        raise UserError(
+            f"{side} is not the JSON sidecar --mode=export writes ({type(e).__name__}): export again"
+        ) from None
+    if not isinstance(sidecar, dict) or not isinstance(sidecar.get("leads"), list):
+        raise UserError(f"{side} lacks the sidecar's 'leads': export again")
+    return sidecar
+
+
+def sha256(path: str) -> str:
+    """Hex SHA-256 of a file's bytes (the export writes it into the sidecar)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_file(path: str, sidecar: dict | None = None) -> None:
+    """:class:`UserError` unless ``path`` is whole: its SHA-256 matches the
+    sidecar's (when it records one) and its structure is its format's (a
+    TFLite flatbuffer's identifier and root offset, an ONNX protobuf). A
+    runtime given a truncated file can crash the process instead of raising."""
+    fmt = format_of(path)
+    size = os.path.getsize(path)
+    want = (sidecar or {}).get("sha256")
+    if want and sha256(path) != want:
+        raise UserError(
+            f"{path} does not match the SHA-256 its sidecar records (truncated or changed after export, "
+            f"{size} bytes): export it again"
+        )
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if fmt == "tflite" and (size < 16 or head[4:8] != b"TFL3" or int.from_bytes(head[:4], "little") >= size):
+        raise UserError(
+            f"{path} is not a TFLite model (no flatbuffer 'TFL3' header, {size} bytes): export it again"
+        )
+    if fmt == "onnx":
+        try:
+            import onnx
+
+            onnx.load(path, load_external_data=False)
+        except ImportError:
+            pass
+        except Exception as e:  # noqa: BLE001 - any parse failure: not a whole ONNX file
+            raise UserError(
+                f"{path} is not a readable ONNX model ({type(e).__name__}): export it again"
+            ) from None
 
 
 class _TFLiteRunner:
@@ -119,6 +171,7 @@ class ExportedModel:
             raise UserError(f"model file {path} does not exist")
         self.path = str(path)
         self.sidecar = read_sidecar(path)
+        check_file(self.path, self.sidecar)
         self.leads = tuple(self.sidecar["leads"])
         source = self.sidecar.get("source", {})
         self.workdir = source.get("workdir", "")

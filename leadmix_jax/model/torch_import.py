@@ -238,6 +238,7 @@ def load_state_dict(path: str) -> dict[str, np.ndarray]:
             ) from None
         import pickle
 
+        _check_torch_file(path)
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError:
@@ -247,6 +248,10 @@ def load_state_dict(path: str) -> dict[str, np.ndarray]:
                 "this project refuses to load (it loads weights-only: unpickling can run arbitrary code). Re-save the "
                 "weights alone with torch.save(model.state_dict(), path)"
             ) from None
+        except Exception as e:  # noqa: BLE001 - torch's own message for a damaged archive is long and internal
+            raise ValueError(
+                f"{path} is a damaged PyTorch file ({type(e).__name__}): download or save it again"
+            ) from None
         for key in ("state_dict", "model", "model_state_dict"):
             if isinstance(obj, Mapping) and key in obj and isinstance(obj[key], Mapping):
                 obj = obj[key]
@@ -254,6 +259,30 @@ def load_state_dict(path: str) -> dict[str, np.ndarray]:
             raise ValueError(f"{path} does not hold a state_dict (got {type(obj).__name__})")
         return {k: v.detach().cpu().numpy() for k, v in obj.items()}
     raise ValueError(f"Unsupported checkpoint file {path!r}: expected .pth, .pt or .npz")
+
+
+def _check_torch_file(path: str) -> None:
+    """``ValueError`` in one line unless ``path`` looks like a file ``torch.save``
+    writes: a whole zip archive (the format since PyTorch 1.6) or a pickle
+    stream (the legacy format)."""
+    import os
+    import zipfile
+
+    size = os.path.getsize(path)
+    if size == 0:
+        raise ValueError(f"{path} is empty: not a PyTorch weights file")
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head.startswith(b"PK\x03\x04"):
+        if not zipfile.is_zipfile(path):
+            raise ValueError(
+                f"{path} is a truncated or damaged PyTorch file ({size} bytes): download or save it again"
+            )
+        return
+    if not head.startswith(b"\x80"):
+        raise ValueError(
+            f"{path} is not a PyTorch weights file (neither the zip archive nor the pickle torch.save writes)"
+        )
 
 
 def model_from_torch(

@@ -201,3 +201,37 @@ def test_an_exported_model_gives_no_diagnosis_from_an_absurd_lead(setup, tmp_pat
             amplitude_range=amplitudes,
         )
         assert got["prediction"] is None and got["windows"] == [] and len(got["unusable_windows"]) == 2
+
+
+def _copy_export(out, dest, fmt="tflite"):
+    import shutil
+
+    dest.mkdir(exist_ok=True)
+    for name in (f"model.{fmt}", f"model.{fmt}.json"):
+        shutil.copy(os.path.join(out, name), dest / name)
+    return dest / f"model.{fmt}"
+
+
+@pytest.mark.slow
+def test_a_damaged_exported_file_is_one_clear_error_before_any_runtime(setup, tmp_path):
+    """A truncated .tflite used to kill prediction with a segmentation fault."""
+    _, _, out = setup
+    run_export(setup, "tflite")
+    assert json.loads(open(os.path.join(out, "model.tflite.json")).read())["sha256"] == runtimes.sha256(
+        os.path.join(out, "model.tflite")
+    )
+    model = _copy_export(out, tmp_path / "truncated")
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+    with pytest.raises(runtimes.UserError, match="does not match the SHA-256 its sidecar records"):
+        runtimes.ExportedModel(str(model))
+    model = _copy_export(out, tmp_path / "garbage_sidecar")
+    pathlib.Path(str(model) + ".json").write_bytes(b"\xff\xfe garbage")
+    with pytest.raises(runtimes.UserError, match="is not the JSON sidecar --mode=export writes"):
+        runtimes.ExportedModel(str(model))
+    model = _copy_export(out, tmp_path / "random")  # and an older sidecar without a hash
+    model.write_bytes(bytes(range(256)) * 40)
+    side = json.loads(pathlib.Path(str(model) + ".json").read_text())
+    del side["sha256"]
+    pathlib.Path(str(model) + ".json").write_text(json.dumps(side))
+    with pytest.raises(runtimes.UserError, match="is not a TFLite model"):
+        runtimes.ExportedModel(str(model))

@@ -185,3 +185,26 @@ def test_parity_with_official_model(fixture, export):
         np.testing.assert_allclose(
             acts[stage], data[f"activations/{stage}"].transpose(0, 2, 1), rtol=1e-5, atol=1e-4, err_msg=stage
         )
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda data: b"", "is empty: not a PyTorch weights file"),
+        (lambda data: data[: len(data) // 2], "is a truncated or damaged PyTorch file"),
+        (
+            lambda data: bytes(range(256)) * 8,
+            "is not a PyTorch weights file (neither the zip archive nor the pickle",
+        ),
+    ],
+    ids=["empty", "truncated", "random_bytes"],
+)
+def test_a_damaged_pth_is_one_clear_error(tmp_path, damage, message):
+    torch = pytest.importorskip("torch", reason="the .pth loader needs the torch extra")
+    good = tmp_path / "good.pth"
+    torch.save({k: torch.from_numpy(v) for k, v in random_state_dict(3, base=16).items()}, good)
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(damage(good.read_bytes()))
+    with pytest.raises(ValueError) as err:
+        torch_import.load_state_dict(bad)
+    assert message in str(err.value) and "\n" not in str(err.value) and "pickled" not in str(err.value)
