@@ -41,12 +41,15 @@ from ml_collections import config_flags  # noqa: E402
 from leadmix_jax import launching  # noqa: E402
 from leadmix_jax.workflows import modes  # noqa: E402
 
-config_flags.DEFINE_config_file(
-    "config",
-    "configs/default.py",
-    "Experiment config file; override fields with --config.<field>=<value>.",
-    lock_config=True,
-)
+try:  # ml_collections reads the --config.<field> overrides here: a misspelt field fails now
+    config_flags.DEFINE_config_file(
+        "config",
+        "configs/default.py",
+        "Experiment config file; override fields with --config.<field>=<value>.",
+        lock_config=True,
+    )
+except Exception as e:  # noqa: BLE001 - a mistake in the command: one line, exit 2
+    sys.exit(launching.usage_error(e))
 flags.DEFINE_string("workdir", None, "Checkpoints, logs and reports go here.")
 flags.DEFINE_enum("mode", None, list(modes.MODES), "What to run (default: the config's 'mode', else train).")
 flags.DEFINE_string("record", None, "--mode=predict: a WFDB .hea, an SPH-style .h5 or a .npy file.")
@@ -86,9 +89,20 @@ def main(argv) -> None:
     sys.exit(launching.run(mode, FLAGS["config"], FLAGS.workdir, inputs, cluster, FLAGS.start_afresh))
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, with every mistake (an unknown or misspelt flag or
+    config field, a bad value, a missing config file) one line and exit 2."""
+    try:
+        rest = FLAGS(argv)
+        FLAGS.config.get("mode")  # a config file that does not load fails here, not later
+        return rest
+    except Exception as e:  # noqa: BLE001 - every parse failure is a mistake in the command
+        sys.exit(launching.usage_error(e))
+
+
 if __name__ == "__main__":
     if any(a in ("--help", "-h", "-?", "--helpshort") for a in sys.argv[1:]):
         print(__doc__)  # absl exits 1 after --help; asking for help is not an error
         print(FLAGS.main_module_help())
         sys.exit(0)
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

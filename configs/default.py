@@ -8,7 +8,7 @@ Every field can be overridden on the command line: --config.<field>=<value>.
 
 import ml_collections
 
-from leadmix_jax.data import preprocessing
+from leadmix_jax.data import amplitude
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -23,7 +23,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.norm_max_examples = 20000  # examples of the train split used for per-lead mean/std
     # The clean rule's plausible amplitudes of a filtered window, mV: 'min_peak,max_peak,max_median'
     # (prediction; builds use the same default, docs/data.md gives its source); '' = off.
-    c.amplitude_range_mv = preprocessing.DEFAULT_AMPLITUDE_RANGE.spec()
+    c.amplitude_range_mv = amplitude.DEFAULT_AMPLITUDE_RANGE.spec()
     c.workers = 2  # grain worker processes per host (0 = in the main process)
     c.shuffle_window = 4096  # shuffle buffer for TFRecord builds (ArrayRecord shuffles globally)
     c.input_mode = "auto"  # auto, device (split resident in device memory) or grain (streamed)

@@ -169,6 +169,8 @@ def run(
     try:
         if not workdir and not (mode == "predict" and inputs.model):
             raise UserError("--workdir is required (see --help)")
+        if workdir and os.path.exists(workdir) and not os.path.isdir(workdir):
+            raise UserError(f"--workdir={workdir} is a file, not a folder")
         if mode == "predict" and inputs.model:
             # an exported model runs in its own runtime: no JAX, no cluster
             modes.predict(config_flag.value, workdir, inputs)
@@ -181,6 +183,8 @@ def run(
         from leadmix_jax import config_check
 
         config_check.check(config, mode, jax.device_count())
+        if mode == "train":
+            _warn_missing_targets(config)
         if start_afresh and mode in ("train", "demo", "protocol"):
             from leadmix_jax.train import resume
 
@@ -197,6 +201,35 @@ def run(
         print(str(e) if str(e) else "interrupted; run the same command again to resume", flush=True)
         return 130
     return 0
+
+
+def usage_error(error: Exception) -> int:
+    """Prints a flag-parsing failure as one line (its message, lines joined);
+    returns the exit status 2."""
+    text = str(error).strip()
+    if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"":  # repr of a KeyError's message
+        text = text[1:-1]
+    text = text.replace("\\n", "\n").replace("\\'", "'")
+    text = " ".join(part.strip() for part in text.splitlines() if part.strip())
+    import re
+
+    field = re.match(r"^'([\w.]+)'( Did you mean .*)?$", text)
+    missing = re.search(r"Attempted \[.*?\]: (\S+) \[Errno \d+\] ([^:]+)", text)
+    if field:
+        text = f"the config has no field {field.group(1)!r} (check --config.<field>).{field.group(2) or ''}"
+    elif missing:
+        text = f"--config={missing.group(1)}: {missing.group(2)}"
+    print(f"error: {text or type(error).__name__} (see --help)", file=sys.stderr, flush=True)
+    return 2
+
+
+def _warn_missing_targets(config) -> None:
+    """A training run does not evaluate, but a target that is not built will
+    fail the evaluation after it: say so before training."""
+    from leadmix_jax.evaluate import evaluation
+
+    for problem in evaluation.missing_targets(config):
+        print(f"warning: {problem} (training goes on; --mode=eval will need it)", flush=True)
 
 
 def _one_line(error: Exception) -> int:

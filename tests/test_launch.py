@@ -94,3 +94,38 @@ def test_eval_and_predict_use_the_workdirs_config(tmp_path_factory, tmp_path):
     assert out.returncode == 2 and "needs --record" in out.stderr and "Traceback" not in out.stderr
     out = launch("--mode=eval", f"--workdir={workdir}", "--config.eval_checkpoint=99")
     assert out.returncode == 2 and "no checkpoint at step 99" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--config.batchsize=1", "--workdir=w"], "the config has no field 'batchsize'"),
+        (["--config.model.bse=3", "--workdir=w"], 'Did you mean "base"'),
+        (["--config=configs/nope.py", "--workdir=w"], "--config=configs/nope.py: No such file or directory"),
+        (["--config.batch_size=abc", "--workdir=w"], "flag --config.batch_size=abc"),
+        (["--mode=foo", "--workdir=w"], "flag --mode=foo: value should be one of"),
+        (["--nonsense=1"], "Unknown command line flag 'nonsense'"),
+        (["--mode=eval"], "--workdir is required"),
+    ],
+)
+def test_flag_mistakes_are_one_line_and_exit_2(tmp_path, args, message):
+    out = launch(*args)
+    assert out.returncode == 2, out.stderr[-2000:]
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], out.stderr[-2000:]
+    assert not (tmp_path / "w").exists() and not (ROOT / "w").exists()
+
+
+def test_a_workdir_that_is_a_file_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("x")
+    out = launch("--config=configs/test.py", f"--workdir={tmp_path / 'file'}", "--config.data_dir=/nowhere")
+    assert out.returncode == 2 and "is a file, not a folder" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.slow
+def test_a_run_that_fails_its_data_check_leaves_no_workdir(tmp_path):
+    out = launch(
+        "--config=configs/test.py", f"--workdir={tmp_path / 'run'}", f"--config.data_dir={tmp_path / 'none'}"
+    )
+    assert out.returncode == 2 and "No built dataset" in out.stderr
+    assert not (tmp_path / "run").exists()

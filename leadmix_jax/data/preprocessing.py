@@ -55,54 +55,12 @@ import numpy as np
 import pywt
 from scipy import signal as sps
 
+from leadmix_jax.data.amplitude import DEFAULT_AMPLITUDE_RANGE, AmplitudeRange
+
 TARGET_FS = 250
 WINDOW_SECONDS = 10
 WINDOW_SAMPLES = TARGET_FS * WINDOW_SECONDS  # 2500
 
-
-@dataclasses.dataclass(frozen=True)
-class AmplitudeRange:
-    """The amplitudes a filtered 10-s ECG window can have, in mV.
-
-    A window is implausible when its largest lead peak ``max |x|`` exceeds
-    ``max_peak_mv``, or stays below ``min_peak_mv`` (every lead nearly zero:
-    a gain wrong by 1000), or when some lead's typical value ``median |x|``
-    exceeds ``max_median_mv`` (an ECG is near its baseline most of the time;
-    noise is not). The defaults and their source: ``docs/data.md``
-    ("Plausible amplitudes"), measured on real PTB-XL and PTB records with
-    ``bench/amplitude_survey.py``.
-    """
-
-    max_peak_mv: float = 40.0
-    min_peak_mv: float = 0.05
-    max_median_mv: float = 2.5
-
-    @classmethod
-    def parse(cls, spec) -> "AmplitudeRange | None":
-        """From ``config.amplitude_range_mv`` (``'min_peak,max_peak,max_median'``
-        or a tuple); ``''``/``None`` switches the rule off."""
-        if spec in (None, ""):
-            return None
-        values = [float(v) for v in (spec.split(",") if isinstance(spec, str) else spec)]
-        if len(values) != 3 or not 0 <= values[0] < values[1] or values[2] <= 0:
-            raise ValueError(
-                f"amplitude range {spec!r}: give min_peak,max_peak,max_median in mV, 0 <= min < max, median > 0"
-            )
-        return cls(min_peak_mv=values[0], max_peak_mv=values[1], max_median_mv=values[2])
-
-    def spec(self) -> str:
-        return f"{self.min_peak_mv:g},{self.max_peak_mv:g},{self.max_median_mv:g}"
-
-    def implausible(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(implausible (n,) bool, largest lead peak (n,) mV)`` of windows ``(n, T, leads)``."""
-        magnitude = np.abs(np.asarray(windows, np.float64))
-        peak = magnitude.max(axis=1).max(axis=1)
-        median = np.median(magnitude, axis=1).max(axis=1)
-        bad = (peak > self.max_peak_mv) | (peak < self.min_peak_mv) | (median > self.max_median_mv)
-        return bad, peak
-
-
-DEFAULT_AMPLITUDE_RANGE = AmplitudeRange()
 
 __all__ = [
     "TARGET_FS",
@@ -115,8 +73,6 @@ __all__ = [
     "cut_windows",
     "clean_window_mask",
     "PreprocessResult",
-    "AmplitudeRange",
-    "DEFAULT_AMPLITUDE_RANGE",
     "preprocess_record",
 ]
 
@@ -447,13 +403,18 @@ def preprocess_record(
     with np.errstate(invalid="ignore"):
         flat |= (np.ptp(windows, axis=1) == 0).any(axis=1)
     flat &= ~nonfinite
+    return _kept(windows, nonfinite, flat, amplitude_range_mv)
+
+
+def _kept(windows: np.ndarray, nonfinite: np.ndarray, flat: np.ndarray, amplitudes) -> PreprocessResult:
+    """The clean windows of ``windows`` ``(n, T, leads)`` and why the others go:
+    non-finite, then a flat lead, then an implausible amplitude."""
     implausible = np.zeros_like(flat)
     with np.errstate(invalid="ignore", over="ignore"):
         peak = np.abs(windows.astype(np.float64)).max(axis=(1, 2))
-        if amplitude_range_mv is not None:
-            implausible = amplitude_range_mv.implausible(windows)[0] & ~nonfinite & ~flat
-    keep = ~(nonfinite | flat | implausible)
-    kept = np.flatnonzero(keep)
+        if amplitudes is not None:
+            implausible = amplitudes.implausible(windows)[0] & ~nonfinite & ~flat
+    kept = np.flatnonzero(~(nonfinite | flat | implausible))
     finite_peaks = peak[np.isfinite(peak)]
     dropped = {int(w): "non-finite" for w in np.flatnonzero(nonfinite)}
     dropped.update({int(w): "flat lead" for w in np.flatnonzero(flat)})
@@ -463,7 +424,7 @@ def preprocess_record(
     return PreprocessResult(
         windows=np.ascontiguousarray(windows[kept]),
         window_index=kept.astype(np.int32),
-        num_windows=int(num_windows),
+        num_windows=int(windows.shape[0]),
         num_flat=int(flat.sum()),
         num_nonfinite=int(nonfinite.sum()),
         num_implausible=int(implausible.sum()),

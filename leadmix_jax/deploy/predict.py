@@ -46,7 +46,7 @@ from etils import epath
 
 # inference (and JAX) are imported where a checkpoint is used: an exported
 # model predicts without them.
-from leadmix_jax.data import preprocessing, records
+from leadmix_jax.data import amplitude, preprocessing, records
 from leadmix_jax.data import leads as leads_lib
 from leadmix_jax.errors import UserError
 
@@ -196,7 +196,7 @@ def predict_record(
     write: bool = True,
     threshold: str | float | None = None,
     model_file: str | None = None,
-    amplitude_range: preprocessing.AmplitudeRange | None = preprocessing.DEFAULT_AMPLITUDE_RANGE,
+    amplitude_range: amplitude.AmplitudeRange | None = amplitude.DEFAULT_AMPLITUDE_RANGE,
 ) -> dict:
     """MI probability of each 10-s window and of the whole record.
 

@@ -84,6 +84,18 @@ def parse_targets(targets: str | list | tuple) -> list[tuple[str, str]]:
     return out
 
 
+def missing_targets(config: ml_collections.ConfigDict) -> list[str]:
+    """One line per evaluation target whose dataset is not built under
+    ``config.data_dir`` (or at its absolute path)."""
+    problems = []
+    for dataset, _ in parse_targets(config.eval_targets):
+        try:
+            built.builder_dir(config.data_dir, dataset)
+        except UserError as e:
+            problems.append(f"evaluation target {dataset}: {e}")
+    return problems
+
+
 def check_leads(config_leads: str | None, checkpoint_leads, where: str) -> tuple[str, ...]:
     """The checkpoint's leads; ``UserError`` naming both if the config asks for others."""
     ckpt = leads_lib.parse_leads(list(checkpoint_leads))

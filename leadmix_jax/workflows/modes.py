@@ -42,7 +42,7 @@ def predict(config: ml_collections.ConfigDict, workdir: str, inputs: Inputs):
 
     if not inputs.record:
         raise UserError("--mode=predict needs --record=<.hea, .h5 or .npy file>")
-    from leadmix_jax.data import preprocessing
+    from leadmix_jax.data import amplitude
 
     result = predict_lib.predict_record(
         workdir,
@@ -52,8 +52,8 @@ def predict(config: ml_collections.ConfigDict, workdir: str, inputs: Inputs):
         inputs.lead_names,
         threshold=config.predict.threshold,
         model_file=inputs.model,
-        amplitude_range=preprocessing.AmplitudeRange.parse(
-            config.get("amplitude_range_mv", preprocessing.DEFAULT_AMPLITUDE_RANGE.spec())
+        amplitude_range=amplitude.AmplitudeRange.parse(
+            config.get("amplitude_range_mv", amplitude.DEFAULT_AMPLITUDE_RANGE.spec())
         ),
     )
     if result["prediction"] is None:

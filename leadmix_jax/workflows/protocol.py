@@ -33,6 +33,7 @@ from etils import epath
 
 from leadmix_jax import checkpointing
 from leadmix_jax.data import leads as leads_lib
+from leadmix_jax.errors import UserError
 from leadmix_jax.evaluate import evaluation, tables
 from leadmix_jax.input import built
 from leadmix_jax.synthetic import prepare
@@ -48,6 +49,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     members = population.make_members(config)
     data_seed = feeds.data_seed(config)
     builder = built.load_builder(config.data_dir, config.train_dataset)
+    missing = evaluation.missing_targets(config)  # the protocol evaluates after training: check now
+    if missing:
+        raise UserError(f"{missing[0]}: fix --config.eval_targets before the protocol trains")
     resume.check(str(work), config)
     if jax.process_index() == 0:
         work.mkdir(parents=True, exist_ok=True)

@@ -78,22 +78,46 @@ print('built', b.info.splits['train'].num_examples)
 
 @pytest.mark.slow
 def test_two_builds_into_one_data_dir_do_not_destroy_each_other(tmp_path):
+    """While a build holds the lock (here: this test), two more builds of the
+    same dataset wait, then one builds and the other finds it built."""
+    import threading
+    import time
+
+    from leadmix_jax.data.build.builder import build_lock
+
     env = {**os.environ, "PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu"}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", _BUILD, str(DUMMY_SPH), str(tmp_path / "tfds")],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    outs = [p.communicate(timeout=600)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outs
-    assert all("built 1" in o for o in outs)
-    assert any("another build of" in o and "waiting for it to finish" in o for o in outs), outs
     version = tmp_path / "tfds" / "sph_mi" / "paper" / "1.1.0"
+    outs: list[list[str]] = [[], []]
+    with build_lock(version, "test"):
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", _BUILD, str(DUMMY_SPH), str(tmp_path / "tfds")],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        readers = [
+            threading.Thread(target=lambda p=p, o=o: o.extend(p.stdout), daemon=True)
+            for p, o in zip(procs, outs)
+        ]
+        for r in readers:
+            r.start()
+        deadline = time.time() + 300
+        while time.time() < deadline and not all(
+            any("waiting for it to finish" in ln for ln in o) for o in outs
+        ):
+            time.sleep(0.2)
+    for p, r in zip(procs, readers):
+        p.wait(timeout=600)
+        r.join(timeout=60)
+    texts = ["".join(o) for o in outs]
+    assert [p.returncode for p in procs] == [0, 0], texts
+    assert all(
+        "another build of" in t and "waiting for it to finish" in t and "built 1" in t for t in texts
+    ), texts
     assert json.loads((version / "build_report.json").read_text())["records_kept"] == 3
     assert not list(version.parent.glob("incomplete.*"))
 

@@ -190,7 +190,7 @@ def test_an_exported_model_gives_no_diagnosis_from_an_absurd_lead(setup, tmp_pat
     x = synthetic.synth_record(np.random.default_rng(4), 500, 20, False)[:, [1, 2, 5]].astype(np.float64)
     x[:, 0] *= 1e30
     np.save(tmp_path / "huge.npy", x)
-    for amplitudes in (predict.preprocessing.DEFAULT_AMPLITUDE_RANGE, None):
+    for amplitudes in (predict.amplitude.DEFAULT_AMPLITUDE_RANGE, None):
         got = predict.predict_record(
             None,
             str(tmp_path / "huge.npy"),

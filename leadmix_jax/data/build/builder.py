@@ -44,7 +44,8 @@ from leadmix_jax.data.build.pool import WORKERS_ENV, RecordPool, default_workers
 from leadmix_jax.data.build.report import REPORT_NAME, BuildReport, json_default
 from leadmix_jax.data.leads import CANONICAL_LEADS
 from leadmix_jax.data.build.scan import EXPECTED_FS, NotTheDatabaseError, Scan
-from leadmix_jax.data.preprocessing import DEFAULT_AMPLITUDE_RANGE, WINDOW_SAMPLES, AmplitudeRange
+from leadmix_jax.data.amplitude import DEFAULT_AMPLITUDE_RANGE, AmplitudeRange
+from leadmix_jax.data.preprocessing import WINDOW_SAMPLES
 from leadmix_jax.data.build.task import RecordResult, RecordTask
 
 VERSION = "1.1.0"

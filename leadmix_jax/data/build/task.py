@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from leadmix_jax.data.preprocessing import DEFAULT_AMPLITUDE_RANGE, AmplitudeRange
+from leadmix_jax.data.amplitude import DEFAULT_AMPLITUDE_RANGE, AmplitudeRange
 from leadmix_jax.data.records import RecordError, WfdbHeader, read_sph_h5, read_wfdb
 
 
