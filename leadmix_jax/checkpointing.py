@@ -204,11 +204,12 @@ def restore_newest_intact(manager: "Manager", abstract_state: Any, iterator):
                 raise
             except Exception as e:  # noqa: BLE001 - any failure to read the step means it is damaged
                 problem = describe_problem(manager, step, e)
-        logging.warning("checkpoint step %d is damaged (%s): set aside, trying an older step", step, problem)
+        aside = _set_aside(manager, step)
+        logging.warning("checkpoint step %d is damaged (%s): moved to %s", step, problem, aside)
         print(
-            f"warning: checkpoint step {step} is damaged ({problem}); resuming from an older step", flush=True
+            f"warning: checkpoint step {step} is damaged ({problem}); moved to {aside}, resuming from an older step",
+            flush=True,
         )
-        _set_aside(manager, step)
     return None, None, None
 
 
@@ -271,17 +272,18 @@ def describe_problem(manager: ocp.CheckpointManager, step: int, error: Exception
     return _first_line(error)
 
 
-def _set_aside(manager: ocp.CheckpointManager, step: int) -> None:
+def _set_aside(manager: ocp.CheckpointManager, step: int) -> epath.Path:
     """Moves ``step`` to ``corrupt_checkpoints/<step>`` (``<step>.2``, ``.3``...
-    when that name is taken: a set-aside copy is never overwritten)."""
+    when that name is taken: a set-aside copy is never overwritten) and returns
+    where it went (on processes other than 0, where it would go)."""
+    src = epath.Path(manager.directory) / str(step)
+    aside = epath.Path(manager.directory).parent / CORRUPT_DIR
+    dst, n = aside / str(step), 1
+    while dst.exists():
+        n += 1
+        dst = aside / f"{step}.{n}"
     if jax.process_index() == 0:
-        src = epath.Path(manager.directory) / str(step)
-        aside = epath.Path(manager.directory).parent / CORRUPT_DIR
         aside.mkdir(parents=True, exist_ok=True)
-        dst, n = aside / str(step), 1
-        while dst.exists():
-            n += 1
-            dst = aside / f"{step}.{n}"
         src.rename(dst)
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
@@ -290,6 +292,7 @@ def _set_aside(manager: ocp.CheckpointManager, step: int) -> None:
     manager.reload()
     if isinstance(manager, Manager):
         manager.damaged.pop(step, None)
+    return dst
 
 
 def step_metrics(manager: ocp.CheckpointManager, step: int) -> dict | None:

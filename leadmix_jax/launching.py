@@ -32,6 +32,9 @@ _NOISE = (
     "Dataset sph_mi downloaded",
     "Constructing tf.data",
     "Requested `tracked_metric`",
+    "Please consider providing the trackable_obj",  # TFLite's converter, every export
+    "is not known. Please set type for the value",  # onnx_ir, every ONNX export
+    "Quantization parameters for tensor",
 )
 
 
@@ -58,7 +61,8 @@ class Cluster:
 
 
 class _QuietLibraries:
-    """Drops INFO lines of Orbax's and grain's internals, and known noise, from the log."""
+    """What reaches the log: everything of this project; of other libraries
+    only warnings and errors, without known noise (:data:`_NOISE`)."""
 
     def filter(self, record) -> bool:
         path = getattr(record, "pathname", "")
@@ -68,9 +72,8 @@ class _QuietLibraries:
             return True
         if any(n in message for n in _NOISE):
             return False
-        return record.levelno > 20 or not (
-            "/orbax/" in path or "/grain/" in path or "/tensorflow_datasets/" in path
-        )
+        ours = "/leadmix_jax/" in path or path.endswith("launch.py")
+        return ours or record.levelno > 20
 
 
 def quiet_third_parties() -> None:

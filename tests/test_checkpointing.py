@@ -103,6 +103,7 @@ def test_damaged_newest_step_falls_back(tmp_path, damage, capsys):
     assert next(it) == 1  # the iterator continues after the one element consumed before step 1
     out = capsys.readouterr().out
     assert "checkpoint step 2 is damaged" in out and "resuming from an older step" in out
+    assert f"moved to {tmp_path / 'corrupt_checkpoints' / '2'}" in out
     assert saved_steps(tmp_path) == [1]
     assert (tmp_path / "corrupt_checkpoints" / "2").exists()
 

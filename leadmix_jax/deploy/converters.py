@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from leadmix_jax.deploy import runtimes
+from leadmix_jax.errors import UserError
 from leadmix_jax.data import preprocessing
 
 
@@ -35,6 +36,13 @@ TFLITE_INT8_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 
 
 def _tflite(f, num_leads: int, quantize: str, calib: np.ndarray, path: str) -> None:
+    with runtimes.quiet_native_output():  # TensorFlow's start-up and converter chatter
+        content = _tflite_content(f, num_leads, quantize, calib)
+    with open(path, "wb") as fh:
+        fh.write(content)
+
+
+def _tflite_content(f, num_leads: int, quantize: str, calib: np.ndarray) -> bytes:
     import tensorflow as tf
     from jax.experimental import jax2tf
 
@@ -62,17 +70,19 @@ def _tflite(f, num_leads: int, quantize: str, calib: np.ndarray, path: str) -> N
         debugger = tf.lite.experimental.QuantizationDebugger(
             converter=conv, debug_dataset=data, debug_options=options
         )
-        content = debugger.get_nondebug_quantized_model()
-    else:
-        conv = converter()
-        if quantize == "dynamic":
-            conv.optimizations = [tf.lite.Optimize.DEFAULT]  # int8 weights, float activations
-        content = conv.convert()
-    with open(path, "wb") as fh:
-        fh.write(content)
+        return debugger.get_nondebug_quantized_model()
+    conv = converter()
+    if quantize == "dynamic":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]  # int8 weights, float activations
+    return conv.convert()
 
 
 def _onnx(f, num_leads: int, quantize: str, calib: np.ndarray, path: str) -> None:
+    with runtimes.quiet_native_output():
+        _onnx_file(f, num_leads, quantize, calib, path)
+
+
+def _onnx_file(f, num_leads: int, quantize: str, calib: np.ndarray, path: str) -> None:
     import jax2onnx
 
     proto = jax2onnx.to_onnx(f, [("B", preprocessing.WINDOW_SAMPLES, num_leads)], model_name="leadmix_mst")
@@ -88,8 +98,11 @@ def _onnx(f, num_leads: int, quantize: str, calib: np.ndarray, path: str) -> Non
         # graph clean-up and ONNX shape inference that the quantiser expects; the
         # symbolic shape inference fails on jax2onnx's Shape ops (dynamic batch)
         q.quant_pre_process(float_path, pre, skip_symbolic_shape=True)
+        # reduce_range (7-bit weights): onnxruntime's setting for x86 CPUs without
+        # VNNI, where 8-bit weights can saturate; with it the demo model's ONNX
+        # exports keep their AUROC bound (docs/export.md)
         if quantize == "dynamic":
-            q.quantize_dynamic(pre, path, weight_type=q.QuantType.QInt8)
+            q.quantize_dynamic(pre, path, weight_type=q.QuantType.QInt8, per_channel=True, reduce_range=True)
         else:
             import onnx
 
@@ -113,6 +126,7 @@ def _onnx(f, num_leads: int, quantize: str, calib: np.ndarray, path: str) -> Non
                 activation_type=q.QuantType.QUInt8,
                 weight_type=q.QuantType.QInt8,
                 per_channel=True,
+                reduce_range=True,
                 # The convolutions only, as the TFLite int8 path: quantising
                 # every op also calibrates the max-pool's -inf padding (NaN
                 # scales: onnxruntime raised on a scalar bias, and per-tensor
@@ -134,6 +148,21 @@ def _stablehlo(f, num_leads: int, quantize: str, calib: np.ndarray, path: str) -
 
 
 CONVERTERS = {"tflite": _tflite, "onnx": _onnx, "stablehlo": _stablehlo}
+#: Packages a format's converter and runtime import (all in the ``export`` extra).
+REQUIRES = {"tflite": ("tensorflow",), "onnx": ("jax2onnx", "onnx", "onnxruntime"), "stablehlo": ()}
+
+
+def require(fmt: str) -> None:
+    """:class:`~leadmix_jax.errors.UserError` naming the extra to install when a
+    package ``fmt``'s export needs is missing (checked before any work)."""
+    import importlib.util
+
+    missing = [name for name in REQUIRES[fmt] if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UserError(
+            f"exporting to {fmt} needs {', '.join(missing)}, which come with the export extra: "
+            "pip install -e '.[export]'"
+        )
 
 
 def runtime_of(fmt: str, path: str):

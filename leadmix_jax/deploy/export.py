@@ -340,6 +340,7 @@ def export(config, workdir: str, spec: ExportSpec, out_dir: str | None = None) -
     when the export misses its bounds (nothing is written as a success).
     """
     spec.check()
+    converters.require(spec.format)
     if not config.get("val_split"):
         raise UserError("export verifies on the validation split, but the config has val_split=''")
     restored = with_input_leads(

@@ -17,8 +17,11 @@ format's runtime (``ai-edge-litert`` or ``onnxruntime``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
+import warnings
 
 import numpy as np
 
@@ -26,6 +29,34 @@ from leadmix_jax.errors import UserError
 
 SIDECAR_SUFFIX = ".json"
 RUNTIMES = {".tflite": "tflite", ".onnx": "onnx", ".stablehlo": "stablehlo"}
+
+
+@contextlib.contextmanager
+def quiet_native_output():
+    """Silences what native code (TensorFlow, LiteRT, onnxruntime) writes to
+    the process's stdout and stderr while the block runs: start-up banners,
+    delegate notices and converter chatter a user cannot act on. Python
+    exceptions still propagate; ``LEADMIX_VERBOSE=1`` keeps everything."""
+    if os.environ.get("LEADMIX_VERBOSE"):
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
 
 
 def format_of(path: str) -> str:
@@ -108,11 +139,16 @@ class _TFLiteRunner:
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError:  # TensorFlow's own copy of the interpreter
-            import tensorflow as tf
-
+            try:
+                import tensorflow as tf
+            except ImportError:
+                raise UserError(
+                    "running a .tflite file needs ai-edge-litert (or TensorFlow): pip install -e '.[export]'"
+                ) from None
             Interpreter = tf.lite.Interpreter
-        self.interp = Interpreter(model_path=str(path), num_threads=threads)
-        self.interp.allocate_tensors()
+        with quiet_native_output():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+            self.interp = Interpreter(model_path=str(path), num_threads=threads)
+            self.interp.allocate_tensors()
         self.inp = self.interp.get_input_details()[0]
         self.out = self.interp.get_output_details()[0]
 
@@ -130,7 +166,10 @@ class _OnnxRunner:
     """An onnxruntime CPU session (dynamic batch)."""
 
     def __init__(self, path: str, threads: int = 1):
-        import onnxruntime as ort
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise UserError("running a .onnx file needs onnxruntime: pip install -e '.[export]'") from None
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads

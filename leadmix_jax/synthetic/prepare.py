@@ -13,7 +13,6 @@ import json
 
 import jax
 import ml_collections
-from absl import logging
 from etils import epath
 
 from leadmix_jax.data.build import databases
@@ -59,7 +58,7 @@ def prepare_data(config: ml_collections.ConfigDict, work: epath.Path) -> None:
     root, data_dir = work / "synthetic_databases", work / "tfds"
     if jax.process_index() == 0:
         root.mkdir(parents=True, exist_ok=True)
-        logging.info("demo: writing synthetic databases to %s", root)
+        print(f"[demo] writing synthetic PTB, PTB-XL and SPH databases to {root}", flush=True)
         print(
             f"[demo] synthetic databases: {json.dumps(write_databases(root, config.synthetic))}", flush=True
         )

@@ -120,7 +120,7 @@ def run_loop(config, exp, feed, state, start: int, workdir: str, *, validate, sa
                     last["data_wait_s"] = feed.wait_s
                     record.update(last)
                     if is_chief:
-                        logging.info(progress.line(step, last["loss"]))
+                        logging.info(progress.line(step, last["loss"], first=step - k == start))
                     feed.wait_s = 0.0
                 val = None
                 if do_val:
@@ -128,6 +128,8 @@ def run_loop(config, exp, feed, state, start: int, workdir: str, *, validate, sa
                     record.update(val)
                     last.update(val)
                     progress.reset(step)
+                if step - k == start:
+                    progress.reset(step)  # the rate and ETA come from timed steps, not the compilation
                 if record:
                     writer.write(step, record)
                 if do_ckpt:

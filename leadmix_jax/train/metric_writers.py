@@ -106,13 +106,15 @@ class Progress:
         dt = time.perf_counter() - self._t0
         return (step - self._s0) * self.batch / dt if dt > 0 else 0.0
 
-    def line(self, step: int, loss: float) -> str:
+    def line(self, step: int, loss: float, first: bool = False) -> str:
+        """The progress line at ``step``; ``first``: the first dispatch, whose
+        time is mostly compilation (no rate or ETA from it)."""
+        head = f"step {step}/{self.total} ({100 * step / self.total:.1f}%)  loss {loss:.4f}  "
+        if first:
+            return head + f"first dispatch, compilation included: {time.perf_counter() - self._t0:.0f} s"
         rate = self.rate(step)
         eta = (self.total - step) * self.batch / rate if rate > 0 else float("nan")
-        return (
-            f"step {step}/{self.total} ({100 * step / self.total:.1f}%)  loss {loss:.4f}  "
-            f"{rate:,.0f} samples/s  ETA {_hms(eta)}"
-        )
+        return head + f"{rate:,.0f} samples/s  ETA {_hms(eta)}"
 
     def reset(self, step: int) -> None:
         self._t0, self._s0 = time.perf_counter(), step

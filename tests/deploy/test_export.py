@@ -235,3 +235,14 @@ def test_a_damaged_exported_file_is_one_clear_error_before_any_runtime(setup, tm
     pathlib.Path(str(model) + ".json").write_text(json.dumps(side))
     with pytest.raises(runtimes.UserError, match="is not a TFLite model"):
         runtimes.ExportedModel(str(model))
+
+
+def test_a_missing_export_package_names_the_extra(monkeypatch):
+    from leadmix_jax.deploy import converters
+
+    monkeypatch.setitem(converters.REQUIRES, "onnx", ("no_such_package_for_this_test",))
+    with pytest.raises(
+        runtimes.UserError, match=r"needs no_such_package_for_this_test.*pip install -e '\.\[export\]'"
+    ):
+        converters.require("onnx")
+    converters.require("stablehlo")  # needs nothing beyond JAX

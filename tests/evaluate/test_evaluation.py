@@ -173,3 +173,13 @@ def test_non_finite_windows_are_left_out_and_counted():
     assert n == 2 and kept["record"].tolist() == ["a", "c"] and kept["prob"].tolist() == [0.2, 0.7]
     same, zero = evaluation.drop_nonfinite(kept)
     assert zero == 0 and same is kept
+
+
+def test_targets_that_are_not_built_are_named_before_any_work(tmp_path_factory, tmp_path):
+    data = builtdata.data_dir(tmp_path_factory)
+    config = builtdata.make_config(data, eval_targets=f"{builtdata.NAME}:test, ptbxl_mi:all, sph_mi:test")
+    problems = evaluation.missing_targets(config)
+    assert len(problems) == 2
+    assert problems[0].startswith("evaluation target ptbxl_mi: ")
+    assert problems[1].startswith("evaluation target sph_mi: ")
+    assert evaluation.missing_targets(builtdata.make_config(data, eval_targets=f"{builtdata.NAME}:all")) == []

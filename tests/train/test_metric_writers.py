@@ -55,3 +55,14 @@ def test_a_disabled_writer_writes_nothing(tmp_path):
     w.write(1, {"loss": 1.0})
     w.close()
     assert not (tmp_path / "off").exists()
+
+
+def test_progress_times_the_first_dispatch_apart_from_the_rate(monkeypatch):
+    clock = iter([0.0, 30.0, 30.0, 40.0])  # start, first line (compilation), reset, next line
+    monkeypatch.setattr(metric_writers.time, "perf_counter", lambda: next(clock))
+    progress = metric_writers.Progress(total_steps=100, global_batch=8)
+    first = progress.line(10, 0.5, first=True)
+    assert first == "step 10/100 (10.0%)  loss 0.5000  first dispatch, compilation included: 30 s"
+    progress.reset(10)
+    # 10 steps of 8 samples in 10 s: 8 samples/s; the 80 steps left take 80 s
+    assert progress.line(20, 0.25) == "step 20/100 (20.0%)  loss 0.2500  8 samples/s  ETA 0:01:20"

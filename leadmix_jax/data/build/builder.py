@@ -286,6 +286,13 @@ class MiEcgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                     },
                 )
 
+    def _log_download_bytes(self) -> None:
+        # TFDS prints "Downloading and preparing dataset Unknown size ...": nothing is downloaded here
+        print(f"{self.name}/{self.builder_config.name}: building {self.data_dir}", flush=True)
+
+    def _log_download_done(self) -> None:
+        print(f"{self.name}/{self.builder_config.name}: built {self.data_dir}", flush=True)
+
     def _unless_duplicate(self, result: RecordResult, split: str) -> RecordResult:
         """``result``, or a ``duplicate_signal`` skip when a record kept earlier in
         this build had the same raw samples (the same file under two metadata
