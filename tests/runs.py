@@ -34,6 +34,22 @@ def make_config(data_dir, **overrides):
     return builtdata.make_config(data_dir, **{**schedule, **overrides})
 
 
+def launch(*args, devices=1, timeout=300) -> subprocess.CompletedProcess:
+    """``launch.py *args`` to completion on ``devices`` simulated CPU devices,
+    as a user starts it (TensorFlow's log level unset: launch.py must silence
+    TensorFlow itself); stdout and stderr captured as text."""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": builtdata.xla_flags(devices)}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "launch.py"), *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def run_launch(workdir, data_dir, devices, extra=(), **popen):
     env = {
         **os.environ,

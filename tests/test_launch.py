@@ -2,35 +2,16 @@
 work, eval/predict defaulting to the workdir's saved config, quiet output."""
 
 import json
-import os
 import pathlib
 import shutil
-import subprocess
-import sys
 import time
 
 import pytest
 
 import builtdata
+from runs import launch
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def launch(*args, devices=1, timeout=300):
-    env = {
-        **os.environ,
-        "JAX_PLATFORMS": "cpu",
-        "XLA_FLAGS": builtdata.xla_flags(devices),
-    }
-    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # launch.py must silence TensorFlow itself
-    return subprocess.run(
-        [sys.executable, str(ROOT / "launch.py"), *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def test_help_exits_zero_and_names_overrides_and_demo():

@@ -5,20 +5,17 @@ import json
 import os
 import re
 import pathlib
-import subprocess
-import sys
 
 import h5py
 import numpy as np
 import pytest
 
 import builtdata
+from runs import launch
 from leadmix_jax.deploy import predict
 from leadmix_jax import synthetic as synthetic
 from leadmix_jax.data.leads import CANONICAL_LEADS
 from leadmix_jax.evaluate import restore
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -137,21 +134,7 @@ def test_bad_inputs(workdir, signal, tmp_path):
 def test_command_line(workdir, signal, tmp_path):
     with h5py.File(tmp_path / "B00002.h5", "w") as f:
         f.create_dataset("ecg", data=signal.T)
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": builtdata.xla_flags(1)}
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "launch.py"),
-            "--mode=predict",
-            f"--workdir={workdir}",
-            f"--record={tmp_path / 'B00002.h5'}",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    out = launch("--mode=predict", f"--workdir={workdir}", f"--record={tmp_path / 'B00002.h5'}")
     assert out.returncode == 0, out.stderr[-3000:]
     assert "record P(MI)" in out.stdout
     assert (pathlib.Path(workdir) / "predictions" / "B00002.h5.json").exists()
@@ -224,22 +207,8 @@ def test_an_absurd_lead_is_never_a_diagnosis(workdir, signal, tmp_path):
 @pytest.mark.slow
 def test_no_prediction_exits_3_with_one_line(workdir, signal, tmp_path):
     path = _npy_with_a_huge_lead(tmp_path, signal)
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": builtdata.xla_flags(1)}
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "launch.py"),
-            "--mode=predict",
-            f"--workdir={workdir}",
-            f"--record={path}",
-            "--fs=500",
-            "--lead_names=II,III,aVF",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    out = launch(
+        "--mode=predict", f"--workdir={workdir}", f"--record={path}", "--fs=500", "--lead_names=II,III,aVF"
     )
     assert out.returncode == 3, out.stderr[-2000:]
     assert "-> normal" not in out.stdout and "-> MI" not in out.stdout

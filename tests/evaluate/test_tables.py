@@ -2,18 +2,14 @@
 
 import csv
 import json
-import os
 import pathlib
 import shutil
-import subprocess
-import sys
 
 import pytest
 
 import builtdata
+from runs import launch
 from leadmix_jax.evaluate import tables
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -70,20 +66,6 @@ def test_window_level_validation_threshold(workdirs, tmp_path):
 @pytest.mark.slow
 def test_command_line(workdirs, tmp_path):
     (first, second), _ = workdirs
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": builtdata.xla_flags(1)}
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "launch.py"),
-            "--mode=report",
-            f"--workdirs={first},{second}",
-            f"--workdir={tmp_path / 'cli'}",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    out = launch("--mode=report", f"--workdirs={first},{second}", f"--workdir={tmp_path / 'cli'}")
     assert out.returncode == 0, out.stderr[-3000:]
     assert (tmp_path / "cli" / "report.md").exists() and (tmp_path / "cli" / "report.csv").exists()
