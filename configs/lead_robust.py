@@ -20,15 +20,20 @@ single model trains for 84 epochs, the dedicated models' 7 x 12 together
     python launch.py --config=configs/protocol.py:demo --workdir=runs/protocol_demo12 \
         --config.num_epochs=12 --config.population.seeds=1
     python launch.py --config=configs/lead_robust.py:demo --workdir=runs/robust_demo
+
+On PTB-XL at 100 Hz, against configs/protocol.py:ptbxl100 (docs/results_ptbxl100.md):
+
+    python launch.py --config=configs/lead_robust.py:ptbxl100 \
+        --config.data_dir=~/tensorflow_datasets --workdir=runs/robust_ptbxl100
 """
 
-from configs import demo, paper
+from configs import demo, paper, ptbxl
 
 
 def get_config(variant: str = ""):
-    if variant not in ("", "demo"):
+    if variant not in ("", "demo", "ptbxl100"):
         raise ValueError(
-            f"configs/lead_robust.py:{variant}: use configs/lead_robust.py or configs/lead_robust.py:demo"
+            f"configs/lead_robust.py:{variant}: use configs/lead_robust.py, configs/lead_robust.py:demo or :ptbxl100"
         )
     c = demo.get_config() if variant == "demo" else paper.get_config()
     c.model.variant = "lead_robust"
@@ -47,6 +52,9 @@ def get_config(variant: str = ""):
     # below them on the demo's databases; at 7x within 0.026).
     n_sets = len(c.lead_robust.paper_sets.split(","))
     c.num_epochs = n_sets * c.num_epochs
+    if variant == "ptbxl100":
+        ptbxl.use_ptbxl(c, "100hz")
+        c.eval_leads = "paper"
     if variant == "demo":
         # 7 x the 12 epochs of the dedicated models of the comparison above;
         # evaluated on every paper set.

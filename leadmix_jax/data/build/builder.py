@@ -116,10 +116,22 @@ def features() -> tfds.features.FeaturesDict:
     )
 
 
+@dataclasses.dataclass(eq=False)
+class MiConfig(tfds.core.BuilderConfig):
+    """A builder config: the label rule (``paper`` or ``mi_superclass``,
+    :mod:`leadmix_jax.data.labels`) and, for PTB-XL, which records to read
+    (``rate`` 500: ``records500/``, 100: ``records100/``; ``None``: the
+    database's only rate)."""
+
+    rule: str = "paper"
+    rate: int | None = None
+
+
 BUILDER_CONFIGS = [
-    tfds.core.BuilderConfig(name="paper", description="Label rule of the LeadMix-MST paper (default)."),
-    tfds.core.BuilderConfig(
+    MiConfig(name="paper", description="Label rule of the LeadMix-MST paper (default)."),
+    MiConfig(
         name="mi_superclass",
+        rule="mi_superclass",
         description="Field-standard MI-superclass label rule (PTB: reason for admission; "
         "PTB-XL: diagnostic_class MI / NORM only; SPH: as the paper).",
     ),
@@ -173,7 +185,9 @@ class MiEcgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     # -- stages ---------------------------------------------------------------
 
     def _scan(self, root) -> Scan:
-        return type(self).scan(root, self.builder_config.name)
+        config = self.builder_config
+        rate = {"rate": config.rate} if getattr(config, "rate", None) else {}
+        return type(self).scan(root, getattr(config, "rule", config.name), **rate)
 
     def _split_generators(self, dl_manager):
         scan = self._scan(dl_manager.manual_dir)

@@ -12,7 +12,7 @@ library (the demo, benchmarks, tests) uses them directly through
 from __future__ import annotations
 
 from leadmix_jax.data.build import ptbdb, ptbxl, sph
-from leadmix_jax.data.build.builder import MiEcgBuilder
+from leadmix_jax.data.build.builder import BUILDER_CONFIGS, MiConfig, MiEcgBuilder
 from leadmix_jax.data.build.scan import Scan
 
 
@@ -44,8 +44,27 @@ class PtbxlMi(MiEcgBuilder, skip_registration=True):
   zip) and point `--manual_dir` at the folder that directly holds
   `ptbxl_database.csv`, `scp_statements.csv` and `records500/`
   (e.g. `.../ptb-xl-a-large-publicly-available-electrocardiography-dataset-1.0.3/`).
-  Only the 500 Hz records (`records500/`) are read; `records100/` may be absent.
+  The configs `paper` and `mi_superclass` read the 500 Hz records
+  (`records500/`; `records100/` may be absent), `paper_100hz` and
+  `mi_superclass_100hz` the 100 Hz ones (`records100/`; `records500/` may be
+  absent).
   """
+    BUILDER_CONFIGS = [
+        *BUILDER_CONFIGS,
+        MiConfig(
+            name="paper_100hz",
+            rule="paper",
+            rate=100,
+            description="The paper's label rule on the 100 Hz records (records100/): the same "
+            "chain at 100 Hz, the same 250 Hz windows.",
+        ),
+        MiConfig(
+            name="mi_superclass_100hz",
+            rule="mi_superclass",
+            rate=100,
+            description="The MI-superclass label rule on the 100 Hz records (records100/).",
+        ),
+    ]
 
 
 class SphMi(MiEcgBuilder, skip_registration=True):
@@ -74,6 +93,7 @@ def builder_class(name: str) -> type[MiEcgBuilder]:
     return BUILDERS[name]
 
 
-def scan_database(name: str, root, rule: str = "paper") -> Scan:
-    """The metadata scan of dataset ``name``'s source folder ``root`` (no signal is read)."""
-    return builder_class(name).scan(root, rule)
+def scan_database(name: str, root, rule: str = "paper", **kwargs) -> Scan:
+    """The metadata scan of dataset ``name``'s source folder ``root`` (no signal
+    is read); ``kwargs``: the scanner's own (PTB-XL: ``rate``)."""
+    return builder_class(name).scan(root, rule, **kwargs)

@@ -2,7 +2,9 @@
 
 :func:`scan` reads ``ptbxl_database.csv`` (and ``scp_statements.csv`` for the
 ``mi_superclass`` rule); the folds are PTB-XL's own ``strat_fold``, signals
-are ``<root>/<filename_hr>`` (500 Hz WFDB).
+are ``<root>/<filename_hr>`` (500 Hz WFDB, ``records500/``) or, at ``rate``
+100, ``<root>/<filename_lr>`` (the 100 Hz copies, ``records100/``: all many
+users download).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from pathlib import Path
 from leadmix_jax.data import labels as labels_lib
 from leadmix_jax.data import splits as splits_lib
 from leadmix_jax.data.build.scan import (
-    EXPECTED_FS,
     NotTheDatabaseError,
     Scan,
     Skip,
@@ -30,9 +31,12 @@ from leadmix_jax.data.records import EXCLUDED_LABEL
 
 PTBXL_EXPECTED = (
     "the PTB-XL 1.0.3 folder as downloaded from PhysioNet: it holds "
-    "ptbxl_database.csv, scp_statements.csv and records500/ (WFDB, 500 Hz)"
+    "ptbxl_database.csv, scp_statements.csv and records500/ (WFDB, 500 Hz) "
+    "or, for the *_100hz configs, records100/ (100 Hz)"
 )
-PTBXL_COLUMNS = ("ecg_id", "patient_id", "scp_codes", "strat_fold", "filename_hr")
+#: Sampling rate -> the metadata column naming that rate's records.
+FILENAME_COLUMN = {500: "filename_hr", 100: "filename_lr"}
+PTBXL_COLUMNS = ("ecg_id", "patient_id", "scp_codes", "strat_fold")
 
 
 def _ptbxl_diagnostic_class(root: Path) -> dict[str, str]:
@@ -47,15 +51,19 @@ def _ptbxl_diagnostic_class(root: Path) -> dict[str, str]:
     return dict(zip(df.iloc[:, 0].str.strip(), df["diagnostic_class"].str.strip()))
 
 
-def scan(root, rule: str = "paper") -> Scan:
+def scan(root, rule: str = "paper", rate: int = 500) -> Scan:
     """Scans PTB-XL's ``ptbxl_database.csv`` (and ``scp_statements.csv`` for
-    the ``mi_superclass`` rule); signals are ``root/<filename_hr>``."""
+    the ``mi_superclass`` rule); signals are ``root/<filename_hr>`` at ``rate``
+    500 and ``root/<filename_lr>`` at ``rate`` 100."""
     root = Path(str(root))  # no os.*: TFDS tests patch it
+    if rate not in FILENAME_COLUMN:
+        raise ValueError(f"PTB-XL comes at 500 or 100 Hz, not {rate!r}")
+    column = FILENAME_COLUMN[rate]
     db = root / "ptbxl_database.csv"
     if not db.is_file():
         raise NotTheDatabaseError(f"{root} is not PTB-XL: no ptbxl_database.csv. Expected {PTBXL_EXPECTED}.")
     table = read_table(db, "PTB-XL ptbxl_database.csv")
-    require_columns(table.columns, PTBXL_COLUMNS, db, "PTB-XL's ptbxl_database.csv")
+    require_columns(table.columns, (*PTBXL_COLUMNS, column), db, "PTB-XL's ptbxl_database.csv")
     classes = _ptbxl_diagnostic_class(root) if rule == "mi_superclass" else None
     tasks, skipped, seen = [], list(table.bad), set()
     for row in table.rows:
@@ -73,9 +81,9 @@ def scan(root, rule: str = "paper") -> Scan:
             if not math.isfinite(pid):
                 raise ValueError(row["patient_id"])
             patient = str(int(pid)) if pid == int(pid) else str(pid)
-            rel = str(row["filename_hr"]).strip()
+            rel = str(row[column]).strip()
             if not rel:
-                raise ValueError("empty filename_hr")
+                raise ValueError(f"empty {column}")
             if rid in seen:
                 raise ValueError("duplicate ecg_id")
         except (ValueError, TypeError) as err:
@@ -84,7 +92,7 @@ def scan(root, rule: str = "paper") -> Scan:
         seen.add(rid)
         signal_path = inside(root, rel)
         if signal_path is None:
-            skipped.append(Skip(rid, "unsafe_path", f"filename_hr {rel!r} leaves the database folder", split))
+            skipped.append(Skip(rid, "unsafe_path", f"{column} {rel!r} leaves the database folder", split))
             continue
         try:
             codes = labels_lib.parse_scp_codes(row["scp_codes"])
@@ -106,7 +114,7 @@ def scan(root, rule: str = "paper") -> Scan:
                 sex=parse_sex(row.get("sex", "")),
                 kind="wfdb",
                 path=str(signal_path),
-                expected_fs=EXPECTED_FS["ptbxl"],
+                expected_fs=float(rate),
             )
         )
     return Scan("ptbxl", str(root), len(table), tasks, skipped)
