@@ -48,6 +48,7 @@ REASONS: dict[str, str] = {
     "no_clean_window": "every 10 s window has a flat lead or a non-finite sample",
     "implausible_amplitude": "every usable 10 s window has an amplitude no ECG in mV has "
     "(stored in uV, a wrong gain, random bytes, a lead x1e30: see docs/data.md)",
+    "checksum_mismatch": "a file differs from the SHA-256 the database publishes (SHA256SUMS.txt)",
     "duplicate_signal": "the same signal as a record kept earlier in the build (same file or same samples)",
     "unparseable_codes": "diagnostic codes / clinical text cannot be parsed",
     "bad_metadata": "metadata row with an unusable field (patient id, fold, file name), "

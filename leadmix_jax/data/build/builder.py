@@ -44,6 +44,8 @@ from leadmix_jax.data.build.pool import WORKERS_ENV, RecordPool, default_workers
 from leadmix_jax.data.build.report import REPORT_NAME, BuildReport, json_default
 from leadmix_jax.data.leads import CANONICAL_LEADS
 from leadmix_jax.data.build.scan import EXPECTED_FS, NotTheDatabaseError, Scan
+from leadmix_jax.data.build.checksums import SUMS_NAME, MetadataChecksumError
+from leadmix_jax.data.build.download import DownloadError, PhysioNetSource
 from leadmix_jax.data.amplitude import DEFAULT_AMPLITUDE_RANGE, AmplitudeRange
 from leadmix_jax.data.preprocessing import WINDOW_SAMPLES
 from leadmix_jax.data.build.task import RecordResult, RecordTask
@@ -156,6 +158,11 @@ class MiEcgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     }
     BUILDER_CONFIGS = BUILDER_CONFIGS
     DEFAULT_CONFIG_NAME = "paper"
+    #: The file that marks a folder as this database (``ptbxl_database.csv``, ...).
+    INDEX_FILE: str = ""
+    #: The PhysioNet project a build without ``--manual_dir`` downloads
+    #: (``'ptb-xl/1.0.3'``); None: the database is only read from ``--manual_dir``.
+    PHYSIONET_PROJECT: str | None = None
 
     def __init__(
         self,
@@ -189,8 +196,58 @@ class MiEcgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         rate = {"rate": config.rate} if getattr(config, "rate", None) else {}
         return type(self).scan(root, getattr(config, "rule", config.name), **rate)
 
+    def _fetch_index(self, source: PhysioNetSource) -> None:
+        """Downloads the metadata files the scan reads (each database's own)."""
+        raise NotImplementedError
+
+    def _source(self, dl_manager) -> tuple[epath.Path, PhysioNetSource | None]:
+        """The source folder: ``--manual_dir`` when given (or TFDS's default
+        manual folder when it holds this database), else a download
+        (:mod:`leadmix_jax.data.build.download`) of the checksums and metadata."""
+        try:
+            manual = epath.Path(dl_manager.manual_dir)
+        except AssertionError:  # no --manual_dir, or an empty one
+            manual = None
+        default = epath.Path(dl_manager.download_dir) / "manual"
+        if manual is not None and (manual != default or (manual / self.INDEX_FILE).exists()):
+            return manual, None
+        if not self.PHYSIONET_PROJECT:
+            raise NotTheDatabaseError(
+                f"{self.name} is not downloaded by the build: give --manual_dir. "
+                + " ".join(self.MANUAL_DOWNLOAD_INSTRUCTIONS.split())
+            )
+        source = PhysioNetSource(dl_manager, self.PHYSIONET_PROJECT)
+        source.fetch([SUMS_NAME], what="checksum list")
+        if not source.has(SUMS_NAME):
+            print(f"{self.name}: no {SUMS_NAME} at {source.base}: files are not checked", flush=True)
+        self._fetch_index(source)
+        return epath.Path(source.root), source
+
+    def _scan_source(self, dl_manager) -> Scan:
+        """The scan of the source; a download also fetches the records it keeps
+        (a metadata file whose checksum differs is downloaded once more first)."""
+        root, source = self._source(dl_manager)
+        try:
+            scan = self._scan(root)
+        except MetadataChecksumError as err:
+            if source is None:
+                raise
+            source.forget(os.path.relpath(err.path, root))
+            self._fetch_index(source)
+            scan = self._scan(root)
+        if source is not None:
+            rels = (os.path.relpath(t.path, root) for t in scan.tasks)
+            source.fetch([f"{rel}{ext}" for rel in rels for ext in (".hea", ".dat")], what="record files")
+            self._downloaded = {
+                "from": source.base,
+                "files_downloaded": source.downloaded,
+                "not_on_server": len(source.not_found),
+            }
+        return scan
+
     def _split_generators(self, dl_manager):
-        scan = self._scan(dl_manager.manual_dir)
+        self._downloaded = None
+        scan = self._scan_source(dl_manager)
         fmt = self.info.file_format
         self._report = BuildReport(
             self.name,
@@ -201,6 +258,7 @@ class MiEcgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             getattr(fmt, "value", str(fmt)),
         )
         self._report.amplitude_range_mv = self._amplitudes.spec() if self._amplitudes else None
+        self._report.downloaded = self._downloaded
         self._kept_signals = {}
         by_split: dict[str, list[RecordTask]] = defaultdict(list)
         for t in scan.tasks:
@@ -352,7 +410,7 @@ class MiEcgBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                             print(f"{self.name}: removing {stale} (left by an interrupted build)", flush=True)
                             stale.rmtree()
                 return super().download_and_prepare(*args, **kwargs)
-        except (NotTheDatabaseError, NothingUsableError) as err:
+        except (NotTheDatabaseError, NothingUsableError, MetadataChecksumError, DownloadError) as err:
             if os.path.basename(sys.argv[0]) != "tfds":
                 raise
             print(f"error: {err}", file=sys.stderr, flush=True)

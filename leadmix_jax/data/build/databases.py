@@ -22,14 +22,25 @@ class PtbdbMi(MiEcgBuilder, skip_registration=True):
     scan = staticmethod(ptbdb.scan)
     DATABASE = "ptb"
     HOMEPAGE = "https://physionet.org/content/ptbdb/1.0.0/"
+    INDEX_FILE = "RECORDS"
+    PHYSIONET_PROJECT = "ptbdb/1.0.0"
     MANUAL_DOWNLOAD_INSTRUCTIONS = """
-  Download the PTB Diagnostic ECG Database 1.0.0 from
+  Without --manual_dir the build downloads what it reads from PhysioNet
+  (SHA256SUMS.txt, RECORDS, CONTROLS, headers, the .dat files of the MI and
+  control records). To build offline instead, download
+  the PTB Diagnostic ECG Database 1.0.0 from
   https://physionet.org/content/ptbdb/1.0.0/ (e.g.
   `wget -r -N -c -np https://physionet.org/files/ptbdb/1.0.0/`) and point
   `--manual_dir` at the folder that directly holds `RECORDS`, `CONTROLS` and
   `patient001/` ... `patient294/`. Only the 12 standard leads in the `.dat`
   files are read; `.xyz` files (Frank leads) may be absent.
   """
+
+    def _fetch_index(self, source) -> None:
+        source.fetch(["RECORDS"], required=True, what="record list")
+        source.fetch(["CONTROLS"], what="control list")
+        names = (source.root / "RECORDS").read_text(encoding="utf-8", errors="replace").split()
+        source.fetch([f"{n.strip('/')}.hea" for n in names], what="headers")
 
 
 class PtbxlMi(MiEcgBuilder, skip_registration=True):
@@ -38,8 +49,13 @@ class PtbxlMi(MiEcgBuilder, skip_registration=True):
     scan = staticmethod(ptbxl.scan)
     DATABASE = "ptbxl"
     HOMEPAGE = "https://physionet.org/content/ptb-xl/1.0.3/"
+    INDEX_FILE = "ptbxl_database.csv"
+    PHYSIONET_PROJECT = "ptb-xl/1.0.3"
     MANUAL_DOWNLOAD_INSTRUCTIONS = """
-  Download PTB-XL 1.0.3 from https://physionet.org/content/ptb-xl/1.0.3/
+  Without --manual_dir the build downloads what it reads from PhysioNet
+  (SHA256SUMS.txt, the two CSV files, the records of the config's rate that
+  the label rule keeps). To build offline instead, download
+  PTB-XL 1.0.3 from https://physionet.org/content/ptb-xl/1.0.3/
   (e.g. `wget -r -N -c -np https://physionet.org/files/ptb-xl/1.0.3/` or the
   zip) and point `--manual_dir` at the folder that directly holds
   `ptbxl_database.csv`, `scp_statements.csv` and `records500/`
@@ -66,6 +82,9 @@ class PtbxlMi(MiEcgBuilder, skip_registration=True):
         ),
     ]
 
+    def _fetch_index(self, source) -> None:
+        source.fetch(["ptbxl_database.csv", "scp_statements.csv"], required=True, what="metadata files")
+
 
 class SphMi(MiEcgBuilder, skip_registration=True):
     """SPH 12-lead ECG database (figshare collection 5779802): MI vs normal."""
@@ -73,6 +92,11 @@ class SphMi(MiEcgBuilder, skip_registration=True):
     scan = staticmethod(sph.scan)
     DATABASE = "sph"
     HOMEPAGE = "https://doi.org/10.6084/m9.figshare.c.5779802"
+    INDEX_FILE = "metadata.csv"
+    # Not downloaded by the build: figshare serves the records as one archive
+    # behind links that only its web API resolves, and publishes no SHA256SUMS
+    # for the database (docs/data.md, "Downloads").
+    PHYSIONET_PROJECT = None
     MANUAL_DOWNLOAD_INSTRUCTIONS = """
   Download the SPH database from figshare (collection 5779802,
   https://doi.org/10.6084/m9.figshare.c.5779802): `metadata.csv` and the

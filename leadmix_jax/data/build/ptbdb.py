@@ -23,6 +23,7 @@ from leadmix_jax.data.build.scan import (
     parse_sex,
     with_folds,
 )
+from leadmix_jax.data.build.checksums import Checksums, mismatch
 from leadmix_jax.data.build.task import RecordTask
 from leadmix_jax.data.records import EXCLUDED_LABEL, RecordError, read_wfdb_header
 
@@ -63,8 +64,13 @@ def scan(root, rule: str = "paper") -> Scan:
         raise NotTheDatabaseError(
             f"{root} is not the PTB database: no file RECORDS. Expected {PTB_EXPECTED}."
         )
-    names = list(dict.fromkeys(_read_list(records_file)))
+    sums = Checksums.of_folder(root)
     controls_file = root / "CONTROLS"
+    metadata = [p for p in (records_file, controls_file) if p.is_file()]
+    for path in metadata:
+        sums.check_metadata(path)
+    checked = sum(sums.expected(p) is not None for p in metadata)
+    names = list(dict.fromkeys(_read_list(records_file)))
     controls = set(_read_list(controls_file)) if controls_file.is_file() else None
     tasks, skipped = [], []
     for name in names:
@@ -76,6 +82,12 @@ def scan(root, rule: str = "paper") -> Scan:
             skipped.append(Skip(name, "bad_metadata", "RECORDS line is not patientNNN/record"))
             continue
         patient = parts[0]
+        hea = root / f"{name}.hea"
+        problem = mismatch(hea, sums.expected(hea))
+        checked += sums.expected(hea) is not None
+        if problem:  # the header holds the label: not read when it differs
+            skipped.append(Skip(name, "checksum_mismatch", f"{hea.name}: {problem}"))
+            continue
         try:
             header = read_wfdb_header(root / name)
             label = labels_lib.ptb_label(
@@ -104,6 +116,7 @@ def scan(root, rule: str = "paper") -> Scan:
                 path=str(root / name),
                 expected_fs=EXPECTED_FS["ptb"],
                 header=header,
+                checksums=tuple(c for c in sums.of_record(root / name) if c[0].endswith(".dat")),
             )
         )
-    return Scan("ptb", str(root), len(names), with_folds(tasks), skipped)
+    return Scan("ptb", str(root), len(names), with_folds(tasks), skipped, sums.file, checked)

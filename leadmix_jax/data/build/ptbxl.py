@@ -25,6 +25,7 @@ from leadmix_jax.data.build.scan import (
     read_table,
     require_columns,
 )
+from leadmix_jax.data.build.checksums import Checksums
 from leadmix_jax.data.build.task import RecordTask
 from leadmix_jax.data.records import EXCLUDED_LABEL
 
@@ -62,6 +63,10 @@ def scan(root, rule: str = "paper", rate: int = 500) -> Scan:
     db = root / "ptbxl_database.csv"
     if not db.is_file():
         raise NotTheDatabaseError(f"{root} is not PTB-XL: no ptbxl_database.csv. Expected {PTBXL_EXPECTED}.")
+    sums = Checksums.of_folder(root)
+    metadata = [db] + ([root / "scp_statements.csv"] if rule == "mi_superclass" else [])
+    for path in metadata:
+        sums.check_metadata(path)
     table = read_table(db, "PTB-XL ptbxl_database.csv")
     require_columns(table.columns, (*PTBXL_COLUMNS, column), db, "PTB-XL's ptbxl_database.csv")
     classes = _ptbxl_diagnostic_class(root) if rule == "mi_superclass" else None
@@ -115,6 +120,8 @@ def scan(root, rule: str = "paper", rate: int = 500) -> Scan:
                 kind="wfdb",
                 path=str(signal_path),
                 expected_fs=float(rate),
+                checksums=sums.of_record(signal_path),
             )
         )
-    return Scan("ptbxl", str(root), len(table), tasks, skipped)
+    checked = sum(sums.expected(p) is not None for p in metadata)
+    return Scan("ptbxl", str(root), len(table), tasks, skipped, sums.file, checked)

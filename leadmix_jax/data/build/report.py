@@ -50,6 +50,8 @@ class BuildReport:
         self.dropped = Counter()
         self.empty_splits: list[str] = []  # splits with no example: not written
         self.amplitude_range_mv: str | None = None  # the clean rule's plausible amplitudes
+        self.sums_file, self.files_checked = scan.sums_file, scan.files_checked
+        self.downloaded: dict[str, Any] | None = None  # set by a build that downloaded its source
         self.record_seconds = 0.0
         self.t0 = time.perf_counter()
         self.elapsed = None
@@ -87,6 +89,7 @@ class BuildReport:
         self.dropped["flat"] += result.num_flat
         self.dropped["nonfinite"] += result.num_nonfinite
         self.dropped["implausible"] += result.num_implausible
+        self.files_checked += result.files_checked
         if not result.ok:
             self.add_skip(Skip(t.record_id, result.reason, result.detail, split, t.label))
             return
@@ -120,6 +123,12 @@ class BuildReport:
             "lead_order": list(CANONICAL_LEADS),
             "window_samples": WINDOW_SAMPLES,
             "amplitude_range_mv": self.amplitude_range_mv,
+            "checksums": {
+                "published": self.sums_file,
+                "files_checked": int(self.files_checked),
+                "mismatched": int(self.skipped.get("checksum_mismatch", {}).get("count", 0)),
+            },
+            "downloaded": self.downloaded,
             "records_in_source": int(self.n_source),
             "records_labelled": int(sum(self.n_candidates.values())),
             "records_kept": int(kept),
@@ -172,6 +181,13 @@ class BuildReport:
         for reason, e in r["skipped"].items():
             ids = ", ".join(x["record_id"] for x in e["examples"][:3])
             lines.append(f"  skipped {reason}: {e['count']} (e.g. {ids})")
+        c = r["checksums"]
+        if c["published"]:
+            lines.append(
+                f"  checked against {c['published']}: {c['files_checked']} files, {c['mismatched']} record(s) differ"
+            )
+        else:
+            lines.append("  no SHA256SUMS.txt in the source: files not checked against published checksums")
         d = r["windows_dropped"]
         lines.append(
             f"  windows dropped: {d['flat']} flat, {d['nonfinite']} non-finite, "

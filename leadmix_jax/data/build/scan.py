@@ -63,6 +63,8 @@ class Scan:
     n_source: int  # records listed by the database's index
     tasks: list[RecordTask]  # MI/normal records to process, folds set
     skipped: list[Skip]  # metadata-stage skips (and excluded labels)
+    sums_file: str | None = None  # the published SHA256SUMS.txt the files are checked against
+    files_checked: int = 0  # metadata files (and PTB headers) checked while scanning
 
 
 def nan_float(value) -> float:

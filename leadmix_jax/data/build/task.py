@@ -11,10 +11,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import os
 
 import numpy as np
 
 from leadmix_jax.data.amplitude import DEFAULT_AMPLITUDE_RANGE, AmplitudeRange
+from leadmix_jax.data.build import checksums
 from leadmix_jax.data.records import RecordError, WfdbHeader, read_sph_h5, read_wfdb
 
 
@@ -35,6 +37,7 @@ class RecordTask:
     expected_samples: int | None = None  # SPH: N from metadata.csv
     header: WfdbHeader | None = None  # WFDB header already parsed while scanning
     amplitude_range: AmplitudeRange | None = DEFAULT_AMPLITUDE_RANGE  # the clean rule's amplitudes
+    checksums: tuple[tuple[str, str], ...] = ()  # (file, published sha256) of the files read
 
 
 @dataclasses.dataclass
@@ -49,6 +52,7 @@ class RecordResult:
     num_nonfinite: int = 0
     num_implausible: int = 0
     signal_sha1: str = ""  # of the raw samples read (mV, float64): duplicate detection
+    files_checked: int = 0  # files verified against the published checksums
     reason: str | None = None
     detail: str = ""
     seconds: float = 0.0
@@ -80,6 +84,7 @@ def process_record(task: RecordTask) -> RecordResult:
 
     t0 = time.perf_counter()
     try:
+        _verify_files(task)
         signal, fs = load_signal(task)
         digest = hashlib.sha1(np.ascontiguousarray(signal, np.float64).tobytes()).hexdigest()
         need = int(math.ceil(preprocessing.WINDOW_SECONDS * fs))
@@ -106,8 +111,18 @@ def process_record(task: RecordTask) -> RecordResult:
         out = RecordResult(task, reason=err.reason, detail=err.detail)
     except Exception as err:  # noqa: BLE001 - one bad record must not stop a build
         out = RecordResult(task, reason="processing_error", detail=f"{type(err).__name__}: {err}")
+    out.files_checked = len(task.checksums)  # compared before reading (a mismatch stops there)
     out.seconds = time.perf_counter() - t0
     return out
+
+
+def _verify_files(task: RecordTask) -> None:
+    """Raises ``checksum_mismatch`` when a file of the record differs from the
+    database's published sum (:mod:`leadmix_jax.data.build.checksums`)."""
+    for path, want in task.checksums:
+        problem = checksums.mismatch(path, want)
+        if problem:
+            raise RecordError("checksum_mismatch", f"{os.path.basename(path)}: {problem}")
 
 
 def _why_no_window(res, amplitudes: AmplitudeRange | None) -> tuple[str, str]:
