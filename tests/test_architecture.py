@@ -172,3 +172,52 @@ def test_readme_code_map_names_every_stage():
     for path in PKG.glob("*.py"):
         if path.name != "__init__.py":
             assert f"`{path.stem}`" in readme, path.stem
+
+
+def _defined_names(path: pathlib.Path) -> set[str]:
+    """Names a module defines at its top level (functions, classes, assignments, imports)."""
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {t.id for t in targets if isinstance(t, ast.Name)}
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return names
+
+
+def _resolves(dotted: str) -> bool:
+    """Whether ``leadmix_jax.a.b.name`` names a module of the package, or a
+    name defined at the top of one (checked from the source, nothing imported)."""
+    parts = dotted.split(".")[1:]
+    for i in range(len(parts), -1, -1):
+        base = PKG.joinpath(*parts[:i])
+        module = base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+        if module.is_file():
+            return i == len(parts) or parts[i] in _defined_names(module) or (base / parts[i]).exists()
+    return False
+
+
+def test_docs_name_modules_and_files_that_exist():
+    docs = [ROOT / "README.md", *ROOT.glob("docs/*.md"), *ROOT.glob("datasets/*/README.md")]
+    stale = []
+    for doc in docs:
+        text = doc.read_text()
+        stale += [
+            (doc.name, m) for m in set(re.findall(r"\bleadmix_jax(?:\.\w+)+", text)) if not _resolves(m)
+        ]
+        stale += [
+            (doc.name, m)
+            for m in set(re.findall(r"\bleadmix_jax/[\w/]+\.py", text))
+            if not (ROOT / m).exists()
+        ]
+    assert not stale, stale
+
+
+def test_the_docs_check_catches_a_stale_name():
+    assert _resolves("leadmix_jax.data.preprocessing.preprocess_record")
+    assert _resolves("leadmix_jax.data.build")
+    assert not _resolves("leadmix_jax.preprocessing.preprocess_record")  # the layout before the stages
+    assert not _resolves("leadmix_jax.data.preprocessing.no_such_function")
