@@ -150,6 +150,8 @@ def write_ptb(
     p_multi: float = 0.25,
     p_xyz: float = 0.5,
     noise: float = 1.0,
+    lengths: tuple[tuple[float, float], ...] | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Writes a synthetic PTB Diagnostic ECG Database in its original layout.
 
@@ -167,6 +169,11 @@ def write_ptb(
     comments: MI under the paper's text rule, excluded under the ``Reason for
     admission`` rule.
 
+    Record lengths are uniform in ``seconds``, or drawn from ``lengths``
+    (``(seconds, weight)`` pairs) when given. Patients are written in order
+    (record numbers run on from one patient to the next); ``progress``
+    prints a line about every 10 %.
+
     Returns:
       ``{'db': 'ptb', 'n_records', 'n_patients', 'labels': {mi, normal,
       other}, 'labels_alt': ..., 'records': [{'record', 'patient', 'label',
@@ -179,7 +186,7 @@ def write_ptb(
     # With >= 2 "other" patients, the first one is always the edge case of an
     # admission that mentions an old myocardial infarction.
     first_other = kinds.index("other") if kinds.count("other") >= 2 else -1
-    opts = dict(seconds=seconds, fs=fs, p_multi=p_multi, p_xyz=p_xyz, noise=noise)
+    opts = dict(seconds=seconds, fs=fs, p_multi=p_multi, p_xyz=p_xyz, noise=noise, lengths=lengths)
     records: list[dict] = []
     rec_no = int(prng.integers(1, 20))
     pat_no = 0
@@ -189,6 +196,8 @@ def write_ptb(
             root, _rec_rng(seed, 1, p), f"patient{pat_no:03d}", kind, p == first_other, rec_no, **opts
         )
         records += patient_records
+        if progress and ((p + 1) % max(1, len(kinds) // 10) == 0 or p + 1 == len(kinds)):
+            print(f"ptb: {p + 1}/{len(kinds)} patients, {len(records)} records", flush=True)
     with open(root / "RECORDS", "w", newline="") as fh:
         fh.write("".join(f"{x['record']}\n" for x in records))
     with open(root / "CONTROLS", "w", newline="") as fh:
@@ -244,7 +253,11 @@ def _write_ptb_patient(
         rec_no += 1 + int(r.random() < 0.05)
         suffix = "_re" if r.random() < 0.5 else "lre"
         record = f"s{rec_no:04d}{suffix}"
-        secs = float(r.uniform(*opts["seconds"]))
+        if opts["lengths"]:
+            options, weights = zip(*opts["lengths"])
+            secs = float(r.choice(options, p=np.asarray(weights) / np.sum(weights)))
+        else:
+            secs = float(r.uniform(*opts["seconds"]))
         sig, info = synthesize(
             r,
             opts["fs"],

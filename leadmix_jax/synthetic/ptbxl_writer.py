@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 
-from leadmix_jax.synthetic._common import _choice, _label_counts, _rec_rng
+from leadmix_jax.synthetic._common import _choice, _label_counts, _rec_rng, map_records
 from leadmix_jax.synthetic.simulator import synthesize
 from leadmix_jax.synthetic.wfdb_writer import write_wfdb
 
@@ -244,7 +244,17 @@ def _write_scp_statements(path: Path, codes: list[str]) -> None:
 
 
 def write_ptbxl(
-    root, n_records: int, seed: int, *, seconds: float = 10.0, p_multi: float = 0.15, noise: float = 1.0
+    root,
+    n_records: int,
+    seed: int,
+    *,
+    seconds: float = 10.0,
+    p_multi: float = 0.15,
+    noise: float = 1.0,
+    label_rates: dict[str, float] | None = None,
+    records_per_patient: tuple[float, ...] | None = None,
+    workers: int = 1,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Writes a synthetic PTB-XL 1.0.3 in its original layout.
 
@@ -260,6 +270,13 @@ def write_ptbxl(
     edge case at least once (NORM + IRBBB, an MI code at likelihood 0, LMI,
     PMI, INJIN, ...).
 
+    The real database's proportions (:mod:`leadmix_jax.synthetic.full_size`)
+    come from ``label_rates`` (``{'mi', 'normal', 'other'}`` under the paper's
+    rule: the diagnosis mix reweighted to them) and ``records_per_patient``
+    (probabilities of 1, 2, ... records; default: ``p_multi``). ``workers`` > 1
+    writes records in parallel processes (the same files); ``progress``
+    prints a line about every 10 %.
+
     Returns:
       summary dict like :func:`write_ptb` (``records`` with ``ecg_id``,
       ``patient_id``, ``scp_codes``, ``label``, ``label_alt``, ``strat_fold``).
@@ -270,8 +287,11 @@ def write_ptbxl(
     # Patients: some with several records.
     pat_of_record: list[int] = []
     while len(pat_of_record) < n_records:
-        k = 1 + (int(prng.integers(1, 3)) if prng.random() < p_multi else 0)
-        pat_of_record += [len(set(pat_of_record))] * k
+        if records_per_patient is None:
+            k = 1 + (int(prng.integers(1, 3)) if prng.random() < p_multi else 0)
+        else:
+            k = 1 + int(prng.choice(len(records_per_patient), p=records_per_patient))
+        pat_of_record += [pat_of_record[-1] + 1 if pat_of_record else 0] * k
     pat_of_record = pat_of_record[:n_records]
     n_pat = pat_of_record[-1] + 1 if n_records else 0
     pat_ids = prng.choice(np.arange(100, 22000), size=n_pat, replace=False)
@@ -283,16 +303,14 @@ def write_ptbxl(
     forced: dict[int, int] = {}
     if n_records >= 5 * len(_PTBXL_EDGE):
         forced = dict(zip(prng.choice(n_records, len(_PTBXL_EDGE), replace=False).tolist(), _PTBXL_EDGE))
-    rows: list[dict] = []
-    records: list[dict] = []
+    weights = _mix_weights(label_rates)
+    jobs = []
     for i in range(n_records):
         pid = pat_of_record[i]
         patient = (pat_ids[pid], pat_age[pid], pat_sex[pid], pat_weight[pid])
-        row, record = _write_ptbxl_record(
-            root, _rec_rng(seed, 2, i), i, patient, forced.get(i), times[i], seconds, noise
-        )
-        rows.append(row)
-        records.append(record)
+        jobs.append((root, seed, i, patient, forced.get(i), times[i], seconds, noise, weights))
+    done = map_records(_ptbxl_job, jobs, workers, "ptbxl" if progress else "")
+    rows, records = [row for row, _ in done], [record for _, record in done]
     _assign_strat_folds(prng, rows, records, pat_of_record)
     with open(root / "ptbxl_database.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=list(PTBXL_COLUMNS), lineterminator="\n")
@@ -309,11 +327,25 @@ def write_ptbxl(
     }
 
 
-def _ptbxl_diagnosis(r: np.random.Generator, edge: int | None):
-    """``(scp codes, rhythm, hr, MI codes, territory, condition)`` of one record
-    (``edge``: a forced row of ``_PTBXL_MIX``)."""
+def _mix_weights(label_rates: dict[str, float] | None) -> np.ndarray:
+    """The weights of ``_PTBXL_MIX`` rows, rescaled so that the paper's labels
+    come out at ``label_rates`` (None: as listed)."""
     weights = np.array([m[0] for m in _PTBXL_MIX], dtype=float)
-    mix = int(r.choice(len(_PTBXL_MIX), p=weights / weights.sum()))
+    if label_rates:
+        groups = np.array([_paper_label_ptbxl(m[1]) for m in _PTBXL_MIX])
+        for label, rate in label_rates.items():
+            weights[groups == label] *= rate / weights[groups == label].sum()
+    return weights / weights.sum()
+
+
+def _ptbxl_job(root, seed, i, patient, edge, time_s, seconds, noise, weights):
+    return _write_ptbxl_record(root, _rec_rng(seed, 2, i), i, patient, edge, time_s, seconds, noise, weights)
+
+
+def _ptbxl_diagnosis(r: np.random.Generator, edge: int | None, weights: np.ndarray):
+    """``(scp codes, rhythm, hr, MI codes, territory, condition)`` of one record
+    (``edge``: a forced row of ``_PTBXL_MIX``; ``weights``: of its rows)."""
+    mix = int(r.choice(len(_PTBXL_MIX), p=weights))
     diag, forms = _PTBXL_MIX[mix if edge is None else edge][1:]
     mi_codes = [c for c in diag if _SCP[c][2] == "MI"]
     territory = _MI_TERRITORY[mi_codes[0]] if mi_codes else None
@@ -337,14 +369,16 @@ def _ptbxl_diagnosis(r: np.random.Generator, edge: int | None):
     return diag, scp, rhythm, hr, mi_codes, territory, condition
 
 
-def _write_ptbxl_record(root: Path, r, i: int, patient, edge, time_s: float, seconds: float, noise: float):
+def _write_ptbxl_record(
+    root: Path, r, i: int, patient, edge, time_s: float, seconds: float, noise: float, weights
+):
     """Writes record ``i`` at 500 and 100 Hz (``r``: its generator; ``patient``:
     id, age, sex, weight); returns its ``ptbxl_database.csv`` row (no fold yet)
     and its summary."""
     from scipy.signal import resample_poly
 
     ecg_id = i + 1
-    diag, scp, rhythm, hr, mi_codes, territory, condition = _ptbxl_diagnosis(r, edge)
+    diag, scp, rhythm, hr, mi_codes, territory, condition = _ptbxl_diagnosis(r, edge, weights)
     severity = 0.35 if mi_codes and all(diag[c] == 0.0 for c in mi_codes) else None
     sig, info = synthesize(
         r, 500, seconds, bool(mi_codes), territory, condition=condition, hr=hr, noise=noise, severity=severity

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 
-from leadmix_jax.synthetic._common import _choice, _label_counts, _rec_rng
+from leadmix_jax.synthetic._common import _choice, _label_counts, _rec_rng, map_records
 from leadmix_jax.synthetic.simulator import synthesize
 
 
@@ -90,6 +90,11 @@ def write_sph(
     p_long: float = 0.15,
     p_multi: float = 0.05,
     noise: float = 1.0,
+    label_cuts: tuple[float, float, float] = (0.5, 0.72, 0.76),
+    records_per_patient: tuple[float, ...] | None = None,
+    length_table: tuple[tuple[int, float], ...] | None = None,
+    workers: int = 1,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Writes a synthetic SPH database in its original layout.
 
@@ -103,6 +108,14 @@ def write_sph(
     >= 40 records holds each of ``50+161``, ``165;22``, ``166+332;146``,
     ``160``, ``162``, ``163+332``, ``22;23``, ``1`` at least once.
 
+    The real database's proportions (:mod:`leadmix_jax.synthetic.full_size`)
+    come from ``label_cuts`` (cumulative probabilities of normal, MI under the
+    paper's rule, and MI-like codes it excludes; the rest other codes),
+    ``records_per_patient`` (probabilities of 1, 2, ... records; default:
+    ``p_multi``) and ``length_table`` (``(N samples, weight)`` pairs; default:
+    ``p_long``). ``workers`` > 1 writes records in parallel processes (the same
+    files); ``progress`` prints a line about every 10 %.
+
     Returns:
       summary dict like :func:`write_ptb` (``records`` with ``ecg_id``,
       ``patient_id``, ``aha``, ``label``, ``n``).
@@ -112,8 +125,11 @@ def write_sph(
     prng = _rec_rng(seed, 3, -1)
     pat: list[int] = []
     while len(pat) < n_records:
-        k = 1 + (int(prng.integers(1, 3)) if prng.random() < p_multi else 0)
-        pat += [len(set(pat))] * k
+        if records_per_patient is None:
+            k = 1 + (int(prng.integers(1, 3)) if prng.random() < p_multi else 0)
+        else:
+            k = 1 + int(prng.choice(len(records_per_patient), p=records_per_patient))
+        pat += [pat[-1] + 1 if pat else 0] * k
     pat = pat[:n_records]
     n_pat = (pat[-1] + 1) if pat else 0
     ages = prng.integers(18, 90, n_pat)
@@ -124,14 +140,14 @@ def write_sph(
         forced = dict(
             zip(prng.choice(n_records, len(_SPH_EDGE), replace=False).tolist(), range(len(_SPH_EDGE)))
         )
-    rows, records = [], []
-    for i in range(n_records):
-        patient = (f"S{pat[i] + 1:05d}", str(int(ages[pat[i]])), str(sexes[pat[i]]))
-        row, record = _write_sph_record(
-            root, _rec_rng(seed, 3, i), i, patient, forced.get(i), lengths, p_long, max_samples, noise
-        )
-        rows.append(row)
-        records.append(record)
+    shape = dict(lengths=lengths, p_long=p_long, max_samples=max_samples, table=length_table)
+    jobs = [
+        (root, seed, i, (f"S{pat[i] + 1:05d}", str(int(ages[pat[i]])), str(sexes[pat[i]])), forced.get(i))
+        + (shape, label_cuts, noise)
+        for i in range(n_records)
+    ]
+    done = map_records(_sph_job, jobs, workers, "sph" if progress else "")
+    rows, records = [row for row, _ in done], [record for _, record in done]
     with open(root / "metadata.csv", "w", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(SPH_COLUMNS)
@@ -145,18 +161,23 @@ def write_sph(
     }
 
 
-def _sph_diagnosis(r: np.random.Generator, edge: int | None):
+def _sph_job(root, seed, i, patient, edge, shape, cuts, noise):
+    return _write_sph_record(root, _rec_rng(seed, 3, i), i, patient, edge, shape, cuts, noise)
+
+
+def _sph_diagnosis(r: np.random.Generator, edge: int | None, cuts=(0.5, 0.72, 0.76)):
     """``(AHA code, mi, territory, condition, heart rate)`` of one record
-    (``edge``: the index of a forced edge case in ``_SPH_EDGE``)."""
+    (``edge``: the index of a forced edge case in ``_SPH_EDGE``; ``cuts``:
+    cumulative probabilities of normal, MI, excluded MI-like codes)."""
     u = r.random()
     mi, territory, condition, hr = False, None, None, None
     if edge is not None:
         code, territory, condition, hr_rng = _SPH_EDGE[edge]
         mi = territory is not None
         hr = float(r.uniform(*hr_rng)) if hr_rng else None
-    elif u < 0.5:
+    elif u < cuts[0]:
         code = "1"
-    elif u < 0.72:
+    elif u < cuts[1]:
         prim = _choice(r, tuple(_SPH_MI_PRIMARY))
         mi, territory = True, _SPH_MI_PRIMARY[prim]
         code = prim + (f"+{_choice(r, ('330', '331', '332'))}" if r.random() < 0.6 else "")
@@ -168,7 +189,7 @@ def _sph_diagnosis(r: np.random.Generator, edge: int | None):
         elif v < 0.4:
             code = f"22;{code}"
             hr = float(r.uniform(45, 58))
-    elif u < 0.76:
+    elif u < cuts[2]:
         prim = _choice(r, ("162", "163"))
         mi, territory = True, "posterior" if prim == "162" else "lateral"
         code = prim + ("+332" if r.random() < 0.5 else "")
@@ -178,16 +199,18 @@ def _sph_diagnosis(r: np.random.Generator, edge: int | None):
     return code, mi, territory, condition, hr
 
 
-def _write_sph_record(root: Path, r, i: int, patient, edge, lengths, p_long, max_samples, noise):
-    """Writes record ``i`` (``r``: its generator; ``patient``: id, age, sex);
-    returns its ``metadata.csv`` row and its summary."""
+def _write_sph_record(root: Path, r, i: int, patient, edge, shape: dict, cuts, noise):
+    """Writes record ``i`` (``r``: its generator; ``patient``: id, age, sex;
+    ``shape``: how long records are); returns its ``metadata.csv`` row and its summary."""
     ecg_id = f"A{i + 1:05d}"
-    code, mi, territory, condition, hr = _sph_diagnosis(r, edge)
-    n = (
-        5000
-        if r.random() >= p_long or max_samples <= 5000
-        else int(lengths[min(int(r.exponential(3.0)), len(lengths) - 1)])
-    )
+    code, mi, territory, condition, hr = _sph_diagnosis(r, edge, cuts)
+    if shape["table"] is not None:
+        sizes, weights = zip(*shape["table"])
+        n = int(r.choice(sizes, p=np.asarray(weights) / np.sum(weights)))
+    elif r.random() >= shape["p_long"] or shape["max_samples"] <= 5000:
+        n = 5000
+    else:
+        n = int(shape["lengths"][min(int(r.exponential(3.0)), len(shape["lengths"]) - 1)])
     sig, info = synthesize(r, 500, n / 500, mi, territory, condition=condition, hr=hr, noise=noise)
     write_sph_record(root / "records" / f"{ecg_id}.h5", sig)
     date = _dt.date(2019, 1, 1) + _dt.timedelta(days=int(r.integers(0, 700)))

@@ -43,11 +43,18 @@ from leadmix_jax.train import feeds, loop, population, resume, trainer
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Runs (or resumes) the whole protocol; returns ``tables.seed_summary``'s
     table plus ``md``/``csv`` paths and each member's training summary."""
+    trained = train_members(config, workdir)
+    evaluate_members(config, workdir)
+    return {**make_table(config, workdir), "trained": trained}
+
+
+def train_members(config: ml_collections.ConfigDict, workdir: str) -> dict:
+    """Steps 1-2: statistics and every member trained (or resumed); returns
+    each member's training summary by name."""
     work = epath.Path(workdir).absolute()
     if config.get("synthetic"):
         prepare.prepare_data(config, work)
     members = population.make_members(config)
-    data_seed = feeds.data_seed(config)
     builder = built.load_builder(config.data_dir, config.train_dataset)
     missing = evaluation.missing_targets(config)  # the protocol evaluates after training: check now
     if missing:
@@ -69,22 +76,34 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
                 config, str(work / f"population_{num_leads}leads"), group, stats12, str(work / "members")
             )
         )
+    return trained
 
-    workdirs, seeds = [], {}
-    for m in members:
-        wd = work / "members" / m.name
+
+def member_workdirs(config: ml_collections.ConfigDict, workdir: str) -> dict[str, int]:
+    """Each member's workdir and seed."""
+    work = epath.Path(workdir).absolute()
+    return {str(work / "members" / m.name): m.seed for m in population.make_members(config)}
+
+
+def evaluate_members(config: ml_collections.ConfigDict, workdir: str) -> None:
+    """Step 3: every member's best checkpoint on every target (done ones kept)."""
+    data_seed = feeds.data_seed(config)
+    for m in population.make_members(config):
+        wd = epath.Path(workdir).absolute() / "members" / m.name
         _evaluate_once(population.member_config(config, m, data_seed), wd)
-        workdirs.append(str(wd))
-        seeds[str(wd)] = m.seed
-    out = tables.make_seed_report(
-        workdirs,
+
+
+def make_table(config: ml_collections.ConfigDict, workdir: str) -> dict:
+    """Step 4: the mean ± std table over seeds (``protocol/table.md`` and ``.csv``)."""
+    seeds = member_workdirs(config, workdir)
+    return tables.make_seed_report(
+        list(seeds),
         seeds,
-        str(work / "protocol"),
+        str(epath.Path(workdir).absolute() / "protocol"),
         config.report.level,
         config.report.threshold,
         tables.metric_names(config.report.metrics),
     )
-    return {**out, "trained": trained}
 
 
 def _evaluate_once(config: ml_collections.ConfigDict, workdir: epath.Path) -> None:
