@@ -47,6 +47,17 @@ def disk_bytes(path: Path) -> int:
     return sum(p.lstat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
+def protocol_dir(args) -> Path:
+    """The protocol's workdir: ``protocol`` or, with ``--run``, ``protocol_<run>``
+    (several runs, e.g. float32 and bfloat16, on one set of built databases)."""
+    return Path(args.workdir) / (f"protocol_{args.run}" if args.run else "protocol")
+
+
+def stage_file(args, stage: str) -> Path:
+    run = f"_{args.run}" if args.run and stage in ("train", "eval", "table") else ""
+    return Path(args.workdir) / "stages" / f"{stage}{run}.json"
+
+
 def protocol_config(args):
     """configs/protocol.py (train on SPH, evaluate on PTB, PTB-XL, SPH test) on
     the built synthetic databases, with this run's steps, sets, seeds and dtype."""
@@ -97,7 +108,7 @@ def run_train(args, work: Path) -> tuple[float, str]:
     from leadmix_jax.input import built
 
     config = protocol_config(args)
-    trained = protocol.train_members(config, str(work / "protocol"))
+    trained = protocol.train_members(config, str(protocol_dir(args)))
     train_size = built.split_size(built.load_builder(config.data_dir, config.train_dataset), "train")
     steps = (
         config.num_train_steps
@@ -114,21 +125,21 @@ def run_eval(args, work: Path) -> tuple[float, str]:
     from leadmix_jax.workflows import protocol
 
     config = protocol_config(args)
-    protocol.evaluate_members(config, str(work / "protocol"))
+    protocol.evaluate_members(config, str(protocol_dir(args)))
     windows = 0
     for dataset, split in evaluation.parse_targets(config.eval_targets):
         builder = built.load_builder(config.data_dir, dataset)
         names = list(builder.info.splits) if split == "all" else [split]
         windows += sum(built.split_size(builder, s) for s in names)
-    return windows * len(protocol.member_workdirs(config, str(work / "protocol"))), "member-windows"
+    return windows * len(protocol.member_workdirs(config, str(protocol_dir(args)))), "member-windows"
 
 
 def run_table(args, work: Path) -> tuple[float, str]:
     from leadmix_jax.workflows import protocol
 
     config = protocol_config(args)
-    protocol.make_table(config, str(work / "protocol"))  # prints the table
-    return len(protocol.member_workdirs(config, str(work / "protocol"))), "members"
+    protocol.make_table(config, str(protocol_dir(args)))  # prints the table
+    return len(protocol.member_workdirs(config, str(protocol_dir(args)))), "members"
 
 
 def device_peak() -> int | None:
@@ -161,18 +172,18 @@ def stage_main(args) -> int:
     rss = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
     result = {"stage": args.stage, "wall_s": wall, "count": count, "unit": unit, "peak_rss_bytes": rss * 1024}
     result["peak_device_bytes"] = device_peak()
-    (work / "stages").mkdir(parents=True, exist_ok=True)
-    (work / "stages" / f"{args.stage}.json").write_text(json.dumps(result))
+    stage_file(args, args.stage).parent.mkdir(parents=True, exist_ok=True)
+    stage_file(args, args.stage).write_text(json.dumps(result))
     return 0
 
 
-#: What each stage writes (globs under the workdir).
+#: What each stage writes (globs under the workdir; {p}: the protocol's folder).
 OUTPUTS = {
     "write": ["databases"],
     "build": ["tfds"],
-    "train": ["protocol/population_*", "protocol/members/*/checkpoints", "protocol/norm_stats.json"],
-    "eval": ["protocol/members/*/eval"],
-    "table": ["protocol/protocol"],
+    "train": ["{p}/population_*", "{p}/members/*/checkpoints", "{p}/norm_stats.json"],
+    "eval": ["{p}/members/*/eval"],
+    "table": ["{p}/protocol"],
 }
 
 
@@ -198,6 +209,7 @@ def main(argv=None) -> int:
     parser.add_argument("--bootstrap", type=int, default=1000, help="patient-bootstrap resamples")
     parser.add_argument("--seed", type=int, default=0, help="of the synthetic databases")
     parser.add_argument("--stages", default=",".join(STAGES))
+    parser.add_argument("--run", default="", help="name of this protocol run (protocol_<run>/)")
     parser.add_argument("--stage", default="", help=argparse.SUPPRESS)  # internal: run one stage here
     args = parser.parse_args(argv)
     args.workdir = args.workdir or f"/tmp/full_scale_{args.fraction:g}"
@@ -207,7 +219,7 @@ def main(argv=None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     results = []
     for stage in args.stages.split(","):
-        done = work / "stages" / f"{stage}.json"
+        done = stage_file(args, stage)
         if not done.exists():
             cmd = [
                 sys.executable,
@@ -222,10 +234,13 @@ def main(argv=None) -> int:
                 print(f"stage {stage} failed (exit {proc.returncode}); run the same command to resume")
                 return proc.returncode
         r = json.loads(done.read_text())
-        r["disk_bytes"] = sum(disk_bytes(p) for pattern in OUTPUTS[stage] for p in work.glob(pattern))
+        globs = [g.format(p=protocol_dir(args).name) for g in OUTPUTS[stage]]
+        r["disk_bytes"] = sum(disk_bytes(p) for pattern in globs for p in work.glob(pattern))
         results.append(r)
         print(line(r), flush=True)
-    (work / "full_scale.json").write_text(json.dumps({"args": vars(args), "stages": results}, indent=1))
+    (work / f"full_scale{'_' + args.run if args.run else ''}.json").write_text(
+        json.dumps({"args": vars(args), "stages": results}, indent=1)
+    )
     print("\n".join(["", f"fraction {args.fraction:g}, steps {args.steps or '25 epochs'}, {args.workdir}"]))
     for r in results:
         print(line(r))

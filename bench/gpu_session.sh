@@ -29,6 +29,17 @@
 #   model1024  as model3 at batch 1024, 3 and 12 leads, PyTorch eager/compile;
 #   jax256     JAX only, f32/bf16, 3 and 12 leads, batch 256 (the current
 #              code against the PyTorch rows of an earlier model3/model12 run).
+#   fullscale  the paper's whole table at the databases' real size (#30):
+#              bench/full_scale.py --fraction=1 writes and builds the synthetic
+#              databases (16 processes), then trains the 7 lead sets x 3 seeds
+#              on SPH for 25 epochs as vmapped populations, evaluates all 21
+#              members on PTB, PTB-XL and SPH test and writes the table, in
+#              bfloat16 and then float32 on the same built data; then
+#              populations of 3, 6 and 12 against a solo model on the same
+#              batch (member-samples/s, bytes per sample). Needs .whl/ as
+#              `input` does. One call:
+#
+#                bash bench/gpu_session.sh fullscale
 set -u
 OUT=${OUT:-gpu_out}
 mkdir -p "$OUT"
@@ -38,7 +49,7 @@ PY=python3
 STEPS=("$@")
 [ ${#STEPS[@]} -eq 0 ] && STEPS=(model3 input forms model12)
 export PYTHONPATH=$PWD
-if [[ " ${STEPS[*]} " == *" input "* ]]; then
+if [[ " ${STEPS[*]} " == *" input "* || " ${STEPS[*]} " == *" fullscale "* ]]; then
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     || { echo "wheel install failed"; exit 1; }
   export PYTHONPATH=/tmp/site:$PWD/.whl/pure:$PWD
@@ -78,6 +89,11 @@ for s in "${STEPS[@]}"; do
       done ;;
     jax256) step 90 jax256 $MT --leads=3,12 --batch=256 --dtypes=float32,bfloat16 --no-torch \
       --steps=20 --rounds=3 ;;
+    fullscale)
+      FS="$PY bench/full_scale.py --fraction=1 --workers=$(nproc) --workdir=/tmp/full_scale"
+      step 420 fullscale_bf16 $FS --dtype=bfloat16 --run=bf16
+      step 300 fullscale_f32 $FS --dtype=float32 --run=f32 --stages=train,eval,table
+      step 150 populations $PY bench/population_throughput.py --p=1,3,6,12 --batch=32 --k=8 ;;
     *) echo "unknown step $s" ;;
   esac
 done
