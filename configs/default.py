@@ -24,7 +24,10 @@ def get_config() -> ml_collections.ConfigDict:
     # The clean rule's plausible amplitudes of a filtered window, mV: 'min_peak,max_peak,max_median'
     # (prediction; builds use the same default, docs/data.md gives its source); '' = off.
     c.amplitude_range_mv = amplitude.DEFAULT_AMPLITUDE_RANGE.spec()
-    c.workers = 2  # grain worker processes per host (0 = in the main process)
+    c.workers = 2  # grain worker processes per host for training input (0 = in the main process)
+    # Grain workers for validation and evaluation reading. 0: in the main process;
+    # every split evaluated (per model and target) would start its workers again, seconds each.
+    c.eval_workers = 0
     c.shuffle_window = 4096  # shuffle buffer for TFRecord builds (ArrayRecord shuffles globally)
     c.input_mode = "auto"  # auto, device (split resident in device memory) or grain (streamed)
     c.device_data_budget_bytes = (

@@ -190,7 +190,7 @@ def predict_target(model: RestoredModel, config, dataset: str, split: str) -> di
     for name in _split_names(builder, split):
         if built.split_size(builder, name) == 0:
             continue
-        p = model.run_split(builder, name, config.eval_batch_size, config.workers)
+        p = model.run_split(builder, name, config.eval_batch_size, config.get("eval_workers", 0))
         if jax.process_count() > 1:
             p.update(_lookup_ids(builder, name, p["index"]))
         parts.append(

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from leadmix_jax.evaluate import resampling
 from leadmix_jax.metrics import (
     LEVELS,
     MAIN_METRICS,
@@ -255,18 +256,13 @@ def _level_entry(
     lab, pr, pats, thresholds: Mapping[str, float], n_boot: int, seed: int, alpha: float
 ) -> dict:
     """One level's counts and, per threshold, :func:`binary_metrics` with
-    patient-bootstrap CIs of :data:`MAIN_METRICS` (one :func:`bootstrap_ci`
-    call: every threshold sees the same patient draws)."""
-    fns: dict[Hashable, Callable] = {}
-    for tname, t in thresholds.items():
-        for m, fn in main_metric_fns(t).items():
-            if m not in _THRESHOLD_FREE:
-                fns[(tname, m)] = fn
-    for m in _THRESHOLD_FREE:
-        fns[(None, m)] = main_metric_fns()[m]
-    cis, n_valid = bootstrap_ci(
-        lab, pr, pats, fns, n_boot=n_boot, seed=seed, alpha=alpha, return_n_valid=True
-    )
+    patient-bootstrap CIs of :data:`MAIN_METRICS` (the draws of one
+    :func:`bootstrap_ci` call, every threshold on the same draws; computed
+    many resamples at a time by :mod:`leadmix_jax.evaluate.resampling`)."""
+    resampled = resampling.resampled_main_metrics(lab, pr, pats, thresholds, n_boot, seed)
+    cis, n_valid = {}, {}
+    for key, values in resampled.items():
+        cis[key], n_valid[key] = resampling.percentile_ci(values, alpha)
     entry: dict[str, Any] = {
         "n": int(lab.size),
         "n_pos": int(lab.sum()),

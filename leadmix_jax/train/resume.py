@@ -39,6 +39,7 @@ SAFE = (
     "keep_checkpoints",
     "steps_per_dispatch",
     "workers",
+    "eval_workers",
     "eval_batch_size",
     "eval_checkpoint",
     "eval_targets",

@@ -50,7 +50,9 @@ def validation_metrics(preds: Mapping[str, np.ndarray]) -> dict[str, float]:
 
 
 def _predict(runner, params, builder, split: str, stats, config) -> dict[str, np.ndarray]:
-    batches = pipeline.eval_batches(builder, split, stats, config.eval_batch_size, config.workers)
+    batches = pipeline.eval_batches(
+        builder, split, stats, config.eval_batch_size, config.get("eval_workers", 0)
+    )
     return runner.run_batches(params, batches, config.eval_batch_size)
 
 
