@@ -114,6 +114,18 @@ def get_config() -> ml_collections.ConfigDict:
     c.predict = ml_collections.ConfigDict()
     # "" = the validation Youden threshold (0.5 if trained without validation); val_youden, 0.5 or a number
     c.predict.threshold = ""
+    c.predict.explain = False  # also draw the record's attributions (as --mode=explain)
+    # Explanations (launch.py --mode=explain --record=... or --config.explain.split=...) ----
+    c.explain = ml_collections.ConfigDict()
+    c.explain.method = "integrated_gradients"  # integrated_gradients, grad_cam or smoothgrad
+    c.explain.split = ""  # 'dataset:split': mean per-lead importance by class over a split
+    c.explain.max_windows = 0  # of the split (evenly spaced); 0 = all
+    c.explain.checks = False  # completeness, model randomization and pointing (explain/checks.json)
+    c.explain.check_windows = 16  # windows of the randomization and completeness checks
+    c.explain.ig_steps = 64  # Integrated Gradients: midpoint-rule steps from the noise baseline
+    c.explain.smooth_samples = 16  # SmoothGrad: noisy copies averaged
+    c.explain.smooth_sigma = 0.15  # SmoothGrad: noise std, in z-score units
+    c.explain.seed = 0  # IG's noise baseline and SmoothGrad's noise
     # Export (launch.py --mode=export; the checkpoint is eval_checkpoint) -------
     c.export = ml_collections.ConfigDict()
     c.export.format = "tflite"  # tflite, onnx or stablehlo

@@ -265,4 +265,25 @@ def _check_checkpoint(config: ml_collections.ConfigDict) -> None:
         raise UserError(f"--config.eval_checkpoint={which!r}: use best, latest or a step number")
 
 
-_OWN_BLOCK = {"report": _check_report, "export": _check_export, "predict": _check_predict}
+def _check_explain(config: ml_collections.ConfigDict) -> None:
+    ex = config.explain
+    methods = ("integrated_gradients", "grad_cam", "smoothgrad")
+    _need(ex.method in methods, "explain.method", ex.method, f"use one of {', '.join(methods)}")
+    _need(int(ex.ig_steps) >= 1, "explain.ig_steps", ex.ig_steps, "must be >= 1")
+    _need(int(ex.smooth_samples) >= 1, "explain.smooth_samples", ex.smooth_samples, "must be >= 1")
+    _need(float(ex.smooth_sigma) >= 0, "explain.smooth_sigma", ex.smooth_sigma, "must be >= 0")
+    _need(int(ex.check_windows) >= 2, "explain.check_windows", ex.check_windows, "must be >= 2")
+    _need(int(ex.max_windows) >= 0, "explain.max_windows", ex.max_windows, "must be >= 0")
+    if ex.split:
+        from leadmix_jax.evaluate import evaluation
+
+        evaluation.parse_targets(ex.split)
+    _check_checkpoint(config)
+
+
+_OWN_BLOCK = {
+    "report": _check_report,
+    "export": _check_export,
+    "predict": _check_predict,
+    "explain": _check_explain,
+}

@@ -315,6 +315,8 @@ def sidecar(restored: RestoredModel, spec: ExportSpec, source: dict) -> dict:
         },
         "output": {"shape": [batch], "meaning": "MI logit; P(MI) = sigmoid"},
         "thresholds": {"0.5": 0.5, "val_youden": restored.val_threshold},
+        # sigmoid(logit / temperature) is the calibrated P(MI) (None: not fitted, run --mode=eval)
+        "calibration": {"temperature": restored.temperature},
         "norm_stats": _input_stats(restored).to_json(),
         "model": restored.meta["model"],
         "source": source,

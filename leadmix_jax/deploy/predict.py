@@ -231,11 +231,12 @@ def predict_record(
         out_root = os.path.join(workdir, "predictions")
     threshold_value, threshold_name = choose_threshold(model, threshold)
     signal, rec_fs, names = read_record(path, fs, lead_names)
-    model, leads = _on_record_leads(model, names, str(path))
+    model, leads = on_record_leads(model, names, str(path))
     x = select_leads(signal, names, leads, str(path))
     pre = preprocessing.preprocess_record(x, rec_fs, amplitude_range)
     probs = _window_probabilities(model, pre, leads)
     result = _result(path, model, leads, rec_fs, signal.shape[0] / rec_fs, pre, probs)
+    _calibrate(result, model)
     record_prob = result["record_probability"]
     result.update(
         threshold=threshold_value,
@@ -250,7 +251,7 @@ def predict_record(
     return result
 
 
-def _on_record_leads(model, names: Sequence[str], source: str):
+def on_record_leads(model, names: Sequence[str], source: str):
     """``(model, leads)``: the model's own leads, or for a lead-robust
     checkpoint the standard leads the record has (canonical order), the rest masked."""
     if not model.is_lead_robust:
@@ -308,6 +309,24 @@ def _result(path, model, leads, fs: float, duration_s: float, pre, probs: np.nda
     }
 
 
+def _calibrate(result: dict, model) -> None:
+    """Adds the calibrated probabilities (the temperature ``--mode=eval`` fitted
+    on the validation split, or an export's sidecar): per window and for the
+    record (mean of the calibrated windows). The decision stays the raw
+    record probability against the threshold, both chosen on raw outputs."""
+    from leadmix_jax.evaluate import calibration
+
+    temperature = getattr(model, "temperature", None)
+    result["temperature"] = temperature
+    if temperature is None:
+        result["calibrated_probability"] = None
+        return
+    for w in result["windows"]:
+        w["calibrated_probability"] = float(calibration.apply_temperature(w["probability"], temperature))
+    usable = [w["calibrated_probability"] for w in result["windows"]]
+    result["calibrated_probability"] = float(np.mean(usable)) if usable else None
+
+
 def _write_outputs(result: dict, x: np.ndarray, out_root: str) -> None:
     """``<out_dir>/<file name>.json`` and ``.png`` (the record with its windows
     shaded by probability); their paths go into ``result``."""
@@ -361,6 +380,15 @@ def format_result(result: dict) -> str:
             f"at threshold {result['threshold_name']} = {result['threshold']:.4f} "
             f"(thresholds: 0.5; validation Youden {val_text})"
         )
+        if result.get("calibrated_probability") is not None:
+            lines.append(
+                f"  calibrated P(MI) = {result['calibrated_probability']:.4f} "
+                f"(temperature {result['temperature']:.3f}, fitted on the validation split)"
+            )
+        else:
+            lines.append(
+                "  uncalibrated: run --mode=eval once to fit the temperature on the validation split"
+            )
     if "json" in result:
         lines.append(f"  saved {result['json']} and {result['png']}")
     return "\n".join(lines)

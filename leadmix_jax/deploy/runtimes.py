@@ -221,6 +221,12 @@ class ExportedModel:
     def val_threshold(self) -> float | None:
         return self.sidecar.get("thresholds", {}).get("val_youden")
 
+    @property
+    def temperature(self) -> float | None:
+        """The checkpoint's calibration temperature, as the sidecar records it."""
+        value = (self.sidecar.get("calibration") or {}).get("temperature")
+        return float(value) if value else None
+
     def logits(self, windows: np.ndarray) -> np.ndarray:
         """Logits ``(B,)`` of windows ``(B, 2500, N)`` in mV, in :attr:`leads` order."""
         return self._run(np.asarray(windows, np.float32))

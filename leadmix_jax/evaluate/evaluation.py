@@ -45,7 +45,7 @@ from etils import epath
 from leadmix_jax import metrics
 from leadmix_jax.data import leads as leads_lib
 from leadmix_jax.errors import UserError
-from leadmix_jax.evaluate import level_metrics, outputs
+from leadmix_jax.evaluate import calibration, level_metrics, outputs
 from leadmix_jax.evaluate import restore as restore_lib
 from leadmix_jax.evaluate.restore import RestoredModel
 from leadmix_jax.input import built
@@ -258,7 +258,21 @@ def validation_threshold(model: RestoredModel, config) -> dict:
         info["threshold"] = metrics.youden_threshold(pred["label"], pred["prob"])
         if pred["label"].min() == pred["label"].max():
             info["note"] = "validation split has one class only: threshold falls back to 0.5"
+        info["calibration"] = calibration.fit_temperature(pred["label"], pred["prob"])
     return info
+
+
+def calibration_of(pred: dict[str, np.ndarray], temperature: float) -> dict:
+    """Window-level reliability (10 bins, ECE) and Brier of a target, raw and
+    with the validation temperature."""
+    out = {"temperature": temperature}
+    for name, probs in (
+        ("raw", pred["prob"]),
+        ("calibrated", calibration.apply_temperature(pred["prob"], temperature)),
+    ):
+        out[name] = calibration.reliability(pred["label"], probs)
+        out[name]["brier"] = float(np.mean((probs - pred["label"]) ** 2))
+    return out
 
 
 # ----------------------------------------------------------------------------
@@ -312,6 +326,9 @@ def _evaluate_model(
     thresholds = {THRESHOLD_DEFAULT: 0.5}
     if val.get("threshold") is not None:
         thresholds[THRESHOLD_VAL] = float(val["threshold"])
+    temperature = float(val.get("calibration", {}).get("temperature", 1.0))
+    if "calibration" in val and not model.is_lead_robust and jax.process_index() == 0:
+        calibration.save(workdir, step, val["calibration"])  # prediction and export read it
 
     preds: dict[str, dict] = {}
     excluded_counts: dict[str, dict] = {}
@@ -340,6 +357,7 @@ def _evaluate_model(
             seed=int(config.seed),
             mixed_patients="drop",
         )
+        results[key]["calibration"] = calibration_of(pred, temperature)
         if nonfinite:
             results[key]["non_finite_windows"] = nonfinite
         w = results[key]["levels"]["patient"]["thresholds"][THRESHOLD_DEFAULT]["metrics"]

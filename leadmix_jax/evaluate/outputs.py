@@ -59,6 +59,12 @@ def write_outputs(out_dir: epath.Path, report: dict, preds: dict[str, dict], plo
                 matrices, f"Confusion matrices: {key}", out_dir / f"confusion_{name}.png"
             )
         )
+        if "calibration" in res:
+            files.append(
+                plots_lib.reliability_figure(
+                    res["calibration"], f"Reliability: {key}", out_dir / f"reliability_{name}.png"
+                )
+            )
 
     path = out_dir / "summary.md"
     path.write_text(summary_markdown(report))
@@ -104,6 +110,13 @@ def summary_markdown(report: dict) -> str:
         )
     else:
         lines.append(f"- threshold: `0.5` only ({val.get('note', 'no validation threshold')})")
+    cal = val.get("calibration")
+    if cal:
+        lines.append(
+            f"- calibration: temperature {cal['temperature']:.3f} (NLL-optimal on the validation windows): "
+            f"ECE {cal['raw']['ece']:.4f} raw, {cal['calibrated']['ece']:.4f} calibrated; Brier "
+            f"{cal['raw']['brier']:.4f} raw, {cal['calibrated']['brier']:.4f} calibrated; prediction applies it"
+        )
     ex = report.get("excluded_patients") or {}
     if ex.get("n_listed"):
         removed = ", ".join(
@@ -137,6 +150,17 @@ def summary_markdown(report: dict) -> str:
         lines.append("")
         lines.append(level_metrics.metrics_markdown(res))
         name = leads_lib.slug(key)
-        lines.append(f"![ROC](roc_{name}.png) ![PR](pr_{name}.png) ![confusion](confusion_{name}.png)")
+        if "calibration" in res:
+            cal = res["calibration"]
+            lines += [
+                f"Calibration (windows; temperature {cal['temperature']:.3f} fitted on the validation split): "
+                f"Brier {cal['raw']['brier']:.4f} raw, {cal['calibrated']['brier']:.4f} calibrated; "
+                f"ECE {cal['raw']['ece']:.4f} raw, {cal['calibrated']['ece']:.4f} calibrated.",
+                "",
+            ]
+        lines.append(
+            f"![ROC](roc_{name}.png) ![PR](pr_{name}.png) ![confusion](confusion_{name}.png)"
+            + (f" ![reliability](reliability_{name}.png)" if "calibration" in res else "")
+        )
         lines.append("")
     return "\n".join(lines)

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
 
-__all__ = ["roc_figure", "pr_figure", "confusion_figure", "record_figure"]
+__all__ = ["roc_figure", "pr_figure", "confusion_figure", "record_figure", "reliability_figure"]
 
 
 def _save(fig, path) -> str:
@@ -143,3 +143,22 @@ def record_figure(
     fig.savefig(str(path), dpi=100, bbox_inches="tight")
     plt.close(fig)
     return str(path)
+
+
+def reliability_figure(cal: Mapping, title: str, path) -> str:
+    """Reliability diagram: observed MI rate against mean predicted probability
+    per bin, raw and calibrated (``cal``: :func:`leadmix_jax.evaluate.evaluation.calibration_of`)."""
+    fig, ax = plt.subplots(figsize=(4.6, 4.4))
+    ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="perfect")
+    for name, style in (("raw", "o-"), ("calibrated", "s-")):
+        rows = [b for b in cal[name]["bins"] if b["n"]]
+        ax.plot(
+            [b["mean_prob"] for b in rows],
+            [b["mi_rate"] for b in rows],
+            style,
+            ms=4,
+            label=f"{name} (ECE {cal[name]['ece']:.3f})",
+        )
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean predicted P(MI)", ylabel="observed MI rate", title=title)
+    ax.legend(loc="upper left", fontsize=8)
+    return _save(fig, path)

@@ -49,6 +49,17 @@ class RestoredModel:
         return float(val["val_youden"]) if val and "val_youden" in val else None
 
     @property
+    def temperature(self) -> float | None:
+        """The calibration temperature fitted for this step by ``--mode=eval``
+        (:mod:`leadmix_jax.evaluate.calibration`), None if not fitted (or lead-robust)."""
+        if self.is_lead_robust:
+            return None
+        from leadmix_jax.evaluate import calibration
+
+        fitted = calibration.load(self.workdir, self.step)
+        return float(fitted["temperature"]) if fitted else None
+
+    @property
     def is_lead_robust(self) -> bool:
         """Whether this is a lead-robust checkpoint (any lead subset at inference)."""
         return lead_robust.is_lead_robust(self.meta.get("model"))

@@ -117,6 +117,10 @@ class LeadRobustMST(nnx.Module):
         Returns:
           ``(B,)`` float32 logits.
         """
+        return self.core(self.core_input(x, mask), rng=rng)
+
+    def core_input(self, x: Array, mask: Array | None = None) -> Array:
+        """``(B, T, 24)``: the signal with absent leads zeroed, then the presence flags."""
         if x.ndim != 3 or x.shape[-1] != NUM_LEADS:
             raise ValueError(
                 f"expected input (batch, time, {NUM_LEADS}) in canonical lead order, got {x.shape}"
@@ -128,7 +132,14 @@ class LeadRobustMST(nnx.Module):
         present = mask[:, None, :] > 0  # (B, 1, 12)
         signal = jnp.where(present, x.astype(jnp.float32), 0.0)  # absent leads: exactly 0
         flags = jnp.broadcast_to(present.astype(jnp.float32), (b, t, NUM_LEADS))
-        return self.core(jnp.concatenate([signal, flags], axis=-1), rng=rng)
+        return jnp.concatenate([signal, flags], axis=-1)
+
+    def features(self, x: Array, mask: Array | None = None) -> Array:
+        """The core's last stage output (evaluation): see :meth:`LeadMixMST.features`."""
+        return self.core.features(self.core_input(x, mask))
+
+    def head(self, h: Array) -> Array:
+        return self.core.head(h)
 
 
 # ----------------------------------------------------------------------------

@@ -344,13 +344,25 @@ class LeadMixMST(nnx.Module):
         Returns:
           ``(B,)`` float32 logits.
         """
+        keys = list(jax.random.split(rng, self.depth + 1)) if rng is not None else [None] * (self.depth + 1)
+        return self.head(self.features(x, keys[:-1]), keys[-1])
+
+    def features(self, x: Array, keys=None) -> Array:
+        """The last stage's output ``(B, T / 32, C)`` (before pooling): what
+        Grad-CAM weighs. ``keys``: one dropout key per stage, or None to evaluate."""
         if x.ndim != 3 or x.shape[-1] != self.num_leads:
             raise ValueError(f"expected input (batch, time, {self.num_leads}), got {x.shape}")
-        keys = list(jax.random.split(rng, self.depth + 1)) if rng is not None else [None] * (self.depth + 1)
-        training = rng is not None
+        keys = keys if keys is not None else [None] * self.depth
+        training = keys[0] is not None
         h = self.stem(x.astype(self.dtype), training)
         for i, (block, down) in enumerate(zip(self.blocks, self.downs)):
             h = down(block(h, keys[i]), training)
+        return h
+
+    def head(self, h: Array, key: Array | None = None) -> Array:
+        """``(B,)`` float32 logits of the last stage's output ``h`` (mean over
+        time, dropout with ``key``, the linear layer)."""
+        training = key is not None
         # Training: the mean over time as a matrix-vector product. As a
         # reduction, XLA:CPU gave it to YNNPACK together with the last
         # GroupNorm+SiLU, which then took every broadcast operand of that
@@ -363,7 +375,7 @@ class LeadMixMST(nnx.Module):
             total = jnp.einsum("blc,l->bc", h, ones, preferred_element_type=jnp.float32)
         else:
             total = h.astype(jnp.float32).sum(axis=1)
-        pooled = dropout_lib.dropout((total / h.shape[1]).astype(h.dtype), self.rate, keys[-1])
+        pooled = dropout_lib.dropout((total / h.shape[1]).astype(h.dtype), self.rate, key)
         return self.fc(pooled)[:, 0].astype(jnp.float32)
 
 

@@ -54,6 +54,7 @@ SAFE = (
     "population.members_per_pass",
     "report.",
     "predict.",
+    "explain.",
     "export.",
 )
 #: What a workdir's run leaves there (data caches such as the demo's databases stay).

@@ -56,11 +56,29 @@ def predict(config: ml_collections.ConfigDict, workdir: str, inputs: Inputs):
             config.get("amplitude_range_mv", amplitude.DEFAULT_AMPLITUDE_RANGE.spec())
         ),
     )
+    if config.predict.get("explain") and not inputs.model and result["prediction"] is not None:
+        from leadmix_jax.workflows import explain as explain_lib
+
+        explain_lib.explain_record(
+            predict_lib.load_model(workdir, config.get("eval_checkpoint", "best")),
+            explain_lib.attribution.Settings.from_config(config.explain),
+            config.explain.method,
+            workdir,
+            inputs.record,
+            inputs.fs,
+            inputs.lead_names,
+        )
     if result["prediction"] is None:
         raise NoPrediction(
             f"{inputs.record}: no usable 10-s window, so no prediction (the reasons are listed above)"
         )
     return result
+
+
+def explain(config: ml_collections.ConfigDict, workdir: str, inputs: Inputs):
+    from leadmix_jax.workflows import explain as explain_lib
+
+    return explain_lib.run(config, workdir, inputs.record, inputs.fs, inputs.lead_names)
 
 
 def export(config: ml_collections.ConfigDict, workdir: str, inputs: Inputs):
@@ -97,11 +115,12 @@ MODES = {
     "eval": evaluate,
     "predict": predict,
     "export": export,
+    "explain": explain,
     "report": report,
     "demo": demo,
     "protocol": protocol,
 }
 #: Modes that run from a trained workdir's own ``config.json``.
-FROM_WORKDIR = ("eval", "predict", "export")
+FROM_WORKDIR = ("eval", "predict", "export", "explain")
 #: Modes whose config is checked in full before any work (:func:`leadmix_jax.config_check.check`).
-CHECKED = ("train", "demo", "eval", "protocol", "export", "report", "predict")
+CHECKED = ("train", "demo", "eval", "protocol", "export", "report", "predict", "explain")
