@@ -219,14 +219,16 @@ def run_checks(model, settings, config, workdir: str) -> dict:
     leads = list(model.input_leads)
     synthetic = attribution_checks.synthetic_mi(2 * n, seed=settings.seed)
     canonical = list(leads_lib.CANONICAL_LEADS) if model.is_lead_robust else leads
+    fresh = attribution_checks.fresh_parameters(model)
+    zscore = norm_stats.ZScore(model.stats)
     checks = {
         "windows": f"{dataset}:{config.val_split or 'test'}, first {len(x)}",
         "completeness": attribution_checks.completeness(explainer, x),
-        "randomization": attribution_checks.randomization(
-            explainer, x, attribution_checks.fresh_parameters(model)
-        ),
-        "pointing": attribution_checks.pointing(
-            explainer, synthetic, norm_stats.ZScore(model.stats), canonical, present=leads
+        "randomization": attribution_checks.randomization(explainer, x, fresh),
+        "pointing": attribution_checks.pointing(explainer, synthetic, zscore, canonical, present=leads),
+        # the same with every parameter random: what the maps show without the training
+        "pointing_randomized_model": attribution_checks.pointing(
+            attribution_checks.randomized(explainer, fresh), synthetic, zscore, canonical, present=leads
         ),
     }
     path = epath.Path(workdir) / "explain" / "checks.json"
@@ -242,13 +244,14 @@ def _checks_summary(checks: dict) -> str:
         f"completeness (Integrated Gradients): total relative error {100 * c['relative_error_total']:.2f} %, "
         f"largest absolute error {c['absolute_error_max']:.4f} logit"
     ]
-    pointing = checks["pointing"]
+    pointing, reference = checks["pointing"], checks["pointing_randomized_model"]
     for m in attribution.METHODS:
         r = checks["randomization"][m]
         lines.append(
             f"{m}: rank correlation with the fully randomized model {r['rank_correlation'][-1]:+.2f}"
             + (" (FLAGGED: the map follows the input more than the model)" if r["flagged"] else "")
             + f"; pointing {100 * pointing[m]['share']:.1f} % of |attribution| on the MI leads and beats "
-            f"(chance {100 * pointing['chance']:.1f} %, x{pointing[m]['ratio_to_chance']:.2f})"
+            f"(chance {100 * pointing['chance']:.1f} %, x{pointing[m]['ratio_to_chance']:.2f}; "
+            f"randomized model x{reference[m]['ratio_to_chance']:.2f})"
         )
     return "\n".join(lines)
