@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import builtdata
+from leadmix_jax.evaluate import calibration
 from leadmix_jax.deploy import export, runtimes, predict
 from leadmix_jax import synthetic as synthetic
 from leadmix_jax.input import built
@@ -58,6 +59,9 @@ def test_float_export_matches_jax(setup, fmt):
     assert side["leads"] == ["II", "III", "aVF"] and side["sampling_rate_hz"] == 250
     assert side["window_samples"] == 2500 and side["input"]["units"] == "mV"
     assert side["thresholds"]["0.5"] == 0.5 and 0 < side["thresholds"]["val_youden"] < 1
+    # the calibration temperature that --mode=eval fitted (None: not evaluated yet)
+    fitted = calibration.load(workdir, int(side["source"]["step"]))
+    assert side["calibration"] == {"temperature": fitted["temperature"] if fitted else None}
     assert side["source"]["workdir"] == os.path.abspath(workdir) and side["source"]["step"] == 2
     md = (pathlib.Path(str(path) + ".report.md")).read_text()
     assert f"| {path.name} | passed |" in md
