@@ -316,6 +316,37 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, checkpoint=None, t
     return {**first, "out_dir": str(out_dir), "lead_sets": results}
 
 
+def _target_result(model, config, dataset: str, split: str, excluded, thresholds, temperature: float):
+    """``(predictions, result, removed)`` of one target: window predictions
+    (listed patients left out: ``removed`` counts them), metrics at every
+    level with patient-bootstrap CIs, and calibration."""
+    key = f"{dataset}:{split}"
+    pred, nonfinite = drop_nonfinite(predict_target(model, config, dataset, split))
+    removed = None
+    if excluded:
+        keep = ~np.isin(pred["patient"].astype(str), sorted(excluded))
+        removed = {"windows": int((~keep).sum()), "patients": int(len(set(pred["patient"][~keep])))}
+        pred = {k: v[keep] for k, v in pred.items()}
+    if pred["label"].size == 0:
+        return pred, {"note": "no windows"}, removed
+    result = level_metrics.evaluate_levels(
+        pred["prob"],
+        pred["label"],
+        pred["record"],
+        pred["patient"],
+        thresholds,
+        n_boot=int(config.bootstrap_samples),
+        seed=int(config.seed),
+        mixed_patients="drop",
+    )
+    result["calibration"] = calibration_of(pred, temperature)
+    if nonfinite:
+        result["non_finite_windows"] = nonfinite
+    w = result["levels"]["patient"]["thresholds"][THRESHOLD_DEFAULT]["metrics"]
+    logging.info("%s: %d windows, patient AUROC %.4f", key, pred["label"].size, w["auroc"])
+    return pred, result, removed
+
+
 def _evaluate_model(
     config, workdir: str, model: RestoredModel, target_list, excluded, out_dir: epath.Path
 ) -> dict:
@@ -330,38 +361,14 @@ def _evaluate_model(
     if "calibration" in val and not model.is_lead_robust and jax.process_index() == 0:
         calibration.save(workdir, step, val["calibration"])  # prediction and export read it
 
-    preds: dict[str, dict] = {}
-    excluded_counts: dict[str, dict] = {}
-    results: dict[str, Any] = {}
+    preds, results, excluded_counts = {}, {}, {}
     for dataset, split in target_list:
         key = f"{dataset}:{split}"
-        pred, nonfinite = drop_nonfinite(predict_target(model, config, dataset, split))
-        if excluded:
-            keep = ~np.isin(pred["patient"].astype(str), sorted(excluded))
-            excluded_counts[key] = {
-                "windows": int((~keep).sum()),
-                "patients": int(len(set(pred["patient"][~keep]))),
-            }
-            pred = {k: v[keep] for k, v in pred.items()}
-        preds[key] = pred
-        if pred["label"].size == 0:
-            results[key] = {"note": "no windows"}
-            continue
-        results[key] = level_metrics.evaluate_levels(
-            pred["prob"],
-            pred["label"],
-            pred["record"],
-            pred["patient"],
-            thresholds,
-            n_boot=int(config.bootstrap_samples),
-            seed=int(config.seed),
-            mixed_patients="drop",
+        preds[key], results[key], removed = _target_result(
+            model, config, dataset, split, excluded, thresholds, temperature
         )
-        results[key]["calibration"] = calibration_of(pred, temperature)
-        if nonfinite:
-            results[key]["non_finite_windows"] = nonfinite
-        w = results[key]["levels"]["patient"]["thresholds"][THRESHOLD_DEFAULT]["metrics"]
-        logging.info("%s: %d windows, patient AUROC %.4f", key, pred["label"].size, w["auroc"])
+        if removed is not None:
+            excluded_counts[key] = removed
 
     report = {
         "checkpoint": {

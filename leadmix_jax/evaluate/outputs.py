@@ -82,6 +82,14 @@ def _level_curves(p: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def summary_markdown(report: dict) -> str:
+    lines = _header_lines(report)
+    for key, res in report["results"].items():
+        lines += _target_lines(key, res)
+    return "\n".join(lines)
+
+
+def _header_lines(report: dict) -> list[str]:
+    """The checkpoint, leads, thresholds, calibration and exclusions."""
     ck = report["checkpoint"]
     val = report["validation"]
     lines = [f"# Evaluation: {ck['workdir']} (checkpoint step {ck['step']}, {ck['which']})", ""]
@@ -124,43 +132,45 @@ def summary_markdown(report: dict) -> str:
         )
         lines.append(f"- left out: {ex['n_listed']} listed patients ({removed})")
     lines.append("")
-    for key, res in report["results"].items():
-        lines.append(f"## {key}")
-        lines.append("")
-        if "levels" not in res:
-            lines += [res.get("note", "no result"), ""]
-            continue
-        lv = res["levels"]
-        lines.append(
-            f"{lv['window']['n']} windows, {lv['record']['n']} records, "
-            f"{lv['record']['n_patients']} patients "
-            f"(MI: {lv['window']['n_pos']} windows, {lv['record']['n_pos']} records, "
-            f"{lv['patient']['n_pos']} patients)"
-            + (
-                f"; {lv['patient']['n_mixed_patients_dropped']} patient(s) with both MI and "
-                "normal records left out of the patient level."
-                if lv["patient"]["n_mixed_patients_dropped"]
-                else "."
-            )
+    return lines
+
+
+def _target_lines(key: str, res: dict) -> list[str]:
+    """One target's section: counts, the metrics table, calibration, figures."""
+    lines = [f"## {key}", ""]
+    if "levels" not in res:
+        return lines + [res.get("note", "no result"), ""]
+    lv = res["levels"]
+    lines.append(
+        f"{lv['window']['n']} windows, {lv['record']['n']} records, "
+        f"{lv['record']['n_patients']} patients "
+        f"(MI: {lv['window']['n_pos']} windows, {lv['record']['n_pos']} records, "
+        f"{lv['patient']['n_pos']} patients)"
+        + (
+            f"; {lv['patient']['n_mixed_patients_dropped']} patient(s) with both MI and "
+            "normal records left out of the patient level."
+            if lv["patient"]["n_mixed_patients_dropped"]
+            else "."
         )
-        if res.get("non_finite_windows"):
-            lines.append(
-                f"{res['non_finite_windows']} window(s) with a non-finite model output are left out (unusable)."
-            )
-        lines.append("")
-        lines.append(level_metrics.metrics_markdown(res))
-        name = leads_lib.slug(key)
-        if "calibration" in res:
-            cal = res["calibration"]
-            lines += [
-                f"Calibration (windows; temperature {cal['temperature']:.3f} fitted on the validation split): "
-                f"Brier {cal['raw']['brier']:.4f} raw, {cal['calibrated']['brier']:.4f} calibrated; "
-                f"ECE {cal['raw']['ece']:.4f} raw, {cal['calibrated']['ece']:.4f} calibrated.",
-                "",
-            ]
+    )
+    if res.get("non_finite_windows"):
         lines.append(
-            f"![ROC](roc_{name}.png) ![PR](pr_{name}.png) ![confusion](confusion_{name}.png)"
-            + (f" ![reliability](reliability_{name}.png)" if "calibration" in res else "")
+            f"{res['non_finite_windows']} window(s) with a non-finite model output are left out (unusable)."
         )
-        lines.append("")
-    return "\n".join(lines)
+    lines.append("")
+    lines.append(level_metrics.metrics_markdown(res))
+    name = leads_lib.slug(key)
+    if "calibration" in res:
+        cal = res["calibration"]
+        lines += [
+            f"Calibration (windows; temperature {cal['temperature']:.3f} fitted on the validation split): "
+            f"Brier {cal['raw']['brier']:.4f} raw, {cal['calibrated']['brier']:.4f} calibrated; "
+            f"ECE {cal['raw']['ece']:.4f} raw, {cal['calibrated']['ece']:.4f} calibrated.",
+            "",
+        ]
+    lines.append(
+        f"![ROC](roc_{name}.png) ![PR](pr_{name}.png) ![confusion](confusion_{name}.png)"
+        + (f" ![reliability](reliability_{name}.png)" if "calibration" in res else "")
+    )
+    lines.append("")
+    return lines

@@ -11,6 +11,22 @@ def _rec_rng(seed: int, db: int, i: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), db, int(i) + 1])  # i = -1: the db-level stream
 
 
+def patients_of_records(
+    prng: np.random.Generator, n_records: int, p_multi: float, records_per_patient=None
+) -> list[int]:
+    """The patient (0, 1, ...) of each record, in order: a patient has 1 record,
+    or with probability ``p_multi`` 2-3; or 1, 2, ... with the probabilities
+    ``records_per_patient``."""
+    pat: list[int] = []
+    while len(pat) < n_records:
+        if records_per_patient is None:
+            k = 1 + (int(prng.integers(1, 3)) if prng.random() < p_multi else 0)
+        else:
+            k = 1 + int(prng.choice(len(records_per_patient), p=records_per_patient))
+        pat += [pat[-1] + 1 if pat else 0] * k
+    return pat[:n_records]
+
+
 def _choice(rng: np.random.Generator, items):
     return items[int(rng.integers(len(items)))]
 

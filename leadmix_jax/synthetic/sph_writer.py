@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 
-from leadmix_jax.synthetic._common import _choice, _label_counts, _rec_rng, map_records
+from leadmix_jax.synthetic._common import _choice, _label_counts, _rec_rng, map_records, patients_of_records
 from leadmix_jax.synthetic.simulator import synthesize
 
 
@@ -123,14 +123,7 @@ def write_sph(
     root = Path(root)
     (root / "records").mkdir(parents=True, exist_ok=True)
     prng = _rec_rng(seed, 3, -1)
-    pat: list[int] = []
-    while len(pat) < n_records:
-        if records_per_patient is None:
-            k = 1 + (int(prng.integers(1, 3)) if prng.random() < p_multi else 0)
-        else:
-            k = 1 + int(prng.choice(len(records_per_patient), p=records_per_patient))
-        pat += [pat[-1] + 1 if pat else 0] * k
-    pat = pat[:n_records]
+    pat = patients_of_records(prng, n_records, p_multi, records_per_patient)
     n_pat = (pat[-1] + 1) if pat else 0
     ages = prng.integers(18, 90, n_pat)
     sexes = np.where(prng.random(n_pat) < 0.55, "M", "F")
