@@ -196,9 +196,8 @@ def explain_split(model, settings, method: str, config, workdir: str) -> dict:
         f"{dataset}:{split}, {method.replace('_', ' ')}: mean lead importance",
         out_dir / f"{stem}.png",
     )
-    print(
-        f"explained {done} windows of {dataset}:{split} ({method}, {rate:.1f} windows/s): {out_dir / stem}.csv"
-    )
+    speed = f"{rate:.1f} windows/s" if np.isfinite(rate) else "one batch: its time is compilation, no rate"
+    print(f"explained {done} windows of {dataset}:{split} ({method}, {speed}): {out_dir / stem}.csv")
     return {"windows": done, "windows_per_s": rate, "by_class": table, "csv": str(out_dir / f"{stem}.csv")}
 
 
