@@ -45,6 +45,7 @@ from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from leadmix_jax import mesh as mesh_lib
+from leadmix_jax.model import inference
 
 METHODS = ("integrated_gradients", "grad_cam", "smoothgrad")
 
@@ -158,15 +159,10 @@ class Explainer:
         if method not in METHODS:
             raise ValueError(f"unknown attribution method {method!r}: use one of {', '.join(METHODS)}")
         fn = _jitted(method, self.graphdef, self.mesh, self.settings, self.lead_mask is not None)
-        batch_size = max(batch_size - batch_size % self.mesh.size, self.mesh.size)
         out = []
-        for i in range(0, x.shape[0], batch_size):
-            chunk = np.asarray(x[i : i + batch_size], np.float32)
-            pad = batch_size - chunk.shape[0]
-            if pad:
-                chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), np.float32)])
+        for chunk, n in inference.padded_batches(x, batch_size, self.mesh.size):
             args = (self.params, chunk) + ((self.lead_mask,) if self.lead_mask is not None else ())
-            out.append(np.asarray(fn(*args))[: batch_size - pad])
+            out.append(np.asarray(fn(*args))[:n])
         return np.concatenate(out) if out else np.zeros((0, *x.shape[1:]), np.float32)
 
     def logits(self, x: np.ndarray) -> np.ndarray:

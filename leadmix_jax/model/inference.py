@@ -103,18 +103,27 @@ class Runner(mesh_lib.OnMesh):
     def probabilities(self, params, x: np.ndarray, batch_size: int) -> np.ndarray:
         """Probabilities ``(B,)`` of z-scored windows ``x`` ``(B, T, N)``, in
         batches of ``batch_size`` (the last one padded: one compiled shape)."""
-        batch_size = max(batch_size, self.mesh.size)
-        batch_size -= batch_size % self.mesh.size
         out = []
-        for i in range(0, x.shape[0], batch_size):
-            chunk = np.asarray(x[i : i + batch_size], np.float32)
-            pad = batch_size - chunk.shape[0]
-            if pad:
-                chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), np.float32)])
-            batch = self._add_mask({"ecg": chunk, "label": np.zeros((batch_size,), np.float32)}, batch_size)
+        for chunk, n in padded_batches(x, batch_size, self.mesh.size):
+            size = chunk.shape[0]
+            batch = self._add_mask({"ecg": chunk, "label": np.zeros((size,), np.float32)}, size)
             prob = self.step(params, {k: jax.device_put(v, self.data_sharding) for k, v in batch.items()})
-            out.append(np.asarray(prob["prob"])[: batch_size - pad])
+            out.append(np.asarray(prob["prob"])[:n])
         return np.concatenate(out) if out else np.zeros((0,), np.float32)
+
+
+def padded_batches(x: np.ndarray, batch_size: int, multiple: int):
+    """Yields ``(chunk, n)`` over the rows of ``x`` ``(B, ...)``: float32 batches
+    of one size (``batch_size`` rounded down to a multiple of ``multiple``, the
+    device count, and at least one multiple), the last zero-padded, with ``n``
+    its real rows. One size means one compiled shape for every batch."""
+    size = max(batch_size - batch_size % multiple, multiple)
+    for i in range(0, x.shape[0], size):
+        chunk = np.asarray(x[i : i + size], np.float32)
+        n = chunk.shape[0]
+        if n < size:
+            chunk = np.concatenate([chunk, np.zeros((size - n, *chunk.shape[1:]), np.float32)])
+        yield chunk, n
 
 
 @functools.lru_cache(maxsize=16)
