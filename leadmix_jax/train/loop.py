@@ -129,7 +129,7 @@ def run_loop(config, exp, feed, state, start: int, workdir: str, *, validate, sa
                     last.update(val)
                     progress.reset(step)
                 if step - k == start:
-                    progress.reset(step)  # the rate and ETA come from timed steps, not the compilation
+                    progress.start(step)  # the rate and ETA come from timed steps, not the compilation
                 if record:
                     writer.write(step, record)
                 if do_ckpt:

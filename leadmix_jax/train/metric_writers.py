@@ -96,11 +96,18 @@ def _step_of(line: str) -> int | None:
 
 
 class Progress:
-    """Formats ``step, loss, samples/s, ETA`` lines."""
+    """Formats ``step, loss, samples/s, ETA`` lines.
+
+    ``samples/s`` is the training rate since the last :meth:`reset` (after
+    each validation: it measures the steps alone); the ETA is the wall time
+    per step since :meth:`start` (after compilation), so it includes the
+    validations and checkpoints still to come. A run that validates 7 lead
+    sets every epoch spends more time there than in its steps."""
 
     def __init__(self, total_steps: int, global_batch: int, first_step: int = 0):
         self.total, self.batch = total_steps, global_batch
         self._t0, self._s0 = time.perf_counter(), first_step
+        self._w0, self._ws0 = None, first_step
 
     def rate(self, step: int) -> float:
         dt = time.perf_counter() - self._t0
@@ -113,11 +120,20 @@ class Progress:
         if first:
             return head + f"first dispatch, compilation included: {time.perf_counter() - self._t0:.0f} s"
         rate = self.rate(step)
-        eta = (self.total - step) * self.batch / rate if rate > 0 else float("nan")
+        if self._w0 is not None and step > self._ws0:
+            eta = (self.total - step) * (time.perf_counter() - self._w0) / (step - self._ws0)
+        else:
+            eta = (self.total - step) * self.batch / rate if rate > 0 else float("nan")
         return head + f"{rate:,.0f} samples/s  ETA {_hms(eta)}"
 
     def reset(self, step: int) -> None:
+        """Restarts the training rate's clock (after a validation)."""
         self._t0, self._s0 = time.perf_counter(), step
+
+    def start(self, step: int) -> None:
+        """Starts both clocks at ``step`` (after the compiling first dispatch)."""
+        self.reset(step)
+        self._w0, self._ws0 = self._t0, step
 
 
 def _hms(seconds: float) -> str:

@@ -58,11 +58,23 @@ def test_a_disabled_writer_writes_nothing(tmp_path):
 
 
 def test_progress_times_the_first_dispatch_apart_from_the_rate(monkeypatch):
-    clock = iter([0.0, 30.0, 30.0, 40.0])  # start, first line (compilation), reset, next line
+    clock = iter([0.0, 30.0, 30.0, 40.0, 40.0])  # init, first line (compilation), start, rate, ETA
     monkeypatch.setattr(metric_writers.time, "perf_counter", lambda: next(clock))
     progress = metric_writers.Progress(total_steps=100, global_batch=8)
     first = progress.line(10, 0.5, first=True)
     assert first == "step 10/100 (10.0%)  loss 0.5000  first dispatch, compilation included: 30 s"
-    progress.reset(10)
+    progress.start(10)
     # 10 steps of 8 samples in 10 s: 8 samples/s; the 80 steps left take 80 s
     assert progress.line(20, 0.25) == "step 20/100 (20.0%)  loss 0.2500  8 samples/s  ETA 0:01:20"
+
+
+def test_progress_eta_counts_validation_time_and_the_rate_does_not(monkeypatch):
+    # start at 0 s (step 10); steps 10-20 take 10 s; a validation takes 30 s
+    # (reset at 40 s); steps 20-30 take 10 s: 8 samples/s over the steps, but
+    # 50 s of wall time per 20 steps, so the 70 steps left take 175 s
+    clock = iter([0.0, 0.0, 40.0, 50.0, 50.0])  # init, start, reset, rate, ETA
+    monkeypatch.setattr(metric_writers.time, "perf_counter", lambda: next(clock))
+    progress = metric_writers.Progress(total_steps=100, global_batch=8)
+    progress.start(10)
+    progress.reset(20)
+    assert progress.line(30, 0.25) == "step 30/100 (30.0%)  loss 0.2500  8 samples/s  ETA 0:02:55"
