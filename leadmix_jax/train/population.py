@@ -332,6 +332,7 @@ def train_population(
     members: list[Member],
     stats12,
     members_root: str,
+    split: resident.Resident | None = None,
 ) -> dict[str, dict]:
     """Trains ``members`` (one lead count) together; resumes from ``workdir``.
 
@@ -342,6 +343,10 @@ def train_population(
       stats12: :class:`~leadmix_jax.input.norm_stats.NormStats` of all 12 leads of
         the training split; each member uses its leads' rows.
       members_root: folder of the members' own workdirs.
+      split: the training split already in device memory (all 12 leads, as
+        :func:`~leadmix_jax.input.resident.load_resident` loads it on
+        ``mesh_lib.make_mesh()``), shared by the protocol's populations;
+        ``None``: loaded here.
 
     Returns:
       ``{member name: {'best_step', 'best_val_auroc', 'workdir'}}``.
@@ -357,7 +362,8 @@ def train_population(
         member_config(config, members[0], data_seed), built.split_size(builder, config.train_split)
     )
     inputs = MemberInputs.make(members, stats12, AugmentConfig.from_config(config.augment))
-    split = resident.load_resident(builder, config.train_split, solo.mesh)
+    if split is None:
+        split = resident.load_resident(builder, config.train_split, solo.mesh)
     feed = PopulationFeed(solo, split, inputs, data_seed, members_per_pass(config, len(members)))
     seeds = [m.seed for m in members]
 

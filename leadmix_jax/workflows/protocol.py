@@ -31,11 +31,11 @@ import jax
 import ml_collections
 from etils import epath
 
-from leadmix_jax import checkpointing
+from leadmix_jax import checkpointing, mesh as mesh_lib
 from leadmix_jax.data import leads as leads_lib
 from leadmix_jax.errors import UserError
 from leadmix_jax.evaluate import evaluation, tables
-from leadmix_jax.input import built
+from leadmix_jax.input import built, resident
 from leadmix_jax.synthetic import prepare
 from leadmix_jax.train import feeds, loop, population, resume, trainer
 
@@ -64,6 +64,9 @@ def train_members(config: ml_collections.ConfigDict, workdir: str) -> dict:
         work.mkdir(parents=True, exist_ok=True)
         (work / "config.json").write_text(config.to_json_best_effort(indent=2))
     stats12 = trainer.norm_stats_for(str(work), builder, config, leads_lib.CANONICAL_LEADS)
+    # One copy of the training split (all 12 leads) for every population, read
+    # once: at SPH's real size it is 1.4 GB, and each population read it again.
+    split = None
 
     trained = {}
     for num_leads, group in population.groups(members).items():
@@ -71,10 +74,11 @@ def train_members(config: ml_collections.ConfigDict, workdir: str) -> dict:
             f"[protocol] training {len(group)} models on {num_leads} leads in one population: "
             + ", ".join(m.name for m in group)
         )
+        pop_dir = work / f"population_{num_leads}leads"
+        if split is None:
+            split = resident.load_resident(builder, config.train_split, mesh_lib.make_mesh())
         trained.update(
-            population.train_population(
-                config, str(work / f"population_{num_leads}leads"), group, stats12, str(work / "members")
-            )
+            population.train_population(config, str(pop_dir), group, stats12, str(work / "members"), split)
         )
     return trained
 
