@@ -34,6 +34,28 @@ def make_config(data_dir, **overrides):
     return builtdata.make_config(data_dir, **{**schedule, **overrides})
 
 
+def tfds_build(dataset: str, data_dir, *flags, workers: int = 2, env=None, timeout=600):
+    """``tfds build datasets/<dataset> *flags --data_dir=<data_dir>`` through
+    TFDS's own command line, as a user runs it (from ``data_dir``), with
+    ``LEADMIX_BUILD_WORKERS=workers`` and ``env`` added; the
+    ``subprocess.CompletedProcess``, stdout and stderr captured as text."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tensorflow_datasets.scripts.cli.main",
+            "build",
+            str(ROOT / "datasets" / dataset),
+        ]
+        + [*flags, f"--data_dir={data_dir}"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, LEADMIX_BUILD_WORKERS=str(workers), **(env or {})),
+        cwd=data_dir,
+        timeout=timeout,
+    )
+
+
 def launch(*args, devices=1, timeout=300) -> subprocess.CompletedProcess:
     """``launch.py *args`` to completion on ``devices`` simulated CPU devices,
     as a user starts it (TensorFlow's log level unset: launch.py must silence

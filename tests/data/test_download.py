@@ -6,9 +6,6 @@ test touches the network."""
 import hashlib
 import http.server
 import json
-import os
-import subprocess
-import sys
 import threading
 import urllib.parse
 from collections import Counter
@@ -18,6 +15,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+import runs
 from leadmix_jax import synthetic
 from leadmix_jax.data.build import builder as build_lib, checksums, databases, download
 
@@ -217,20 +215,12 @@ def test_sph_is_not_downloaded_and_says_so(tmp_path):
 def test_tfds_build_without_manual_dir_downloads(served, tmp_path):
     server = served["server"]
     server.requests.clear()
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tensorflow_datasets.scripts.cli.main",
-            "build",
-            str(REPO / "datasets/ptbxl_mi"),
-        ]
-        + ["--config=paper_100hz", f"--data_dir={tmp_path}"],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, LEADMIX_BUILD_WORKERS="1", **{download.PHYSIONET_URL_ENV: server.url}),
-        cwd=tmp_path,
-        timeout=600,
+    out = runs.tfds_build(
+        "ptbxl_mi",
+        tmp_path,
+        "--config=paper_100hz",
+        workers=1,
+        env={download.PHYSIONET_URL_ENV: server.url},
     )
     assert out.returncode == 0, out.stderr[-3000:]
     report = build_lib.read_report(tmp_path, "ptbxl_mi", "paper_100hz")

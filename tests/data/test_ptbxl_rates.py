@@ -6,8 +6,6 @@ independent implementation of the chain, and 100 Hz windows agree with the
 import ast
 import csv
 import os
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import pywt
 import wfdb
 from scipy import signal as sps
 
+import runs
 from leadmix_jax.data import preprocessing
 from leadmix_jax.data.build import builder as build_lib, databases, ptbxl
 from leadmix_jax.data.build.task import load_signal
@@ -74,21 +73,7 @@ def test_the_100hz_scan_reads_records100_at_100hz():
 def test_tfds_build_of_the_real_100hz_layout_is_exact(tmp_path):
     root = Path(REAL) / "ptbxl100"
     assert not (root / "records500").exists()  # the layout of a 100 Hz-only download
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tensorflow_datasets.scripts.cli.main",
-            "build",
-            str(REPO / "datasets/ptbxl_mi"),
-        ]
-        + ["--config=paper_100hz", f"--manual_dir={root}", f"--data_dir={tmp_path}"],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, LEADMIX_BUILD_WORKERS="2"),
-        cwd=tmp_path,
-        timeout=600,
-    )
+    out = runs.tfds_build("ptbxl_mi", tmp_path, "--config=paper_100hz", f"--manual_dir={root}")
     assert out.returncode == 0, out.stderr[-3000:]
     report = build_lib.read_report(tmp_path, "ptbxl_mi", "paper_100hz")
     assert report["skipped"] == {} and report["records_in_source"] == 1000

@@ -4,8 +4,6 @@ import json
 import re
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -15,6 +13,7 @@ import pytest
 import tensorflow_datasets as tfds
 import wfdb
 
+import runs
 from leadmix_jax.data.build import builder as build_lib, databases, task
 from leadmix_jax.data import preprocessing, records
 from leadmix_jax import synthetic as synthetic
@@ -474,23 +473,12 @@ def test_workers_give_identical_datasets(tmp_path):
 
 @pytest.mark.slow
 def test_tfds_build_cli(tmp_path):
-    env = dict(os.environ, LEADMIX_BUILD_WORKERS="2")
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tensorflow_datasets.scripts.cli.main",
-            "build",
-            str(REPO / "datasets" / "ptbdb_mi"),
-            f"--manual_dir={DUMMY['ptbdb_mi']}",
-            f"--data_dir={tmp_path}",
-            "--file_format=tfrecord",
-            "--config=mi_superclass",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
+    out = runs.tfds_build(
+        "ptbdb_mi",
+        tmp_path,
+        f"--manual_dir={DUMMY['ptbdb_mi']}",
+        "--file_format=tfrecord",
+        "--config=mi_superclass",
         timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]

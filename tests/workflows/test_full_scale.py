@@ -23,13 +23,17 @@ def test_ci_sized_full_scale_run_prints_the_five_stage_lines(tmp_path):
         "--workers=1",
     ]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "bench/full_scale.py"), f"--workdir={tmp_path}", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+
+    def full_scale(timeout):
+        return subprocess.run(
+            [sys.executable, str(ROOT / "bench/full_scale.py"), f"--workdir={tmp_path}", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+        )
+
+    out = full_scale(600)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     summary = out.stdout[out.stdout.rindex("fraction 0.002") :].splitlines()[1:]
     assert [line.split()[0] for line in summary] == ["write", "build", "train", "eval", "table"]
@@ -45,11 +49,5 @@ def test_ci_sized_full_scale_run_prints_the_five_stage_lines(tmp_path):
     assert count["table"] == 1 and all(s["peak_rss_bytes"] > 0 for s in stages)
     assert (tmp_path / "protocol/protocol/table.md").exists()
     # a second call finds every stage done and prints the same lines without work
-    again = subprocess.run(
-        [sys.executable, str(ROOT / "bench/full_scale.py"), f"--workdir={tmp_path}", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    again = full_scale(120)
     assert again.returncode == 0 and again.stdout.splitlines()[-5:] == summary
