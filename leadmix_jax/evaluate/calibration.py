@@ -35,23 +35,8 @@ def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-logits_of(probs) / float(temperature)))
 
 
-def ece(labels: np.ndarray, probs: np.ndarray, bins: int = BINS) -> float:
-    """Expected calibration error of ``P(MI)``; NaN without windows."""
-    y, p = np.asarray(labels, np.float64), np.asarray(probs, np.float64)
-    if not y.size:
-        return float("nan")
-    which = np.minimum((p * bins).astype(int), bins - 1)
-    total = 0.0
-    for b in range(bins):
-        inside = which == b
-        if inside.any():
-            total += inside.sum() / y.size * abs(y[inside].mean() - p[inside].mean())
-    return float(total)
-
-
-def reliability(labels: np.ndarray, probs: np.ndarray, bins: int = BINS) -> dict:
-    """Per bin: its edges, windows, mean predicted probability and observed MI rate."""
-    y, p = np.asarray(labels, np.float64), np.asarray(probs, np.float64)
+def _bins(y: np.ndarray, p: np.ndarray, bins: int) -> list[dict]:
+    """Per equal-width bin of ``p``: edges, windows, mean prediction, MI rate."""
     which = np.minimum((p * bins).astype(int), bins - 1)
     rows = []
     for b in range(bins):
@@ -65,7 +50,32 @@ def reliability(labels: np.ndarray, probs: np.ndarray, bins: int = BINS) -> dict
                 "mi_rate": float(y[inside].mean()) if inside.any() else None,
             }
         )
-    return {"bins": rows, "ece": ece(y, p, bins)}
+    return rows
+
+
+def _ece_of(rows: list[dict], total: int) -> float:
+    if not total:
+        return float("nan")
+    return float(sum(r["n"] / total * abs(r["mi_rate"] - r["mean_prob"]) for r in rows if r["n"]))
+
+
+def ece(labels: np.ndarray, probs: np.ndarray, bins: int = BINS) -> float:
+    """Expected calibration error of ``P(MI)``; NaN without windows."""
+    y, p = np.asarray(labels, np.float64), np.asarray(probs, np.float64)
+    return _ece_of(_bins(y, p, bins), y.size)
+
+
+def brier(labels: np.ndarray, probs: np.ndarray) -> float:
+    """Mean squared error of ``P(MI)``; NaN without windows."""
+    y, p = np.asarray(labels, np.float64), np.asarray(probs, np.float64)
+    return float(np.mean((p - y) ** 2)) if y.size else float("nan")
+
+
+def reliability(labels: np.ndarray, probs: np.ndarray, bins: int = BINS) -> dict:
+    """Per bin: its edges, windows, mean predicted probability and observed MI rate."""
+    y, p = np.asarray(labels, np.float64), np.asarray(probs, np.float64)
+    rows = _bins(y, p, bins)
+    return {"bins": rows, "ece": _ece_of(rows, y.size)}
 
 
 def _nll(labels: np.ndarray, logits: np.ndarray, temperature: float) -> float:
@@ -89,7 +99,7 @@ def fit_temperature(labels: np.ndarray, probs: np.ndarray) -> dict:
     for name, p in (("raw", np.asarray(probs, np.float64)), ("calibrated", calibrated)):
         result[name] = {
             "nll": _nll(y, logits_of(p), 1.0) if y.size else float("nan"),
-            "brier": float(np.mean((p - y) ** 2)) if y.size else float("nan"),
+            "brier": brier(y, p),
             "ece": ece(y, p),
         }
     return result

@@ -271,7 +271,7 @@ def calibration_of(pred: dict[str, np.ndarray], temperature: float) -> dict:
         ("calibrated", calibration.apply_temperature(pred["prob"], temperature)),
     ):
         out[name] = calibration.reliability(pred["label"], probs)
-        out[name]["brier"] = float(np.mean((probs - pred["label"]) ** 2))
+        out[name]["brier"] = calibration.brier(pred["label"], probs)
     return out
 
 
